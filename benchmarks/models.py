@@ -1,0 +1,59 @@
+"""Models the benchmarks build themselves: a VGG16 with random weights, written with onnx.helper (no torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# torchvision's VGG16 ("D"): channels per 3x3 conv, "M" for a 2x2 max-pool.
+VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+def vgg16_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
+    """VGG16 (conv + ReLU, max-pools, the 4096-4096-1000 head) with He-normal random weights, dynamic batch."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def weight(name: str, shape: tuple[int, ...], fan_in: int) -> str:
+        w = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+        inits.append(numpy_helper.from_array(w, name))
+        return name
+
+    def zeros(name: str, n: int) -> str:
+        inits.append(numpy_helper.from_array(np.zeros(n, np.float32), name))
+        return name
+
+    x, channels, side = "image", 3, size
+    for i, item in enumerate(VGG16):
+        if item == "M":
+            nodes.append(helper.make_node("MaxPool", [x], [f"pool{i}"], kernel_shape=[2, 2], strides=[2, 2]))
+            x, side = f"pool{i}", side // 2
+            continue
+        w = weight(f"conv{i}.w", (item, channels, 3, 3), channels * 9)
+        b = zeros(f"conv{i}.b", item)
+        nodes.append(helper.make_node("Conv", [x, w, b], [f"conv{i}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
+        x, channels = f"relu{i}", item
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
+    x, width = "flat", channels * side * side
+    for j, out in enumerate((4096, 4096, classes)):
+        w = weight(f"fc{j}.w", (out, width), width)
+        b = zeros(f"fc{j}.b", out)
+        y = "logits" if out == classes and j == 2 else f"fc{j}"
+        nodes.append(helper.make_node("Gemm", [x, w, b], [y], transB=1))
+        if y != "logits":
+            nodes.append(helper.make_node("Relu", [y], [f"fc{j}.relu"]))
+            y = f"fc{j}.relu"
+        x, width = y, out
+    graph = helper.make_graph(
+        nodes,
+        "vgg16_random",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

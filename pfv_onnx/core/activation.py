@@ -1,0 +1,43 @@
+"""Activation maps: the channel sum of a layer (eq. 1) and the total activation map ``A^b`` (eq. 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .upsample import resize_bilinear
+
+
+def channel_sum(features: np.ndarray) -> np.ndarray:
+    """Eq. 1, ``A_l^b(i, j) = sum_c F_l(b, c, i, j)``.
+
+    Args:
+        features: ``(B, C, h, w)`` feature map (channel axis 1, as every ONNX Conv/Pool input).
+
+    Returns:
+        ``(B, h, w)`` float32.
+    """
+    if features.ndim != 4:
+        raise ValueError(f"expected a (B, C, h, w) feature map, got shape {features.shape}")
+    return features.sum(axis=1, dtype=np.float32)
+
+
+def total_activation(maps: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Eq. 2, ``A^b = sum_l P(A_l^b; H0, W0)``: the raw channel-sum maps upsampled and added, not normalised.
+
+    Args:
+        maps: one ``(B, h_l, w_l)`` channel-sum map per tapped layer before the final one.
+        size: ``(H0, W0)``, the input image size.
+
+    Returns:
+        ``(B, H0, W0)`` float32.
+    """
+    if not maps:
+        raise ValueError("total_activation needs at least one map")
+    total = resize_bilinear(maps[0], size)
+    if len(maps) > 1:
+        scratch = np.empty_like(total)
+        for layer_map in maps[1:]:
+            total += resize_bilinear(layer_map, size, out=scratch)
+    return total

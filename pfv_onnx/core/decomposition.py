@@ -1,0 +1,181 @@
+"""Principal components of the final feature map (paper eqs. 3-4), in float64, with deterministic signs.
+
+The final layer ``F_N`` of shape ``(B, C, h, w)`` becomes a ``(B*h*w, C)`` matrix: every pixel of every image
+is one observation of ``C`` channels. Three solvers give the same components (up to the tolerance stated
+for the randomised one), chosen by shape as scikit-learn's ``PCA`` does:
+
+``covariance``  ``eigh`` of the ``C x C`` covariance: exact; cheap while ``C`` is small.
+``gram``        ``eigh`` of the ``n x n`` Gram matrix: exact; cheap when there are fewer pixels than channels.
+``randomized``  a seeded randomised range finder with power iterations (Halko, Martinsson & Tropp 2011):
+                a few milliseconds for 1280-2048 channels, where an exact solver costs more than the forward
+                pass. With the defaults below the components match the exact ones to ``|corr| >= 0.99``
+                whenever the retained eigenvalues are separated by 5% or more (tests/test_decomposition.py);
+                on MobileNetV2 features of real photos (1280 channels, 392 to 3136 pixels) the first three
+                components correlate with the exact ones at 0.998 or better.
+``auto``        exact while ``min(n, C) <= 256``, else randomised (on one BLAS thread, the exact solvers
+                cost 4x (512 channels) to 40x (2048 channels) more than the randomised one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+SOLVERS = ("auto", "covariance", "gram", "randomized")
+EXACT_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class PrincipalComponents:
+    """A fitted PCA basis, named as scikit-learn names its fitted attributes.
+
+    Attributes:
+        mean: ``(C,)`` float64 channel means.
+        components: ``(k, C)`` float64 unit loading vectors, strongest first; each row's largest-magnitude
+            entry is positive, so colours do not flip between runs or BLAS builds.
+        explained_variance: ``(k,)`` float64 variance along each component (``ddof=1``).
+        total_variance: variance summed over all channels (``ddof=1``).
+        n_samples: number of observations (pixels times images) fitted.
+        solver: the solver that ran.
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    explained_variance: np.ndarray
+    total_variance: float
+    n_samples: int
+    solver: str
+
+    @property
+    def n_components(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def explained_variance_ratio(self) -> np.ndarray:
+        """``(k,)`` float64 share of the total variance explained by each component (0 when there is none)."""
+        if self.total_variance <= 0.0:
+            return np.zeros_like(self.explained_variance)
+        return self.explained_variance / self.total_variance
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Project ``(n, C)`` observations onto the components: ``(X - mean) @ components.T``, ``(n, k)`` float64.
+
+        These are the principal components ``U S`` of the paper (equivalently ``F' V``).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        return (X - self.mean) @ self.components.T
+
+
+def fit_pca(X: np.ndarray, n_components: int = 3, solver: str = "auto", random_state: int = 0, **options) -> PrincipalComponents:
+    """Fit the principal components of ``X``; see :func:`fit_transform_pca` for the arguments."""
+    return fit_transform_pca(X, n_components, solver, random_state, **options)[0]
+
+
+def fit_transform_pca(
+    X: np.ndarray,
+    n_components: int = 3,
+    solver: str = "auto",
+    random_state: int = 0,
+    n_oversamples: int = 10,
+    n_power_iterations: int = 3,
+    copy: bool = True,
+) -> tuple[PrincipalComponents, np.ndarray]:
+    """Fit the principal components of ``X`` and project ``X`` onto them.
+
+    Args:
+        X: ``(n_samples, n_features)`` array, any float dtype; centred here per feature.
+        n_components: number of components ``k``, at most ``min(n_samples, n_features)``.
+        solver: one of :data:`SOLVERS`.
+        random_state: seed of the randomised solver (results are identical run to run).
+        n_oversamples, n_power_iterations: accuracy knobs of the randomised solver.
+        copy: ``False`` lets a contiguous float64 ``X`` (C or Fortran order) be centred in place.
+
+    Returns:
+        The fitted :class:`PrincipalComponents` and the ``(n_samples, k)`` float64 principal components
+        of ``X`` (the paper's ``U S``, equal to ``transform(X)``).
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"expected a 2-D (n_samples, n_features) matrix, got shape {X.shape}")
+    n, c = X.shape
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+    if n_components > min(n, c):
+        raise ValueError(
+            f"n_components={n_components} exceeds what {n} observations of {c} channels can give "
+            f"(at most {min(n, c)})"
+        )
+    if solver == "auto":
+        if min(n, c) <= EXACT_LIMIT:
+            solver = "covariance" if c <= n else "gram"
+        else:
+            solver = "randomized"
+    # The randomised solver streams the data in float32 (its tolerance is far above float32 rounding);
+    # means, variances and every eigen- or singular-value problem are float64.
+    dtype = np.float32 if solver == "randomized" else np.float64
+    Xc = np.array(X, dtype=dtype, order="K", copy=copy or None)  # centred in place below
+    mean = Xc.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(mean).all():
+        raise ValueError("the features contain NaN or infinite values")
+    Xc -= mean.astype(dtype)
+    dof = max(n - 1, 1)
+    flat = Xc.ravel(order="K")  # a view in either memory order
+    total_variance = float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / dof  # float64 sum, no overflow
+
+    if solver == "covariance":
+        eigenvalues, vectors = _top_eigh(Xc.T @ Xc, n_components)
+        components = vectors.T
+    elif solver == "gram":
+        eigenvalues, vectors = _top_eigh(Xc @ Xc.T, n_components)
+        singular = np.sqrt(np.maximum(eigenvalues, 0.0))
+        components = vectors.T @ Xc
+        # Directions without variance (rank below k) stay zero rows: they project every pixel to 0.
+        nonzero = singular > singular.max(initial=0.0) * 1e-12
+        components[nonzero] /= singular[nonzero, None]
+        components[~nonzero] = 0.0
+    else:
+        eigenvalues, components = _randomized(Xc, n_components, n_oversamples, n_power_iterations, random_state)
+        if not np.isfinite(eigenvalues).all():  # float32 overflow on huge features: redo in float64
+            Xc = Xc.astype(np.float64)
+            dtype = np.float64
+            eigenvalues, components = _randomized(Xc, n_components, n_oversamples, n_power_iterations, random_state)
+    components = _fix_signs(components)
+    explained = np.maximum(eigenvalues, 0.0) / dof
+    scores = Xc @ components.T.astype(dtype)
+    return PrincipalComponents(mean, components, explained, total_variance, n, solver), scores.astype(np.float64)
+
+
+def _top_eigh(symmetric: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest eigenpairs of a symmetric matrix, largest first: ``(k,)`` values, ``(m, k)`` vectors."""
+    m = symmetric.shape[0]
+    values, vectors = scipy.linalg.eigh(symmetric, subset_by_index=(m - k, m - 1), check_finite=False)
+    return values[::-1], vectors[:, ::-1]
+
+
+def _randomized(
+    Xc: np.ndarray, k: int, oversamples: int, power_iterations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Randomised SVD of the centred ``(n, C)`` matrix (float32 or float64): ``(k,)`` squared singular values
+    and ``(k, C)`` right singular vectors, both float64."""
+    n, c = Xc.shape
+    width = min(k + oversamples, n, c)
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(Xc @ rng.standard_normal((c, width)).astype(Xc.dtype))
+    for _ in range(power_iterations):
+        # Re-orthonormalise at each half step: plain powers lose the smaller directions to round-off.
+        P, _ = np.linalg.qr(Xc.T @ Q)
+        Q, _ = np.linalg.qr(Xc @ P)
+    _, singular, vt = np.linalg.svd((Q.T @ Xc).astype(np.float64), full_matrices=False)
+    return singular[:k] ** 2, vt[:k]
+
+
+def _fix_signs(components: np.ndarray) -> np.ndarray:
+    """Flip each ``(C,)`` row so that its largest-magnitude loading is positive (first one on ties)."""
+    rows = np.arange(components.shape[0])
+    strongest = components[rows, np.abs(components).argmax(axis=1)]
+    return components * np.where(strongest < 0, -1.0, 1.0)[:, None]
+

@@ -1,0 +1,25 @@
+"""Errors a user can act on. The command line prints them as one line and exits with ``exit_code``."""
+
+from __future__ import annotations
+
+
+class PFVError(Exception):
+    """Base class: bad input from the user (a model, an image, an option), never a bug of ours."""
+
+    exit_code = 2
+
+
+class ModelError(PFVError):
+    """The model cannot be read, or has nothing PFV can tap."""
+
+
+class LayerError(PFVError):
+    """A layer (tensor) name the user gave does not exist or cannot be tapped."""
+
+
+class ImageError(PFVError):
+    """An image cannot be decoded or used."""
+
+
+class RuntimeMissingError(PFVError):
+    """No onnxruntime package is installed."""

@@ -1,0 +1,256 @@
+"""Graph edits: expose the taps PFV needs, with their reductions computed inside the graph.
+
+For every tap ``l < N`` the rewritten model outputs the channel-sum map ``A_l`` ``(B, 1, h_l, w_l)``, computed
+as a 1x1 ``Conv`` with all-ones weights (the same numbers as ``ReduceSum`` over axis 1, at a fifth of its
+cost in onnxruntime). It also outputs ``F_N`` itself and, optionally, the total activation map ``A^b``
+``(B, 1, H0, W0)``: each ``A_l`` upsampled by two ``MatMul`` with fixed bilinear interpolation matrices
+(half-pixel centres, the same numbers as ONNX ``Resize`` linear/half_pixel and OpenCV ``INTER_LINEAR``,
+in every opset and for any batch size), then a ``Sum``. What the rewrite added is recorded in the model's
+metadata under :data:`METADATA_KEY`, so a saved tapped model describes itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..errors import ModelError
+from .inputs import InputSpec
+from .taps import Tap, TapPlan
+
+METADATA_KEY = "pfv_onnx"
+FORMAT_VERSION = 1
+ACTIVATION = "pfv_activation"
+
+
+@dataclass(frozen=True)
+class TappedOutputs:
+    """Output names of a tapped model: ``maps`` (one per tap ``l < N``), ``final`` (``F_N``),
+    ``activation`` (``A^b`` or ``None``) and ``original`` (the model's own outputs kept)."""
+
+    taps: tuple[str, ...]
+    final: str
+    maps: tuple[str, ...]
+    activation: str | None
+    original: tuple[str, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": FORMAT_VERSION,
+                "taps": list(self.taps),
+                "final": self.final,
+                "maps": list(self.maps),
+                "activation": self.activation,
+                "original": list(self.original),
+            }
+        )
+
+
+def read_tapped_outputs(model: onnx.ModelProto) -> TappedOutputs | None:
+    """The :class:`TappedOutputs` recorded by :func:`add_pfv_outputs`, or ``None`` for an untapped model."""
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            try:
+                data = json.loads(prop.value)
+                if data.get("version") != FORMAT_VERSION:
+                    raise ValueError(f"format version {data.get('version')}")
+                return TappedOutputs(
+                    tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"])
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ModelError(f"the model's {METADATA_KEY} metadata is unreadable ({exc})") from None
+    return None
+
+
+def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` float64 matrix of 1-D linear interpolation with half-pixel centres, borders clamped.
+
+    Row ``i`` reads the input at ``(i + 0.5) * n_in / n_out - 0.5``; a 2-D bilinear resize of ``X`` is
+    ``R_h @ X @ R_w.T``.
+    """
+    source = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = source - low
+    matrix = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    np.add.at(matrix, (rows, low), 1.0 - frac)
+    np.add.at(matrix, (rows, high), frac)
+    return matrix
+
+
+class _Builder:
+    """Appends nodes and constants to a graph under fresh names that cannot collide with its own."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.graph = model.graph
+        # IR version 3 graphs list every initializer among the inputs too.
+        self.initializers_are_inputs = model.ir_version < 4
+        graph = model.graph
+        self.used = {v.name for v in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]}
+        for node in graph.node:
+            self.used.update(node.output)
+            self.used.update(node.input)
+            self.used.add(node.name)
+
+    def fresh(self, wanted: str) -> str:
+        name, k = wanted, 1
+        while name in self.used:
+            name, k = f"{wanted}_{k}", k + 1
+        self.used.add(name)
+        return name
+
+    def constant(self, array: np.ndarray, wanted: str) -> str:
+        tensor = numpy_helper.from_array(array, self.fresh(wanted))
+        self.graph.initializer.append(tensor)
+        if self.initializers_are_inputs:
+            self.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+        return tensor.name
+
+    def node(self, op: str, inputs: list[str], wanted: str, **attributes) -> str:
+        output = self.fresh(wanted)
+        self.graph.node.append(helper.make_node(op, inputs, [output], name=self.fresh(f"{wanted}/{op}"), **attributes))
+        return output
+
+
+def add_outputs(model: onnx.ModelProto, names: list[str], elem_types: dict[str, int] | None = None) -> onnx.ModelProto:
+    """A copy of ``model`` that also outputs the tensors ``names`` (unknown shapes; float unless told)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    existing = {o.name for o in out.graph.output}
+    for name in names:
+        if name not in existing:
+            elem = (elem_types or {}).get(name, TensorProto.FLOAT)
+            out.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+            existing.add(name)
+    return out
+
+
+def add_pfv_outputs(
+    model: onnx.ModelProto,
+    plan: TapPlan,
+    spec: InputSpec,
+    keep_logits: bool = True,
+    activation_in_graph: bool = True,
+) -> onnx.ModelProto:
+    """A copy of ``model`` rewritten to output what PFV needs (see the module docstring).
+
+    Args:
+        plan: the taps (:func:`pfv_onnx.graph.find_taps`).
+        spec: the image input; its size is ``(H0, W0)`` of ``A^b``.
+        keep_logits: keep the model's own outputs; without them the head is pruned away.
+        activation_in_graph: also output ``A^b`` at the input size.
+    """
+    if activation_in_graph and spec.size is None:
+        raise ModelError("the model's input size is not fixed, so A^b cannot be sized inside the graph")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    build = _Builder(out)
+    original = [o.name for o in graph.output] if keep_logits else []
+    if not keep_logits:
+        del graph.output[:]
+
+    maps = [_channel_sum(build, tap, f"pfv_map_{i}") for i, tap in enumerate(plan.layers)]
+    activation = None
+    if activation_in_graph:
+        assert spec.size is not None
+        # With no earlier layer, F_N's own channel sum stands in for A^b (as in the core).
+        sources = list(zip(plan.layers, maps)) or [(plan.final, _channel_sum(build, plan.final, "pfv/final_sum"))]
+        upsampled = [_upsample(build, tap, name, spec.size, i) for i, (tap, name) in enumerate(sources)]
+        activation = build.node("Sum", upsampled, ACTIVATION)
+
+    batch = spec.batch if spec.batch is not None else _batch_param(model, spec.name)
+    if plan.final.name not in original:
+        f = plan.final
+        graph.output.append(helper.make_tensor_value_info(f.name, f.elem_type, [batch, f.channels, f.height, f.width]))
+    for tap, name in zip(plan.layers, maps):
+        graph.output.append(helper.make_tensor_value_info(name, tap.elem_type, [batch, 1, tap.height, tap.width]))
+    if activation is not None:
+        assert spec.size is not None
+        graph.output.append(helper.make_tensor_value_info(activation, plan.final.elem_type, [batch, 1, *spec.size]))
+
+    if not keep_logits:
+        _prune(graph)
+    tapped = TappedOutputs(
+        taps=tuple(plan.names),
+        final=plan.final.name,
+        maps=tuple(maps),
+        activation=activation,
+        original=tuple(original),
+    )
+    _set_metadata(out, tapped)
+    try:
+        onnx.checker.check_model(out)
+    except onnx.checker.ValidationError as exc:  # a bug of ours, but say where
+        raise ModelError(f"the tapped model does not validate: {str(exc).splitlines()[0]}") from None
+    return out
+
+
+def _channel_sum(build: _Builder, tap: Tap, wanted: str) -> str:
+    """Append ``Conv(tap, ones(1, C, 1, 1))``: the ``(B, 1, h, w)`` channel sum of a tap."""
+    ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=helper.tensor_dtype_to_np_dtype(tap.elem_type)), f"{wanted}/ones")
+    return build.node("Conv", [tap.name, ones], wanted, kernel_shape=[1, 1])
+
+
+def _upsample(build: _Builder, tap: Tap, name: str, size: tuple[int, int], i: int) -> str:
+    """Append ``R_h @ (map @ R_w.T)``: the ``(B, 1, H0, W0)`` bilinear upsampling of a channel-sum map."""
+    dtype = helper.tensor_dtype_to_np_dtype(tap.elem_type)
+    rows = build.constant(bilinear_matrix(tap.height, size[0]).astype(dtype), f"pfv/upsample_{i}/rows")
+    cols = build.constant(bilinear_matrix(tap.width, size[1]).T.astype(dtype), f"pfv/upsample_{i}/cols")
+    wide = build.node("MatMul", [name, cols], f"pfv/upsample_{i}/wide")
+    return build.node("MatMul", [rows, wide], f"pfv/upsample_{i}/full")
+
+
+def _batch_param(model: onnx.ModelProto, input_name: str) -> str:
+    """The symbolic batch dimension's name of the image input, so the new outputs share it."""
+    value = next(v for v in model.graph.input if v.name == input_name)
+    return value.type.tensor_type.shape.dim[0].dim_param or "batch"
+
+
+def _set_metadata(model: onnx.ModelProto, tapped: TappedOutputs) -> None:
+    for i, prop in enumerate(model.metadata_props):
+        if prop.key == METADATA_KEY:
+            del model.metadata_props[i]
+            break
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = tapped.to_json()
+
+
+def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
+    """Outer-scope names a node's subgraphs (If/Loop/Scan bodies) read."""
+    names: set[str] = set()
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for sub in graphs:
+            inner = {o for n in sub.node for o in n.output} | {i.name for i in sub.input} | {i.name for i in sub.initializer}
+            for n in sub.node:
+                names.update(i for i in n.input if i and i not in inner)
+                names.update(i for i in _subgraph_inputs(n) if i not in inner)
+    return names
+
+
+def _prune(graph: onnx.GraphProto) -> None:
+    """Drop nodes, initializers and value infos that no graph output needs."""
+    needed = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+            needed.update(_subgraph_inputs(node))
+    kept.reverse()
+    del graph.node[:]
+    graph.node.extend(kept)
+    initializers = [i for i in graph.initializer if i.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    infos = [v for v in graph.value_info if v.name in needed]
+    del graph.value_info[:]
+    graph.value_info.extend(infos)

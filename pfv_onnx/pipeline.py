@@ -1,0 +1,294 @@
+"""The PFV pipeline: one tapped model, one onnxruntime session, the NumPy core.
+
+>>> pfv = PFV()                                  # the bundled MobileNetV2
+>>> result = pfv(["cat.jpg", "dog.jpg"])        # one batch: colours contrast these images
+>>> result.rgb.shape                             # (2, 224, 224, 3) float32 in [0, 1]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from PIL import Image
+from threadpoolctl import ThreadpoolController
+
+from . import bundled
+from .core import Visualisation, visualise
+from .errors import ImageError, PFVError
+from .graph import InputSpec, image_input, load_model
+from .preprocess import Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
+from .runtime import Session, resolve_providers
+from .tapping import TappedModel, tap_model
+
+ImageLike = str | Path | Image.Image | np.ndarray
+# The image size used when the model leaves its input size open.
+DEFAULT_SIZE = (224, 224)
+PRESET_METADATA_KEY = "preset"
+
+
+@dataclass
+class Features:
+    """What one forward pass of the tapped model gives for a batch of ``B`` images.
+
+    Attributes:
+        final: ``(B, C, h, w)`` float32, ``F_N``.
+        maps: one ``(B, h_l, w_l)`` float32 channel-sum map per earlier tap, in graph order.
+        activation: ``(B, H0, W0)`` float32 ``A^b`` when the graph computed it, else ``None``.
+        logits: ``(B, K)`` float32 model output when kept, else ``None``.
+    """
+
+    final: np.ndarray
+    maps: list[np.ndarray]
+    activation: np.ndarray | None = None
+    logits: np.ndarray | None = None
+
+
+@dataclass
+class PFVResult:
+    """PFV of one analysis batch of ``B`` images at the model's input size ``H0 x W0``.
+
+    Attributes:
+        visualisation: the core's arrays (:class:`pfv_onnx.core.Visualisation`); the properties below read it.
+        taps: tensor names feeding ``A^b``, in graph order.
+        final: tensor name of ``F_N``.
+        logits: ``(B, K)`` float32 model output, ``None`` when the head was not kept.
+        images: ``(B, H0, W0, 3)`` uint8 RGB model-input crops, ``None`` for a preprocessed float batch.
+        names: one name per image (file stem, or ``image_<i>``).
+        labels: class names for ``logits``, when known.
+    """
+
+    visualisation: Visualisation
+    taps: list[str]
+    final: str
+    logits: np.ndarray | None = None
+    images: np.ndarray | None = None
+    names: list[str] = field(default_factory=list)
+    labels: list[str] | None = None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """``(B, H0, W0, 3)`` float32 in ``[0, 1]``: component 1, 2, 3 in red, green, blue."""
+        return self.visualisation.rgb
+
+    @property
+    def activation(self) -> np.ndarray:
+        """``(B, H0, W0)`` float32, the total activation map ``A^b``."""
+        return self.visualisation.activation
+
+    @property
+    def components(self) -> np.ndarray:
+        """``(B, H0, W0, k)`` float32, the principal components upsampled, not weighted (computed on first use)."""
+        return self.visualisation.components
+
+    @property
+    def explained_variance_ratio(self) -> np.ndarray:
+        """``(k,)`` float64 share of ``F_N``'s variance explained by each component."""
+        return self.visualisation.pca.explained_variance_ratio
+
+    def top_k(self, k: int = 5) -> list[list[tuple[int, str | None, float]]]:
+        """Per image, the ``k`` most probable classes as ``(index, name, probability)``."""
+        if self.logits is None:
+            raise PFVError("the model's output was not kept, so there are no predictions")
+        probs = _probabilities(self.logits)
+        best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [
+            [(int(c), self.labels[c] if self.labels and c < len(self.labels) else None, float(p[c])) for c in row]
+            for row, p in zip(best, probs)
+        ]
+
+
+def _probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax of each row, unless the rows are probabilities already (a softmax inside the model)."""
+    x = logits.astype(np.float64)
+    if np.all(x >= 0) and np.allclose(x.sum(axis=1), 1.0, atol=1e-3):
+        return x
+    x = np.exp(x - x.max(axis=1, keepdims=True))
+    return x / x.sum(axis=1, keepdims=True)
+
+
+class PFV:
+    """Principal Feature Visualisation of an ONNX model.
+
+    Args:
+        model: a bundled model's name, an ``.onnx`` path, bytes or a ``ModelProto`` (tapped by
+            :func:`pfv_onnx.export` or not).
+        layers, final: tensor names to tap instead of the automatic rule.
+        providers: onnxruntime execution providers; default CUDA when available, else CPU.
+        preset: pixel normalisation (:data:`pfv_onnx.preprocess.PRESETS`); default the model's metadata
+            ``preset`` entry, else ``imagenet``.
+        n_components, hierarchical, n_sigma, solver: the method's options (:func:`pfv_onnx.core.visualise`).
+        keep_logits: keep the model's own output for predictions.
+        chunk_size: images per inference call for a dynamic batch (a fixed batch runs in its own size).
+            The PCA always spans every image of the call.
+        resize: ``crop`` (ImageNet evaluation crop) or ``stretch`` (whole photo).
+        activation_in_graph: compute ``A^b`` at full size inside the graph; default on for CUDA, off on
+            the CPU, where upsampling the small per-layer maps in OpenCV costs less.
+        threads: onnxruntime intra-op threads.
+        labels: class names for the model's output; default the bundled ImageNet names for 1000 classes.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | bytes | onnx.ModelProto = bundled.DEFAULT_MODEL,
+        layers: Sequence[str] | None = None,
+        final: str | None = None,
+        providers: Sequence[str] | None = None,
+        preset: str | None = None,
+        n_components: int = 3,
+        hierarchical: bool = False,
+        n_sigma: float = 1.0,
+        solver: str = "auto",
+        keep_logits: bool = True,
+        chunk_size: int | None = 32,
+        resize: str = "crop",
+        activation_in_graph: bool | None = None,
+        threads: int | None = None,
+        labels: Sequence[str] | None = None,
+    ):
+        if not isinstance(n_components, int) or n_components < 1:
+            raise PFVError(f"n_components must be a positive integer, got {n_components!r}")
+        if n_sigma <= 0:
+            raise PFVError(f"n_sigma must be positive, got {n_sigma}")
+        source = load_model(bundled.resolve_model(model) if isinstance(model, (str, Path)) else model)
+        self.providers = resolve_providers(providers)
+        if activation_in_graph is None:
+            activation_in_graph = self.providers[0] != "CPUExecutionProvider"
+        self.tapped: TappedModel = tap_model(
+            source, list(layers) if layers else None, final, keep_logits, activation_in_graph and _fixed_size(source)
+        )
+        # No spinning: the NumPy core runs right after each forward pass and needs the cores.
+        self.session = Session(self.tapped.model, self.providers, threads, spin=False)
+        self.preset: Preset = get_preset(preset or _metadata(source, PRESET_METADATA_KEY) or "imagenet")
+        self.n_components = n_components
+        self.hierarchical = hierarchical
+        self.n_sigma = n_sigma
+        self.solver = solver
+        self.chunk_size = chunk_size
+        self.resize = resize
+        self._labels = list(labels) if labels is not None else None
+
+    @property
+    def input(self) -> InputSpec:
+        return self.tapped.input
+
+    @property
+    def taps(self) -> list[str]:
+        return list(self.tapped.outputs.taps)
+
+    @property
+    def final(self) -> str:
+        return self.tapped.outputs.final
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H0, W0)``, the image size fed to the model."""
+        return self.input.size or DEFAULT_SIZE
+
+    def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Decode and resize images for the model.
+
+        Returns:
+            The model input batch (float, the model's layout), the ``(B, H0, W0, 3)`` uint8 RGB crops, and
+            one name per image.
+        """
+        items: list[ImageLike]
+        if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim <= 3):
+            items = [images]
+        else:
+            items = list(images)
+        expanded: list[ImageLike] = []
+        for item in items:
+            expanded += expand_inputs([item]) if isinstance(item, (str, Path)) else [item]
+        if not expanded:
+            raise ImageError("no images given")
+        pixels = np.stack([fit_image(to_image(item), self.size, self.resize) for item in expanded])
+        names = [Path(item).stem if isinstance(item, (str, Path)) else f"image_{i}" for i, item in enumerate(expanded)]
+        spec = self.input
+        return to_model_input(pixels, self.preset, spec.layout, spec.channels, spec.dtype), pixels, names
+
+    def forward(self, batch: np.ndarray) -> Features:
+        """One forward pass (in chunks) of a preprocessed batch in the model's layout."""
+        spec = self.input
+        expected = (spec.channels, *self.size) if spec.layout == "NCHW" else (*self.size, spec.channels)
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
+            raise PFVError(f"expected a batch of shape (B, {', '.join(map(str, expected))}), got {batch.shape}")
+        outputs = self.tapped.outputs
+        names = [outputs.final, *outputs.maps]
+        if outputs.activation:
+            names.append(outputs.activation)
+        if outputs.original:
+            names.append(outputs.original[0])
+        values = self.session.run(np.ascontiguousarray(batch, dtype=spec.dtype), names, self.chunk_size)
+        as32 = lambda name: np.asarray(values[name], dtype=np.float32)  # noqa: E731  (fp16 models)
+        return Features(
+            final=as32(outputs.final),
+            maps=[as32(name)[:, 0] for name in outputs.maps],
+            activation=as32(outputs.activation)[:, 0] if outputs.activation else None,
+            logits=as32(outputs.original[0]).reshape(batch.shape[0], -1) if outputs.original else None,
+        )
+
+    def visualise(self, features: Features) -> Visualisation:
+        """The NumPy part of PFV on the features of one analysis batch."""
+        # One BLAS thread: OpenBLAS's idle threads keep spinning after a multi-threaded call and steal the
+        # cores from the next forward pass (measured: +40% on MobileNetV2), for a PCA that gains ~3 ms.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._visualise(features)
+
+    def _visualise(self, features: Features) -> Visualisation:
+        return visualise(
+            features.final,
+            features.maps,
+            self.size,
+            n_components=self.n_components,
+            hierarchical=self.hierarchical,
+            n_sigma=self.n_sigma,
+            solver=self.solver,
+            activation=features.activation,
+        )
+
+    def __call__(self, images: ImageLike | Sequence[ImageLike] | np.ndarray) -> PFVResult:
+        """PFV of one analysis batch: image paths or folders, PIL images, uint8 arrays, or a preprocessed
+        float batch in the model's layout. The colours contrast the images of this call with each other."""
+        if isinstance(images, np.ndarray) and images.dtype.kind == "f":
+            batch, pixels, names = images, None, [f"image_{i}" for i in range(images.shape[0])]
+        else:
+            batch, pixels, names = self.preprocess(images)
+        features = self.forward(batch)
+        try:
+            vis = self.visualise(features)
+        except ValueError as exc:
+            raise PFVError(f"cannot visualise this batch: {exc}") from None
+        return PFVResult(
+            visualisation=vis,
+            taps=self.taps,
+            final=self.final,
+            logits=features.logits,
+            images=pixels,
+            names=names,
+            labels=self._class_names(features.logits),
+        )
+
+    def _class_names(self, logits: np.ndarray | None) -> list[str] | None:
+        if self._labels is not None:
+            return self._labels
+        if logits is not None and logits.shape[1] == 1000:
+            return bundled.imagenet_labels()
+        return None
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _metadata(model: onnx.ModelProto, key: str) -> str | None:
+    return next((p.value for p in model.metadata_props if p.key == key), None)
+
+
+def _fixed_size(model: onnx.ModelProto) -> bool:
+    return image_input(model).size is not None

@@ -1,0 +1,127 @@
+"""From photos to the model's input: decoding, resizing, and the one table of normalisation presets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, PFVError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+RESIZE_MODES = ("crop", "stretch")
+# The evaluation crop of ImageNet models: resize the shorter side to size / 0.875 (256 for 224), crop the centre.
+CROP_FRACTION = 0.875
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Pixel normalisation ``(pixel - mean) / std`` with ``pixel`` in 0..255, channels in RGB order.
+
+    ``bgr`` reverses the channel order after normalising (Caffe-trained models).
+    """
+
+    name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    bgr: bool
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("imagenet", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), False,
+               "x/255, ImageNet mean and std (torchvision, timm)"),
+        Preset("lite", (127.0,) * 3, (128.0,) * 3, False, "(x - 127) / 128 (EfficientNet-Lite)"),
+        Preset("tf", (127.5,) * 3, (127.5,) * 3, False, "x / 127.5 - 1 (Keras 'tf' mode: MobileNet, Inception)"),
+        Preset("caffe", (123.68, 116.779, 103.939), (1.0,) * 3, True, "BGR, ImageNet mean subtracted (Caffe, Keras VGG/ResNet)"),
+    )
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise PFVError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Paths of image files: files as given, folders expanded to their images (sorted, not recursive)."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise ImageError(f"{path}: no such file or folder")
+    return paths
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Decode an image file to RGB, applying its EXIF orientation.
+
+    Raises:
+        ImageError: the file cannot be decoded.
+    """
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{path}: cannot decode image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def to_image(item: str | Path | Image.Image | np.ndarray) -> Image.Image:
+    """A path, a PIL image or a uint8 ``(H, W)`` / ``(H, W, 3)`` RGB array as an RGB PIL image."""
+    if isinstance(item, (str, Path)):
+        return load_image(item)
+    if isinstance(item, Image.Image):
+        return item.convert("RGB")
+    array = np.asarray(item)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise ImageError(f"an image array must be uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return Image.fromarray(array).convert("RGB")
+
+
+def fit_image(image: Image.Image, size: tuple[int, int], resize: str = "crop") -> np.ndarray:
+    """Resize an RGB image to ``size`` = ``(H, W)``: ``(H, W, 3)`` uint8.
+
+    ``crop`` keeps the aspect ratio (shorter side to ``size / 0.875``, centre crop), as ImageNet evaluation
+    does; ``stretch`` resizes to ``size`` directly and shows the whole photo.
+    """
+    height, width = size
+    if resize == "stretch":
+        return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
+    if resize != "crop":
+        raise PFVError(f"unknown resize mode {resize!r} (choose from {', '.join(RESIZE_MODES)})")
+    scale = max(height, width) / CROP_FRACTION / min(image.size)
+    scaled = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.Resampling.BILINEAR)
+    left = (scaled.width - width) // 2
+    top = (scaled.height - height) // 2
+    return np.asarray(scaled.crop((left, top, left + width, top + height)))
+
+
+def to_model_input(pixels: np.ndarray, preset: Preset, layout: str, channels: int, dtype: np.dtype) -> np.ndarray:
+    """``(B, H, W, 3)`` uint8 RGB pixels to the model's float input, ``(B, C, H, W)`` or ``(B, H, W, C)``."""
+    x = (pixels.astype(np.float32) - np.float32(preset.mean)) / np.float32(preset.std)
+    if preset.bgr:
+        x = x[..., ::-1]
+    if channels == 1:
+        x = x.mean(axis=-1, keepdims=True)
+    if layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x, dtype=dtype)

@@ -1,0 +1,35 @@
+"""Shapes that ONNX shape inference leaves unknown, read from one run on a dummy input."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from ..graph import InputSpec, TensorInfo, add_outputs
+from .session import Session
+
+# The image size a probe uses when the graph leaves it open.
+PROBE_SIZE = 224
+
+
+def probe_tensors(model: onnx.ModelProto, names: list[str], spec: InputSpec, known: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
+    """Run ``model`` once on zeros and return the type and shape of each tensor in ``names``.
+
+    The batch dimension is reported as ``None`` unless the model fixes it, as shape inference reports it.
+    """
+    if not names:
+        return {}
+    elem_types = {name: known[name].elem_type for name in names if name in known}
+    probe = add_outputs(model, names, elem_types)
+    batch = spec.batch or 1
+    height, width = spec.size or (PROBE_SIZE, PROBE_SIZE)
+    shape = (batch, spec.channels, height, width) if spec.layout == "NCHW" else (batch, height, width, spec.channels)
+    results = Session(probe, providers=["CPUExecutionProvider"]).run(np.zeros(shape, dtype=spec.dtype), names)
+    found = {}
+    for name, value in results.items():
+        elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+        dims = tuple(int(d) for d in value.shape)
+        if dims:
+            dims = (spec.batch, *dims[1:])
+        found[name] = TensorInfo(elem, dims)
+    return found

@@ -1,0 +1,122 @@
+"""One onnxruntime session over a model, run in chunks the model accepts."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from types import ModuleType
+
+import numpy as np
+import onnx
+
+from ..errors import ModelError, PFVError, RuntimeMissingError
+
+# Preferred order when the user names none; the first installed and usable one wins, CPU always last.
+PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def onnxruntime() -> ModuleType:
+    """The onnxruntime module, or a one-line error naming the extras that install it."""
+    try:
+        return importlib.import_module("onnxruntime")
+    except ImportError:
+        raise RuntimeMissingError(
+            "onnxruntime is not installed: pip install 'pfv-onnx[cpu]' (onnxruntime) "
+            "or 'pfv-onnx[gpu]' (onnxruntime-gpu)"
+        ) from None
+
+
+def available_providers() -> list[str]:
+    return list(onnxruntime().get_available_providers())
+
+
+def default_providers() -> list[str]:
+    """CUDA when the installed onnxruntime offers it, then CPU."""
+    available = set(available_providers())
+    return [p for p in PREFERRED if p in available]
+
+
+def resolve_providers(providers: Sequence[str] | None) -> list[str]:
+    """Provider names as onnxruntime spells them; ``"cuda"`` means ``CUDAExecutionProvider``."""
+    if providers is None:
+        return default_providers()
+    available = {p.lower(): p for p in available_providers()}
+    resolved = []
+    for asked in providers:
+        full = asked if asked.lower().endswith("executionprovider") else f"{asked}ExecutionProvider"
+        if full.lower() not in available:
+            raise PFVError(f"execution provider {asked!r} is not available here (available: {', '.join(available.values())})")
+        resolved.append(available[full.lower()])
+    if "CPUExecutionProvider" not in resolved:
+        resolved.append("CPUExecutionProvider")
+    return resolved
+
+
+class Session:
+    """An onnxruntime ``InferenceSession`` for a model with one image input.
+
+    Args:
+        model: ``ModelProto`` or serialised bytes.
+        providers: execution providers (``"CUDA"``, ``"CPUExecutionProvider"``, ...); ``None`` picks
+            :func:`default_providers`. An explicit list wins; CPU is appended as the fallback.
+        threads: intra-op threads (``None``: onnxruntime's default).
+    """
+
+    def __init__(
+        self, model: onnx.ModelProto | bytes, providers: Sequence[str] | None = None, threads: int | None = None, spin: bool = True
+    ):
+        ort = onnxruntime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+        try:
+            self._session = ort.InferenceSession(data, options, providers=resolve_providers(providers))
+        except PFVError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"expected one model input, found {len(inputs)}")
+        self.input_name: str = inputs[0].name
+        batch = inputs[0].shape[0]
+        self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
+        self.output_names: list[str] = [o.name for o in self._session.get_outputs()]
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def run(self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None) -> dict[str, np.ndarray]:
+        """Run ``batch`` (``(B, ...)``) and return each requested output concatenated over ``B``.
+
+        A model with a fixed batch ``n`` runs in chunks of exactly ``n`` (the last one padded with copies of
+        its last image, whose outputs are dropped); a dynamic batch runs in chunks of ``chunk_size``
+        (all at once when ``None``).
+        """
+        names = list(outputs) if outputs is not None else self.output_names
+        total = batch.shape[0]
+        step = self.fixed_batch or chunk_size or total
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for start in range(0, total, step):
+            chunk = batch[start : start + step]
+            used = chunk.shape[0]
+            if self.fixed_batch is not None and used < step:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - used, axis=0)])
+            try:
+                results = self._session.run(names, {self.input_name: chunk})
+            except Exception as exc:
+                raise ModelError(f"onnxruntime failed to run the model: {_first_line(exc)}") from None
+            for name, value in zip(names, results):
+                parts[name].append(value[:used])
+        return {name: values[0] if len(values) == 1 else np.concatenate(values) for name, values in parts.items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

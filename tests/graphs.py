@@ -1,0 +1,162 @@
+"""Tiny synthetic CNNs built with onnx.helper, for graph shapes the real models do not cover."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class Net:
+    """A small graph builder: ``conv``, ``pool`` ... append nodes and return their output names."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def const(self, array: np.ndarray, prefix: str = "w") -> str:
+        name = self.name(prefix)
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], prefix: str | None = None, **attrs) -> str:
+        out = self.name(prefix or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def conv(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1, relu: bool = True) -> str:
+        w = self.const((self.rng.standard_normal((cout, cin, k, k)) * np.sqrt(2 / (cin * k * k))).astype(np.float32))
+        b = self.const(self.rng.standard_normal(cout).astype(np.float32) * 0.1, "b")
+        y = self.op("Conv", [x, w, b], kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4)
+        return self.op("Relu", [y]) if relu else y
+
+    def maxpool(self, x: str) -> str:
+        return self.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+
+    def gemm(self, x: str, cin: int, cout: int) -> str:
+        w = self.const((self.rng.standard_normal((cout, cin)) / np.sqrt(cin)).astype(np.float32))
+        b = self.const(np.zeros(cout, np.float32), "b")
+        return self.op("Gemm", [x, w, b], "logits", transB=1)
+
+    def model(self, inputs, outputs, opset: int = 13, ir_version: int | None = None) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, "synthetic", inputs, outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        if ir_version is not None:
+            model.ir_version = ir_version
+        onnx.checker.check_model(model)
+        return model
+
+
+def image(name="image", batch="N", size=32, layout="NCHW"):
+    shape = [batch, 3, size, size] if layout == "NCHW" else [batch, size, size, 3]
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def output(name: str, shape=None):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def vgg_like(opset: int = 13):
+    """conv-conv-pool x3 then Flatten+Gemm. Taps: the inputs of pools 1 and 2; F_N: pool 3's input."""
+    net = Net()
+    x = net.conv("image", 3, 8)
+    x = net.conv(x, 8, 8)
+    pool1_in = x
+    x = net.maxpool(x)
+    pool2_in = x = net.conv(x, 8, 16)
+    x = net.maxpool(x)
+    pool3_in = x = net.conv(x, 16, 16)
+    x = net.maxpool(x)
+    x = net.op("Flatten", [x], axis=1)
+    logits = net.gemm(x, 16 * 4 * 4, 10)
+    model = net.model([image()], [output(logits, ["N", 10])], opset=opset)
+    return model, [pool1_in, pool2_in], pool3_in
+
+
+def resnet_like():
+    """Stem conv (stride 2 on the image), a stage, then a block whose 3x3 conv and 1x1 shortcut both have
+    stride 2, then global average pooling. Taps: the stage output (not the bottleneck's inner tensor);
+    F_N: the tensor entering the pooling."""
+    net = Net()
+    stem = net.conv("image", 3, 8, stride=2)  # 16x16; its input is the image: not a tap
+    stage1 = net.op("Relu", [net.op("Add", [stem, net.conv(stem, 8, 8, relu=False)])])
+    inner = net.conv(stage1, 8, 8, k=1)
+    branch = net.conv(inner, 8, 16, stride=2, relu=False)  # inner tensor feeds a strided conv
+    shortcut = net.conv(stage1, 8, 16, k=1, stride=2, relu=False)  # and so does the stage output
+    stage2 = net.op("Relu", [net.op("Add", [branch, shortcut])])
+    pooled = net.op("GlobalAveragePool", [stage2])
+    logits = net.gemm(net.op("Flatten", [pooled], axis=1), 16, 10)
+    return net.model([image()], [output(logits, ["N", 10])], opset=17), [stage1], stage2
+
+
+def fixed_batch_reshape_head():
+    """Fixed batch 1 (as in the ONNX model zoo) with a ``Reshape [1, -1]`` head."""
+    net = Net()
+    a = net.conv("image", 3, 8)
+    b = net.conv(net.maxpool(a), 8, 12)
+    flat = net.op("Reshape", [net.maxpool(b), net.const(np.array([1, -1], np.int64), "shape")])
+    logits = net.gemm(flat, 12 * 8 * 8, 5)
+    return net.model([image(batch=1)], [output(logits, [1, 5])], opset=13), [a], b
+
+
+def nhwc_input():
+    """An NHWC image transposed to NCHW, then a strided conv on the transposed image (not a tap)."""
+    net = Net()
+    nchw = net.op("Transpose", ["image"], perm=[0, 3, 1, 2])
+    a = net.conv(nchw, 3, 8, stride=2)
+    b = net.conv(a, 8, 16, stride=2)
+    pooled = net.op("GlobalAveragePool", [b])
+    logits = net.gemm(net.op("Flatten", [pooled], axis=1), 16, 4)
+    return net.model([image(layout="NHWC")], [output(logits, ["N", 4])], opset=13), [a], b
+
+
+def channels_last_mean_head():
+    """A Keras-style head: Transpose to NHWC and ReduceMean over axes [1, 2] (opset 18: axes as an input)."""
+    net = Net()
+    a = net.conv("image", 3, 8)
+    b = net.conv(net.maxpool(a), 8, 16)
+    nhwc = net.op("Transpose", [b], perm=[0, 2, 3, 1])
+    pooled = net.op("ReduceMean", [nhwc, net.const(np.array([1, 2], np.int64), "axes")], keepdims=0)
+    logits = net.gemm(pooled, 16, 3)
+    return net.model([image()], [output(logits, ["N", 3])], opset=18), [a], b
+
+
+def old_ir_version():
+    """Opset 8 and IR version 3: every initializer is also listed among the graph inputs."""
+    model, taps, final = vgg_like(opset=8)
+    for init in model.graph.initializer:
+        model.graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    model.ir_version = 3
+    onnx.checker.check_model(model)
+    return model, taps, final
+
+
+def shapes_unknown_to_inference():
+    """A Reshape whose target shape is computed at run time from a data value, so shape inference cannot
+    know the shapes below it; only a probe run can."""
+    net = Net()
+    a = net.conv("image", 3, 8)
+    # shape = [0, 0, 16 * s, 16 / s] with s = ReduceMax(Relu(0 * x)) + 1 = 1: data-dependent, known only at run time.
+    zero = net.op("Mul", [a, net.const(np.zeros(1, np.float32), "z")])
+    scale = net.op("Add", [net.op("ReduceMax", [zero], keepdims=0), net.const(np.ones((), np.float32), "one")])
+    factor = net.op("Cast", [scale], to=TensorProto.INT64)
+    dims = net.op("Concat", [net.const(np.array([0, 0], np.int64), "nc"), net.op("Mul", [net.const(np.array([32, 32], np.int64), "hw"), net.op("Reshape", [factor, net.const(np.array([1], np.int64), "one_d")])])], axis=0)
+    b = net.op("Reshape", [a, dims])
+    c = net.conv(net.maxpool(b), 8, 16)
+    pooled = net.op("GlobalMaxPool", [c])
+    logits = net.gemm(net.op("Flatten", [pooled], axis=1), 16, 2)
+    return net.model([image()], [output(logits, ["N", 2])], opset=13), [b], c
+
+
+def no_spatial_layer():
+    """An image input that only meets a Flatten and a Gemm: nothing reduces spatial size."""
+    net = Net()
+    flat = net.op("Flatten", ["image"], axis=1)
+    logits = net.gemm(flat, 3 * 32 * 32, 2)
+    return net.model([image()], [output(logits, ["N", 2])])

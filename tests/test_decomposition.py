@@ -1,0 +1,99 @@
+"""The PCA solvers: agreement with a full SVD, deterministic signs, the randomised solver's tolerance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pfv_onnx.core import fit_pca, fit_transform_pca
+from pfv_onnx.core.decomposition import EXACT_LIMIT
+
+
+def wide_features(n: int, c: int, gap: float, seed: int = 0) -> np.ndarray:
+    """``(n, c)`` features whose leading eigenvalues fall by ``gap`` (relative) from one to the next."""
+    rng = np.random.default_rng(seed)
+    strengths = 10.0 * (1.0 - gap) ** np.arange(6)
+    basis, _ = np.linalg.qr(rng.standard_normal((c, 6)))
+    X = (rng.standard_normal((n, 6)) * np.sqrt(strengths)) @ basis.T
+    return (X + 0.05 * rng.standard_normal((n, c)) + rng.random(c)).astype(np.float32)
+
+
+def svd_reference(X: np.ndarray, k: int):
+    Xc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+    _, s, vt = np.linalg.svd(Xc, full_matrices=False)
+    return vt[:k], s[:k] ** 2 / (len(X) - 1), s[:k] ** 2 / np.sum(s**2)
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (40, 300)])
+@pytest.mark.parametrize("solver", ["covariance", "gram"])
+def test_exact_solvers_match_the_svd(shape, solver):
+    X = wide_features(*shape, gap=0.2)
+    pca = fit_pca(X, 4, solver=solver)
+    vt, variance, ratio = svd_reference(X, 4)
+    np.testing.assert_allclose(np.abs(pca.components @ vt.T), np.eye(4), atol=1e-6)
+    np.testing.assert_allclose(pca.explained_variance, variance, rtol=1e-6)
+    np.testing.assert_allclose(pca.explained_variance_ratio, ratio, rtol=1e-6)
+    assert pca.mean.dtype == np.float64 and pca.components.dtype == np.float64
+
+
+@pytest.mark.parametrize("n, c", [(1568, 1280), (800, 2048), (392, 1280)])
+def test_randomized_solver_matches_exact_within_tolerance_on_wide_features(n, c):
+    """The stated tolerance: |corr| >= 0.99 per component when eigenvalues are 5% apart or more."""
+    X = wide_features(n, c, gap=0.05)
+    exact, exact_scores = fit_transform_pca(X, 3, solver="gram" if n < c else "covariance")
+    fast, fast_scores = fit_transform_pca(X, 3, solver="randomized")
+    for i in range(3):
+        corr = np.corrcoef(exact_scores[:, i], fast_scores[:, i])[0, 1]
+        assert corr >= 0.99, (i, corr)  # signs agree too: the same sign rule on both
+    np.testing.assert_allclose(fast.explained_variance_ratio, exact.explained_variance_ratio, rtol=0.01)
+
+
+def test_auto_picks_the_solver_by_shape():
+    assert fit_pca(wide_features(400, 64, 0.2)).solver == "covariance"
+    assert fit_pca(wide_features(64, 400, 0.2)).solver == "gram"
+    assert fit_pca(wide_features(EXACT_LIMIT + 100, EXACT_LIMIT + 1, 0.2)).solver == "randomized"
+
+
+def test_sign_rule_largest_loading_is_positive_and_flipping_the_data_keeps_it():
+    X = wide_features(200, 30, 0.2)
+    for solver in ("covariance", "gram", "randomized"):
+        pca = fit_pca(X, 3, solver=solver)
+        strongest = pca.components[np.arange(3), np.abs(pca.components).argmax(axis=1)]
+        assert (strongest > 0).all()
+    # Reversing the rows (a different order of the same pixels) leaves the basis unchanged.
+    a, b = fit_pca(X, 3, solver="covariance"), fit_pca(X[::-1], 3, solver="covariance")
+    np.testing.assert_allclose(a.components, b.components, atol=1e-9)
+
+
+def test_deterministic_run_to_run():
+    X = wide_features(900, 600, 0.1)
+    a, sa = fit_transform_pca(X, 3, solver="randomized")
+    b, sb = fit_transform_pca(X, 3, solver="randomized")
+    np.testing.assert_array_equal(a.components, b.components)
+    np.testing.assert_array_equal(sa, sb)
+
+
+def test_transform_equals_the_fitted_scores():
+    X = wide_features(300, 40, 0.2)
+    pca, scores = fit_transform_pca(X, 3, solver="covariance")
+    np.testing.assert_allclose(pca.transform(X), scores, rtol=1e-9, atol=1e-9)
+
+
+def test_input_validation():
+    with pytest.raises(ValueError, match="2-D"):
+        fit_pca(np.zeros(5))
+    with pytest.raises(ValueError, match="at most 4"):
+        fit_pca(np.random.default_rng(0).random((4, 10)), 5)
+    with pytest.raises(ValueError, match="solver"):
+        fit_pca(np.random.default_rng(0).random((10, 4)), solver="magic")
+    with pytest.raises(ValueError, match="NaN"):
+        fit_pca(np.array([[1.0, np.inf], [0.0, 1.0], [2.0, 2.0]]), 1)
+
+
+def test_huge_features_fall_back_to_float64_instead_of_overflowing():
+    X = wide_features(700, 600, 0.1).astype(np.float64) * 1e25
+    fast, fast_scores = fit_transform_pca(X, 3, solver="randomized")
+    exact, exact_scores = fit_transform_pca(X, 3, solver="covariance")
+    assert np.isfinite(fast.explained_variance).all() and np.isfinite(fast.total_variance)
+    for i in range(3):
+        assert np.corrcoef(exact_scores[:, i], fast_scores[:, i])[0, 1] >= 0.99

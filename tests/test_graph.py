@@ -1,0 +1,138 @@
+"""Graph rewriting on synthetic graphs: the taps found, original outputs unchanged, PFV on a batch of 4."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+import graphs
+from pfv_onnx import PFV, LayerError, ModelError, export, tap_model
+from pfv_onnx.core import total_activation
+from pfv_onnx.graph import infer_tensors, shape_candidates
+from pfv_onnx.graph.rewrite import bilinear_matrix
+from pfv_onnx.runtime import Session
+
+CASES = {
+    "vgg_like": graphs.vgg_like,
+    "resnet_like": graphs.resnet_like,
+    "fixed_batch_reshape_head": graphs.fixed_batch_reshape_head,
+    "nhwc_input": graphs.nhwc_input,
+    "channels_last_mean_head": graphs.channels_last_mean_head,
+    "old_ir_version": graphs.old_ir_version,
+    "shapes_unknown_to_inference": graphs.shapes_unknown_to_inference,
+}
+
+
+def batch_for(model: onnx.ModelProto, n: int = 4, seed: int = 0) -> np.ndarray:
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    return np.random.default_rng(seed).standard_normal((n, *dims[1:])).astype(np.float32)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_taps_outputs_and_pfv(case):
+    model, expected_taps, expected_final = CASES[case]()
+    tapped = tap_model(model)
+    assert list(tapped.outputs.taps) == expected_taps
+    assert tapped.outputs.final == expected_final
+
+    x = batch_for(model)
+    original = Session(model).run(x)
+    rewritten = Session(tapped.model).run(x)
+    for name, value in original.items():
+        np.testing.assert_allclose(rewritten[name], value, rtol=1e-6, atol=1e-6)
+
+    result = PFV(model)(x)
+    size = x.shape[1:3] if tapped.input.layout == "NHWC" else x.shape[2:]
+    assert result.rgb.shape == (4, *size, 3)
+    assert np.isfinite(result.rgb).all() and 0.0 <= result.rgb.min() and result.rgb.max() <= 1.0
+    assert result.taps == expected_taps and result.final == expected_final
+
+
+def test_probe_run_fills_in_what_shape_inference_cannot():
+    model, _, _ = graphs.shapes_unknown_to_inference()
+    tensors = infer_tensors(model)
+    unknown = [name for name in shape_candidates(model) if not (name in tensors and tensors[name].known)]
+    assert unknown  # the case this graph exists for
+    assert tap_model(model).outputs.taps  # found through the probe run
+
+
+def test_fixed_batch_runs_in_chunks_of_its_size():
+    model, _, _ = graphs.fixed_batch_reshape_head()
+    pfv = PFV(model)
+    assert pfv.session.fixed_batch == 1
+    x = batch_for(model, 3)
+    features = pfv.forward(x)
+    assert features.final.shape[0] == 3
+    one_by_one = [pfv.forward(x[i : i + 1]).final for i in range(3)]
+    np.testing.assert_allclose(features.final, np.concatenate(one_by_one), rtol=1e-6)
+
+
+def test_activation_in_graph_equals_numpy():
+    model, _, _ = graphs.vgg_like()
+    x = batch_for(model)
+    tapped = tap_model(model, activation_in_graph=True)
+    names = [tapped.outputs.activation, *tapped.outputs.maps]
+    out = Session(tapped.model).run(x, names)
+    expected = total_activation([out[m][:, 0] for m in tapped.outputs.maps], (32, 32))
+    np.testing.assert_allclose(out[tapped.outputs.activation][:, 0], expected, rtol=1e-5, atol=1e-4)
+    a = PFV(model, activation_in_graph=True)(x)
+    b = PFV(model, activation_in_graph=False)(x)
+    np.testing.assert_allclose(a.rgb, b.rgb, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_in, n_out", [(7, 224), (13, 32), (32, 13), (1, 5), (55, 224)])
+def test_bilinear_matrix_matches_opencv(n_in, n_out):
+    x = np.random.default_rng(0).standard_normal((n_in, n_in)).astype(np.float32)
+    via_matrix = bilinear_matrix(n_in, n_out) @ x.astype(np.float64) @ bilinear_matrix(n_in, n_out).T
+    np.testing.assert_allclose(via_matrix, cv2.resize(x, (n_out, n_out), interpolation=cv2.INTER_LINEAR), rtol=1e-5, atol=1e-5)
+
+
+def test_export_writes_a_self_describing_model(tmp_path):
+    model, taps, final = graphs.resnet_like()
+    path = tmp_path / "tapped.onnx"
+    outputs = export(model, path)
+    saved = onnx.load(str(path))
+    onnx.checker.check_model(saved, full_check=True)
+    names = [o.name for o in saved.graph.output]
+    assert names[0] == model.graph.output[0].name and final in names and outputs.activation in names and set(outputs.maps) <= set(names)
+    shape = [d.dim_value or d.dim_param for d in saved.graph.output[names.index(outputs.activation)].type.tensor_type.shape.dim]
+    assert shape == ["N", 1, 32, 32]
+    # PFV reads the taps back from the file instead of tapping it again.
+    pfv = PFV(path)
+    assert pfv.taps == taps and pfv.final == final
+    with pytest.raises(LayerError, match="tapped already"):
+        tap_model(saved, layers=taps)
+
+
+def test_without_logits_the_head_is_pruned():
+    model, _, final = graphs.vgg_like()
+    tapped = tap_model(model, keep_logits=False)
+    ops = {n.op_type for n in tapped.model.graph.node}
+    assert "Gemm" not in ops and "Flatten" not in ops
+    assert model.graph.output[0].name not in [o.name for o in tapped.model.graph.output]
+    assert PFV(model, keep_logits=False)(batch_for(model)).logits is None
+
+
+def test_named_layers_and_final():
+    model, taps, final = graphs.vgg_like()
+    only_final = tap_model(model, final=taps[1])
+    assert list(only_final.outputs.taps) == taps[:1] and only_final.outputs.final == taps[1]
+    named = tap_model(model, layers=[final, taps[0]])  # any order; the last in graph order is F_N
+    assert list(named.outputs.taps) == [taps[0]] and named.outputs.final == final
+    both = tap_model(model, layers=[taps[1]], final=final)
+    assert list(both.outputs.taps) == [taps[1]]
+
+
+def test_bad_layer_names_are_clear_errors():
+    model, taps, _ = graphs.vgg_like()
+    with pytest.raises(LayerError, match="no tensor named 'relu88'.*did you mean"):
+        tap_model(model, final="relu88")
+    with pytest.raises(LayerError, match="not a \\(batch, channels, height, width\\) feature map"):
+        tap_model(model, final=model.graph.output[0].name)
+
+
+def test_a_graph_without_spatial_layers_is_refused():
+    with pytest.raises(ModelError, match="no layer to tap"):
+        tap_model(graphs.no_spatial_layer())
