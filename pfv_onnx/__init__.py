@@ -4,12 +4,12 @@ One onnxruntime pass of a tapped graph gives the features; a NumPy core turns th
 image whose colours are the principal contrasting features of the batch.
 """
 
-from .errors import ImageError, LayerError, ModelError, PFVError
-from .pipeline import PFV, Features, PFVResult
-from .preprocess import PRESETS
-from .tapping import export, tap_model
-
 __version__ = "0.1.0"
+
+from .errors import ImageError, LayerError, ModelError, PFVError  # noqa: E402
+from .pipeline import PFV, Features, PFVResult  # noqa: E402
+from .preprocess import PRESETS  # noqa: E402
+from .tapping import export, tap_model  # noqa: E402
 
 __all__ = [
     "PFV",

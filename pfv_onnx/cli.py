@@ -1,16 +1,17 @@
-"""The ``pfv-onnx`` command line."""
+"""The ``pfv-onnx`` command line: ``explain``, ``demo``, ``export``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__, bundled
+from .core.decomposition import SOLVERS
 from .errors import PFVError
+from .preprocess import PRESETS, RESIZE_MODES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,9 +25,26 @@ def _names(text: str) -> list[str]:
     return [name for name in text.split(",") if name]
 
 
-def _add_tap_options(parser: argparse.ArgumentParser) -> None:
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=_names, help="comma-separated tensor names feeding the activation map (default: the tap rule)")
     parser.add_argument("--final", help="tensor name of the final layer F_N that is decomposed (default: the last tap)")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="pixel normalisation (default: the model's metadata, else imagenet)")
+    parser.add_argument("--components", type=_positive, default=3, help="principal components kept (default 3; R, G, B show the first three)")
+    parser.add_argument("--hierarchical", action="store_true", help="weight the components layer by layer, as the reference code does")
+    parser.add_argument("--n-sigma", type=float, default=1.0, help="clip of the joint whitening, in standard deviations (default 1)")
+    parser.add_argument("--solver", choices=SOLVERS, default="auto", help="PCA solver (default: chosen by shape)")
+    parser.add_argument("--resize", choices=RESIZE_MODES, default="crop", help="crop: the ImageNet evaluation crop (default); stretch: the whole photo")
+    parser.add_argument("--provider", action="append", help="onnxruntime execution provider, e.g. CUDA or CPU (repeatable; default: CUDA if available, else CPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,18 +52,72 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pfv-onnx {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    explain = commands.add_parser("explain", help="PFV pictures, a summary and an HTML report for image files and folders")
+    explain.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    explain.add_argument("--out", required=True, help="folder to write to")
+    explain.add_argument("--batch", type=_positive, help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
+    explain.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
+    explain.add_argument("--overwrite", action="store_true", help="write into a folder that holds a report already")
+    _add_model_options(explain)
+    _add_run_options(explain)
+
+    demo = commands.add_parser("demo", help="the paper's figures 2-4 on the bundled model and sample photos")
+    demo.add_argument("--out", default="pfv-demo", help="folder to write to (default: pfv-demo)")
+    demo.add_argument("--model", default=bundled.DEFAULT_MODEL, help=f"bundled model or .onnx path (default: {bundled.DEFAULT_MODEL})")
+    demo.add_argument("--provider", action="append", help="onnxruntime execution provider (repeatable)")
+
     export = commands.add_parser("export", help="write a tapped copy of a model that outputs A^b and F_N")
     export.add_argument("src", help="the ONNX model to tap (or a bundled model's name)")
     export.add_argument("dst", help="path of the tapped .onnx file to write")
-    _add_tap_options(export)
+    _add_model_options(export)
     export.add_argument("--no-logits", action="store_true", help="drop the model's own outputs and the head that computes them")
     export.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
-
-    demo = commands.add_parser("demo", help="PFV of the bundled sample photos with the bundled MobileNetV2")
-    demo.add_argument("--out", default="pfv-demo", help="folder to write the pictures to (default: pfv-demo)")
-    demo.add_argument("--model", default=bundled.DEFAULT_MODEL, help=f"bundled model or .onnx path (default: {bundled.DEFAULT_MODEL})")
-    demo.add_argument("--provider", action="append", help="onnxruntime execution provider (repeatable; default: CUDA if available, else CPU)")
     return parser
+
+
+def _output_folder(path: str, overwrite: bool) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise PFVError(f"{out}: exists and is not a folder")
+    if (out / "summary.json").exists() and not overwrite:
+        raise PFVError(f"{out}: holds a report already (use --overwrite to replace it)")
+    return out
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+    from .pipeline import PFV
+
+    out = _output_folder(args.out, args.overwrite)
+    started = time.perf_counter()
+    model = bundled.resolve_model(args.model)
+    pfv = PFV(
+        model,
+        layers=args.layers,
+        final=args.final,
+        providers=args.provider,
+        preset=args.preset,
+        n_components=args.components,
+        hierarchical=args.hierarchical,
+        n_sigma=args.n_sigma,
+        solver=args.solver,
+        resize=args.resize,
+    )
+    summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet)
+    if not args.quiet:
+        n, batches = len(summary["images"]), len(summary["batches"])
+        print(f"explained {n} images in {batches} batch{'es' if batches != 1 else ''} in {time.perf_counter() - started:.1f} s: {out}/index.html")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    out = _output_folder(args.out, overwrite=True)
+    written = demo(out, args.model, args.provider)
+    print(f"wrote {len(written)} files to {out}/: open {out}/index.html")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -58,41 +130,17 @@ def _export(args: argparse.Namespace) -> int:
     print(f"wrote {dst}: {len(outputs.taps)} taps feed A^b, F_N = {outputs.final}")
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         print(f"  tap {i}: {tap} -> {name}")
-    print(f"  outputs: {', '.join([*outputs.original, outputs.final, *outputs.maps, outputs.activation or ''])}".rstrip(", "))
+    print("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else [])]))
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from .pipeline import PFV
-    from .render import colour_map, mosaic, to_uint8, write_png
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PFVError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    pfv = PFV(args.model, providers=args.provider)
-    result = pfv(bundled.sample_images())
-    pfv_pictures = [to_uint8(rgb) for rgb in result.rgb]
-    for name, picture in zip(result.names, pfv_pictures):
-        write_png(out / f"{name}_pfv.png", picture)
-    assert result.images is not None
-    # One colour scale for the batch; the 99th percentile, since zero padding makes a few border pixels extreme.
-    scale = (float(result.activation.min()), float(np.percentile(result.activation, 99)))
-    rows = [list(result.images), [colour_map(a, *scale) for a in result.activation], pfv_pictures]
-    write_png(out / "mosaic.png", mosaic(rows))
-    predictions = result.top_k(1) if result.logits is not None else [[]] * len(result.names)
-    for name, top in zip(result.names, predictions):
-        label = f"{top[0][1] or top[0][0]} ({top[0][2]:.0%})" if top else ""
-        print(f"  {name}: {label}")
-    ratios = ", ".join(f"{r:.1%}" for r in result.explained_variance_ratio)
-    print(f"wrote {len(result.names) + 1} pictures to {out}/ (explained variance of R, G, B: {ratios})")
-    return 0
+COMMANDS = {"explain": _explain, "demo": _demo, "export": _export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"export": _export, "demo": _demo}[args.command](args)
+        return COMMANDS[args.command](args)
     except PFVError as exc:
         print(f"pfv-onnx: error: {exc}", file=sys.stderr)
         return exc.exit_code

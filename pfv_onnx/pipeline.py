@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +19,12 @@ import onnx
 from PIL import Image
 from threadpoolctl import ThreadpoolController
 
-from . import bundled
+from . import __version__, bundled
 from .core import Visualisation, visualise
 from .errors import ImageError, PFVError
-from .graph import InputSpec, image_input, load_model
+from .graph import InputSpec, LinearHead, image_input, linear_head, load_model
 from .preprocess import Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
+from .report import build_summary, write_batch, write_summary
 from .runtime import Session, resolve_providers
 from .tapping import TappedModel, tap_model
 
@@ -60,6 +63,9 @@ class PFVResult:
         images: ``(B, H0, W0, 3)`` uint8 RGB model-input crops, ``None`` for a preprocessed float batch.
         names: one name per image (file stem, or ``image_<i>``).
         labels: class names for ``logits``, when known.
+        features: the forward pass's outputs (``F_N``, the per-layer maps), for baselines and probes.
+        timings: seconds per stage: ``preprocess``, ``forward``, ``decomposition``, ``weighting``.
+        description: the model and options that made it (:meth:`PFV.describe`).
     """
 
     visualisation: Visualisation
@@ -69,6 +75,9 @@ class PFVResult:
     images: np.ndarray | None = None
     names: list[str] = field(default_factory=list)
     labels: list[str] | None = None
+    features: Features | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    description: dict = field(default_factory=dict)
 
     @property
     def rgb(self) -> np.ndarray:
@@ -89,6 +98,17 @@ class PFVResult:
     def explained_variance_ratio(self) -> np.ndarray:
         """``(k,)`` float64 share of ``F_N``'s variance explained by each component."""
         return self.visualisation.pca.explained_variance_ratio
+
+    def save(self, out: str | Path) -> dict:
+        """Write the pictures of this batch, its mosaic, ``summary.json`` and ``index.html`` to the folder
+        ``out`` (layout in :mod:`pfv_onnx.report`); return the summary."""
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise PFVError(f"{out}: exists and is not a folder")
+        batch, images, timings = write_batch(out, self, 0)
+        summary = build_summary(self.description, [batch], images, {**self.timings, **timings})
+        write_summary(out, summary)
+        return summary
 
     def top_k(self, k: int = 5) -> list[list[tuple[int, str | None, float]]]:
         """Per image, the ``k`` most probable classes as ``(index, name, probability)``."""
@@ -154,7 +174,9 @@ class PFV:
             raise PFVError(f"n_components must be a positive integer, got {n_components!r}")
         if n_sigma <= 0:
             raise PFVError(f"n_sigma must be positive, got {n_sigma}")
-        source = load_model(bundled.resolve_model(model) if isinstance(model, (str, Path)) else model)
+        resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
+        self.model_path = str(resolved) if isinstance(resolved, (str, Path)) else None
+        source = load_model(resolved)
         self.providers = resolve_providers(providers)
         if activation_in_graph is None:
             activation_in_graph = self.providers[0] != "CPUExecutionProvider"
@@ -254,11 +276,14 @@ class PFV:
     def __call__(self, images: ImageLike | Sequence[ImageLike] | np.ndarray) -> PFVResult:
         """PFV of one analysis batch: image paths or folders, PIL images, uint8 arrays, or a preprocessed
         float batch in the model's layout. The colours contrast the images of this call with each other."""
+        started = time.perf_counter()
         if isinstance(images, np.ndarray) and images.dtype.kind == "f":
             batch, pixels, names = images, None, [f"image_{i}" for i in range(images.shape[0])]
         else:
             batch, pixels, names = self.preprocess(images)
+        preprocessed = time.perf_counter()
         features = self.forward(batch)
+        forwarded = time.perf_counter()
         try:
             vis = self.visualise(features)
         except ValueError as exc:
@@ -271,7 +296,50 @@ class PFV:
             images=pixels,
             names=names,
             labels=self._class_names(features.logits),
+            features=features,
+            timings={"preprocess": preprocessed - started, "forward": forwarded - preprocessed, **vis.timings},
+            description=self.describe(),
         )
+
+    def describe(self) -> dict:
+        """The model (path, SHA-256, input, preset, providers), its taps and the method's options, as JSON data."""
+        spec = self.input
+        return {
+            "pfv_onnx": __version__,
+            "model": {
+                "path": self.model_path,
+                "sha256": self._model_digest,
+                "input": {"name": spec.name, "layout": spec.layout, "size": list(self.size), "batch": spec.batch},
+                "preset": self.preset.name,
+                "providers": self.session.providers,
+            },
+            "taps": self.taps,
+            "final": self.final,
+            "options": {
+                "n_components": self.n_components,
+                "hierarchical": self.hierarchical,
+                "n_sigma": self.n_sigma,
+                "solver": self.solver,
+                "resize": self.resize,
+            },
+        }
+
+    @functools.cached_property
+    def _model_digest(self) -> str | None:
+        if self.model_path is None or not Path(self.model_path).is_file():
+            return None
+        digest = hashlib.sha256()
+        with open(self.model_path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    @functools.cached_property
+    def head(self) -> LinearHead | None:
+        """The classifier head when it is global average pooling and one linear layer (for CAM), else ``None``."""
+        shape = next((o for o in self.tapped.model.graph.output if o.name == self.final), None)
+        dims = [d.dim_value for d in shape.type.tensor_type.shape.dim] if shape is not None else []
+        return linear_head(self.tapped.model, self.final, tuple(dims[2:4]) if len(dims) == 4 else None)
 
     def _class_names(self, logits: np.ndarray | None) -> list[str] | None:
         if self._labels is not None:

@@ -11,6 +11,7 @@ rescaled in place once; the unweighted components at full resolution are compute
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -35,14 +36,25 @@ class Visualisation:
         scores: ``(B, h, w, k)`` float32 principal components at the final layer's resolution.
         pca: the fitted basis (components, explained variance, solver).
         scaling: the joint normalisation that maps the weighted components to ``rgb``.
+        timings: seconds spent in ``decomposition`` (PCA) and ``weighting`` (upsampling, weighting,
+            normalisation).
     """
 
-    def __init__(self, rgb: np.ndarray, activation: np.ndarray, scores: np.ndarray, pca: PrincipalComponents, scaling: Scaling):
+    def __init__(
+        self,
+        rgb: np.ndarray,
+        activation: np.ndarray,
+        scores: np.ndarray,
+        pca: PrincipalComponents,
+        scaling: Scaling,
+        timings: dict[str, float],
+    ):
         self.rgb = rgb
         self.activation = activation
         self.scores = scores
         self.pca = pca
         self.scaling = scaling
+        self.timings = timings
 
     @cached_property
     def components(self) -> np.ndarray:
@@ -106,59 +118,55 @@ def visualise(
     if n_sigma <= 0:
         raise ValueError(f"n_sigma must be positive, got {n_sigma}")
 
+    started = time.perf_counter()
     pca, projected = fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False)
     scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
+    decomposed = time.perf_counter()
+
     shown = scores[..., :RGB]
     # A positive scale changes nothing after the joint normalisation and keeps float32 products finite.
     peak = float(np.abs(shown).max())
     shown = shown * np.float32(1.0 / peak) if peak > 0 else shown.copy()
-
-    if activation is None:
+    channels = shown.shape[-1]
+    fill_activation = activation is None
+    if fill_activation:
         activation = np.empty((batch, *size), dtype=np.float32)
         sources = maps if maps else [channel_sum(final)]
-        fill_activation = True
     else:
         activation = np.asarray(activation, dtype=np.float32)
-        fill_activation = False
     layer_peaks = [float(np.abs(m).max()) or 1.0 for m in maps] if hierarchical else []
 
     rgb = np.zeros((batch, *size, RGB), dtype=np.float32)
-    channels = shown.shape[-1]
+    moments = np.zeros(3)  # count, sum, sum of squares of the weighted components (float64)
+    lo, hi = np.inf, -np.inf
+    scratch = np.empty(size, dtype=np.float32)
+    pixels = size[0] * size[1]
+    for b in range(batch):
+        if fill_activation:
+            _sum_upsampled([s[b] for s in sources], size, out=activation[b], scratch=scratch)
+        # Written straight into the output when all three colours are used.
+        target = rgb[b] if channels == RGB else np.empty((*size, channels), dtype=np.float32)
+        if hierarchical:
+            weighted = shown[b]
+            for m, m_peak in zip(reversed(maps), reversed(layer_peaks)):
+                weighted = resize_bilinear(weighted[None], m.shape[1:])[0]
+                weighted *= (m[b] * np.float32(1.0 / m_peak))[..., None]
+            resize_bilinear(weighted[None], size, out=target[None])
+        else:
+            resize_bilinear(shown[b][None], size, out=target[None])
+            target *= activation[b][..., None]
+        if channels != RGB:
+            rgb[b, ..., :channels] = target
+        # Statistics of the joint normalisation while the image is in cache (OpenCV sums in float64).
+        means, stds = cv2.meanStdDev(target)
+        moments += (pixels * channels, pixels * means.sum(), pixels * float((stds**2 + means**2).sum()))
+        lo, hi = min(lo, float(target.min())), max(hi, float(target.max()))
 
-    def weigh(images: range) -> tuple[np.ndarray, float, float]:
-        """Fill ``activation`` (when not given) and ``rgb`` with the weighted components of ``images``;
-        return the running sums (count, sum, sum of squares; float64), the minimum and the maximum."""
-        moments = np.zeros(3)
-        lo, hi = np.inf, -np.inf
-        scratch = np.empty(size, dtype=np.float32)
-        pixels = size[0] * size[1]
-        for b in images:
-            if fill_activation:
-                _sum_upsampled([s[b] for s in sources], size, out=activation[b], scratch=scratch)
-            # Written straight into the output when all three colours are used.
-            target = rgb[b] if channels == RGB else np.empty((*size, channels), dtype=np.float32)
-            if hierarchical:
-                weighted = shown[b]
-                for m, m_peak in zip(reversed(maps), reversed(layer_peaks)):
-                    weighted = resize_bilinear(weighted[None], m.shape[1:])[0]
-                    weighted *= (m[b] * np.float32(1.0 / m_peak))[..., None]
-                resize_bilinear(weighted[None], size, out=target[None])
-            else:
-                resize_bilinear(shown[b][None], size, out=target[None])
-                target *= activation[b][..., None]
-            if channels != RGB:
-                rgb[b, ..., :channels] = target
-            # Statistics while the image is in cache (OpenCV sums in float64).
-            means, stds = cv2.meanStdDev(target)
-            moments += (pixels * channels, pixels * means.sum(), pixels * float((stds**2 + means**2).sum()))
-            lo, hi = min(lo, float(target.min())), max(hi, float(target.max()))
-        return moments, lo, hi
-
-    moments, lo, hi = weigh(range(batch))
     scale = scaling_from_moments(*moments, lo, hi, n_sigma)
     for b in range(batch):
         _apply_in_place(rgb[b, ..., :channels], scale)
-    return Visualisation(rgb, activation, scores, pca, scale)
+    timings = {"decomposition": decomposed - started, "weighting": time.perf_counter() - decomposed}
+    return Visualisation(rgb, activation, scores, pca, scale, timings)
 
 
 def _sum_upsampled(maps: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray, scratch: np.ndarray) -> None:

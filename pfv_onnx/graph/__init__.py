@@ -3,6 +3,7 @@
 Every function here takes and returns ``onnx.ModelProto`` (never mutating its argument) or plain data.
 """
 
+from .head import LinearHead, linear_head
 from .inputs import InputSpec, image_input
 from .model_io import load_model
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
@@ -13,6 +14,7 @@ from .weights import reinitialise, weighted_nodes
 __all__ = [
     "METADATA_KEY",
     "InputSpec",
+    "LinearHead",
     "Tap",
     "TapPlan",
     "TappedOutputs",
@@ -22,6 +24,7 @@ __all__ = [
     "find_taps",
     "image_input",
     "infer_tensors",
+    "linear_head",
     "load_model",
     "read_tapped_outputs",
     "reinitialise",

@@ -1,5 +1,6 @@
 """Pictures from arrays: every function takes NumPy arrays and returns NumPy arrays, except the writers."""
 
-from .images import colour_map, mosaic, overlay, to_uint8, write_png
+from .html import Figure, Section, page
+from .images import colour_map, labelled_grid, mosaic, overlay, to_uint8, write_png
 
-__all__ = ["colour_map", "mosaic", "overlay", "to_uint8", "write_png"]
+__all__ = ["Figure", "Section", "colour_map", "labelled_grid", "mosaic", "overlay", "page", "to_uint8", "write_png"]

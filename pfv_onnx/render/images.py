@@ -53,9 +53,58 @@ def mosaic(rows: Sequence[Sequence[np.ndarray]], gap: int = 4, background: int =
     return out
 
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _text_band(width: int, height: int, text: str, scale: float = 0.45, background: int = 255) -> np.ndarray:
+    """An ``(height, width, 3)`` uint8 band with ``text`` centred in dark grey, shortened to fit."""
+    band = np.full((height, width, 3), background, np.uint8)
+    while text and cv2.getTextSize(text, FONT, scale, 1)[0][0] > width - 4:
+        text = text[:-3] + ".." if len(text) > 3 else ""
+    (w, h), _ = cv2.getTextSize(text, FONT, scale, 1)
+    cv2.putText(band, text, ((width - w) // 2, (height + h) // 2), FONT, scale, (40, 40, 40), 1, cv2.LINE_AA)
+    return band
+
+
+def labelled_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    row_titles: Sequence[str] | None = None,
+    column_titles: Sequence[str] | None = None,
+    captions: Sequence[Sequence[str]] | None = None,
+    gap: int = 4,
+) -> np.ndarray:
+    """A figure: :func:`mosaic` of equally sized ``(H, W, 3)`` uint8 tiles with titles left of each row,
+    above each column and, optionally, one caption under each tile (``captions[r][c]``)."""
+    height, width = rows[0][0].shape[:2]
+    band = 20
+    lines = []
+    for r, row in enumerate(rows):
+        tiles = list(row)
+        if captions is not None:
+            tiles = [np.vstack([tile, _text_band(width, band, captions[r][c])]) for c, tile in enumerate(tiles)]
+        lines.append(tiles)
+    grid = mosaic(lines, gap=gap)
+    tile_height = height + (band if captions is not None else 0)
+    if column_titles is not None:
+        top = mosaic([[_text_band(width, band + 4, t) for t in column_titles]], gap=gap)
+        grid = np.vstack([top, np.full((gap, grid.shape[1], 3), 255, np.uint8), grid])
+    if row_titles is not None:
+        margin = 150
+        left = np.full((grid.shape[0], margin, 3), 255, np.uint8)
+        offset = band + 4 + gap if column_titles is not None else 0
+        for r, title in enumerate(row_titles):
+            top_y = offset + r * (tile_height + gap)
+            left[top_y : top_y + tile_height] = _text_band(margin, tile_height, title)
+        grid = np.hstack([left, grid])
+    return grid
+
+
 def write_png(path: str | Path, picture: np.ndarray) -> Path:
-    """Write an ``(H, W, 3)`` or ``(H, W)`` uint8 picture as PNG, atomically (a temporary file, then rename)."""
+    """Write an ``(H, W, 3)`` or ``(H, W)`` uint8 picture as PNG, atomically (a temporary file, then rename).
+
+    zlib level 1: four times faster than PIL's default level 6, for files about a fifth larger.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG")
+        Image.fromarray(picture).save(tmp, format="PNG", compress_level=1)
     return path

@@ -1,0 +1,136 @@
+"""``pfv-onnx demo``: the paper's figures 2-4 reproduced on the bundled model and photos, with an index.html.
+
+Figure 2: one batch of animals: activation map, unweighted components and PFV.
+Figure 3: what the colours depend on: the joint batch, each image as its own batch, and the same network
+          with re-initialised weights (the randomisation test of Adebayo et al.).
+Figure 4: PFV beside gradient-free baselines from the same single forward pass: the activation map,
+          EigenCAM, and class activation maps of the top-3 classes (networks whose head is global average
+          pooling and one linear layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import bundled
+from .core import class_activation_maps, eigen_cam
+from .files import atomic_path
+from .graph import load_model, reinitialise
+from .pipeline import PFV, PFVResult
+from .render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
+from .report import batch_pictures, colour_legend
+
+ANIMALS = ("chelsea", "dog", "person", "horses", "giraffe")
+
+
+def _short(label: str | None, index: int) -> str:
+    return (label or f"class {index}").split(",")[0]
+
+
+def _heat(maps: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
+    """``(B, H, W)`` maps in ``[0, 1]`` as viridis over greyscale copies of the ``(B, H, W, 3)`` inputs."""
+    return [overlay(colour_map(m, 0.0, 1.0), image) for m, image in zip(maps, images)]
+
+
+def figure_batch(result: PFVResult) -> np.ndarray:
+    pictures = batch_pictures(result)
+    rows = [list(result.images), list(pictures["activation"]), list(pictures["components"]), list(pictures["pfv"])]
+    titles = ["input", "activation map", "PFV, unweighted", "PFV"]
+    return labelled_grid(rows, titles, result.names)
+
+
+def figure_composition(joint: PFVResult, singles: Sequence[PFVResult], randomised: PFVResult) -> np.ndarray:
+    rows = [
+        list(joint.images),
+        [to_uint8(x) for x in joint.rgb],
+        [to_uint8(r.rgb[0]) for r in singles],
+        [to_uint8(x) for x in randomised.rgb],
+    ]
+    titles = ["input", "PFV, joint batch", "PFV, image alone", "PFV, random weights"]
+    return labelled_grid(rows, titles, joint.names)
+
+
+def figure_baselines(result: PFVResult, pfv: PFV) -> tuple[np.ndarray, list[list[tuple[int, str, float]]] | None]:
+    assert result.features is not None and result.images is not None
+    images = result.images
+    size = images.shape[1:3]
+    peak = float(np.percentile(result.activation, 99))
+    rows = [
+        list(images),
+        [overlay(to_uint8(x), image) for x, image in zip(result.rgb, images)],
+        _heat(np.clip(result.activation / peak, 0, 1) if peak > 0 else result.activation, images),
+        _heat(eigen_cam(result.features.final, size), images),
+    ]
+    titles = ["input", "PFV", "activation map", "EigenCAM"]
+    captions = [[""] * len(images) for _ in rows]
+    top = None
+    if pfv.head is not None and result.logits is not None:
+        top = result.top_k(3)
+        classes = np.array([[c for c, _, _ in t] for t in top])
+        cams = class_activation_maps(result.features.final, pfv.head.weight, classes, size)
+        for k in range(3):
+            rows.append(_heat(cams[:, k], images))
+            titles.append(f"CAM, class {k + 1}")
+            captions.append([f"{_short(t[k][1], t[k][0])} {t[k][2]:.0%}" for t in top])
+    return labelled_grid(rows, titles, result.names, captions), top
+
+
+def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, providers: Sequence[str] | None = None) -> list[Path]:
+    """Write the three figures and ``index.html`` to ``out``; return the written paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    source = load_model(bundled.resolve_model(model))
+    pfv = PFV(source, providers=providers)
+    photos = [bundled.sample_image(stem) for stem in ANIMALS]
+    joint = pfv(photos)
+    singles = [pfv([photo]) for photo in photos]
+    randomised = PFV(reinitialise(source, seed=0), providers=providers)(photos)
+
+    fig2, fig3 = figure_batch(joint), figure_composition(joint, singles, randomised)
+    fig4, top = figure_baselines(joint, pfv)
+    files = {"fig2_batch.png": fig2, "fig3_batch_and_weights.png": fig3, "fig4_baselines.png": fig4}
+    written = [write_png(out / name, picture) for name, picture in files.items()]
+
+    ratios = joint.explained_variance_ratio
+    sections = [
+        Section(
+            "Figure 2: one batch of animals",
+            [
+                "Five photos analysed together. The activation map A<sup>b</sup> is the sum of the channel sums of "
+                "every tapped layer before the last; the unweighted components are the first three principal "
+                "components of the last tapped layer, upsampled; PFV weights them by the activation map.",
+                colour_legend(ratios) + ".",
+            ],
+            figures=[Figure("fig2_batch.png", "rows: input, activation map, unweighted components, PFV", wide=True)],
+        ),
+        Section(
+            "Figure 3: colours depend on the batch and on the weights",
+            [
+                "Row 2: the joint batch. Row 3: each photo as a batch of its own; the colours now contrast the "
+                "parts of one image. Row 4: the same network with every convolution and linear layer "
+                "re-initialised (He-normal, biases zero): its maps no longer follow the objects, so PFV shows what "
+                "the trained weights learnt rather than the image itself.",
+            ],
+            figures=[Figure("fig3_batch_and_weights.png", "rows: input, joint batch, single-image batches, random weights", wide=True)],
+        ),
+        Section(
+            "Figure 4: PFV and gradient-free baselines from the same forward pass",
+            [
+                "The activation map and EigenCAM (each image's own first principal component) show where the "
+                "network responds, in one colour; class activation maps show where the evidence for one class is. "
+                "PFV shows several contrasting features at once, in colour, across the batch.",
+                "Class activation maps need a head of global average pooling and one linear layer; "
+                + ("this model has one." if top is not None else "this model has none, so they are left out."),
+            ],
+            figures=[Figure("fig4_baselines.png", "rows: input, PFV, activation map, EigenCAM, CAM of the top-3 classes", wide=True)],
+        ),
+    ]
+    intro = [
+        f"Principal Feature Visualisation of the bundled <code>{model}</code> on the sample photos "
+        "(see <code>pfv_onnx/samples/ATTRIBUTION.md</code>), reproducing figures 2-4 of Bakken et al., ECCV 2020."
+    ]
+    with atomic_path(out / "index.html") as tmp:
+        tmp.write_text(page("pfv-onnx demo", intro, sections), encoding="utf-8")
+    return [*written, out / "index.html"]

@@ -1,0 +1,99 @@
+"""Self-contained HTML reports: one file, inline style, pictures by relative links, readable offline.
+
+On load, a few lines of script count the pictures that failed to load, write the count to
+``<body data-broken-images>`` and show a warning above the report when it is not zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+p, li { line-height: 1.45; } code { background: #f3f3f3; padding: 0 .2em; }
+figure { display: inline-block; margin: .4em; vertical-align: top; max-width: 100%; }
+figure img { display: block; max-width: 100%; image-rendering: auto; border: 1px solid #ddd; }
+figcaption { font-size: .85em; margin-top: .25em; max-width: 240px; }
+figure.wide figcaption { max-width: none; }
+table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
+td, th { border: 1px solid #ddd; padding: .2em .6em; text-align: left; }
+.swatch { display: inline-block; width: 1em; height: 1em; vertical-align: middle; margin-right: .3em; border: 1px solid #999; }
+.card { display: inline-block; vertical-align: top; margin: .5em 1em .5em 0; }
+.card h3 { font-size: 1em; margin: .2em 0; }
+#broken { display: none; background: #fee; border: 1px solid #c00; padding: .5em 1em; }
+"""
+
+SELF_CHECK = """
+window.addEventListener("load", function () {
+  var broken = Array.prototype.filter.call(document.images, function (img) {
+    return !img.complete || img.naturalWidth === 0;
+  });
+  document.body.dataset.brokenImages = String(broken.length);
+  if (broken.length) {
+    var note = document.getElementById("broken");
+    note.textContent = broken.length + " picture(s) could not be loaded: " +
+      broken.map(function (img) { return img.getAttribute("src"); }).join(", ");
+    note.style.display = "block";
+  }
+});
+"""
+
+
+@dataclass
+class Figure:
+    """A picture (``src``, relative to the page) with a caption (HTML allowed)."""
+
+    src: str
+    caption: str = ""
+    wide: bool = False
+
+
+@dataclass
+class Section:
+    """A titled part of a page: paragraphs (HTML allowed), an optional table, figures, and cards."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    table: list[list[str]] | None = None
+    figures: list[Figure] = field(default_factory=list)
+    cards: list[tuple[str, list[str], list[Figure]]] = field(default_factory=list)
+
+
+def swatch(colour: str) -> str:
+    return f'<span class="swatch" style="background:{colour}"></span>'
+
+
+def _figure(figure: Figure) -> str:
+    cls = ' class="wide"' if figure.wide else ""
+    alt = escape(figure.caption.split("<")[0] or figure.src, quote=True)
+    return f'<figure{cls}><img src="{escape(figure.src, quote=True)}" alt="{alt}"><figcaption>{figure.caption}</figcaption></figure>'
+
+
+def page(title: str, intro: list[str], sections: list[Section]) -> str:
+    """The whole HTML document. Titles are escaped; paragraphs, cells and captions are HTML as given."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title><style>{STYLE}</style><script>{SELF_CHECK}</script></head>",
+        f'<body data-broken-images=""><div id="broken"></div><h1>{escape(title)}</h1>',
+    ]
+    parts += [f"<p>{p}</p>" for p in intro]
+    for section in sections:
+        parts.append(f"<section><h2>{escape(section.title)}</h2>")
+        parts += [f"<p>{p}</p>" for p in section.paragraphs]
+        if section.table:
+            head, *body = section.table
+            parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in body]
+            parts.append("</table>")
+        parts += [_figure(f) for f in section.figures]
+        for heading, lines, figures in section.cards:
+            parts.append(f'<div class="card"><h3>{escape(heading)}</h3>')
+            parts += [f"<div>{line}</div>" for line in lines]
+            parts += [_figure(f) for f in figures]
+            parts.append("</div>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

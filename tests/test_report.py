@@ -1,0 +1,167 @@
+"""``explain``, ``demo`` and ``result.save`` end to end, and their HTML in a real headless browser."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import browser
+from pfv_onnx import bundled
+from pfv_onnx.cli import main
+from pfv_onnx.explain import MAX_BATCH, split_batches
+from pfv_onnx.progress import Progress
+from pfv_onnx.report import PICTURES, unique_names
+
+STAGES = {"preprocess", "forward", "decomposition", "weighting", "render", "png_encode"}
+
+
+def decode(path):
+    with Image.open(path) as picture:
+        return np.asarray(picture.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("explain")
+    photos = bundled.sample_images()
+    assert main(["explain", "mobilenet_v2", str(photos[0].parent), "--out", str(out), "--batch", "3", "--quiet"]) == 0
+    return out, photos
+
+
+def test_explain_writes_every_promised_file(explained):
+    out, photos = explained
+    for photo in photos:
+        for kind in PICTURES:
+            picture = decode(out / "images" / f"{photo.stem}_{kind}.png")
+            assert picture.shape == (224, 224, 3) and picture.std() > 5
+    for index, count in enumerate([3, 3, 2]):  # --batch 3 over 8 photos, in order
+        assert decode(out / "mosaics" / f"batch_{index}.png").shape == (2 * 224 + 4, count * 224 + (count - 1) * 4, 3)
+
+
+def test_summary_holds_what_it_promises(explained):
+    out, photos = explained
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["path"].endswith("mobilenet_v2.onnx") and len(summary["model"]["sha256"]) == 64
+    assert summary["model"]["preset"] == "imagenet" and summary["model"]["input"]["size"] == [224, 224]
+    assert len(summary["taps"]) == 4 and summary["final"].startswith("/features/features.18")
+    assert [b["images"] for b in summary["batches"]] == [[p.stem for p in photos[i : i + 3]] for i in (0, 3, 6)]
+    for batch in summary["batches"]:
+        ratios = batch["explained_variance_ratio"]
+        assert len(ratios) == 3 and ratios == sorted(ratios, reverse=True) and 0 < sum(ratios) < 1
+    images = {image["name"]: image for image in summary["images"]}
+    assert set(images) == {p.stem for p in photos}
+    chelsea = images["chelsea"]
+    assert len(chelsea["top5"]) == 5 and "cat" in chelsea["top5"][0]["label"]
+    assert chelsea["source"].endswith("chelsea.png") and set(chelsea["files"]) == set(PICTURES)
+    assert set(summary["timings_s"]) == STAGES and all(v >= 0 for v in summary["timings_s"].values())
+    assert summary["options"]["batch"] == 3 and summary["options"]["n_components"] == 3
+
+
+def test_report_in_a_real_browser(explained, tmp_path):
+    out, photos = explained
+    html = browser.dom(out / "index.html", tmp_path / "profile")
+    assert 'data-broken-images="0"' in html
+    assert len(re.findall(r"<img ", html)) == len(photos) * len(PICTURES) + 3
+    assert "component 1:" in html and "of the variance" in html
+    shot = decode(browser.screenshot(out / "index.html", tmp_path / "profile2", tmp_path / "shot.png"))
+    assert shot.std() > 30  # not a blank page
+    assert (shot.max(axis=2) - shot.min(axis=2) > 60).mean() > 0.05  # coloured pictures are on screen
+
+
+def test_browser_check_catches_a_missing_picture(explained, tmp_path):
+    out, _ = explained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    page = (out / "index.html").read_text().replace('src="images/chelsea_pfv.png"', 'src="images/missing.png"')
+    (broken / "index.html").write_text(page)
+    html = browser.dom(broken / "index.html", tmp_path / "profile")
+    assert not re.search(r'data-broken-images="0"', html) and "could not be loaded" in html
+
+
+def test_demo_reproduces_the_figures(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    fig2, fig3, fig4 = (decode(out / f) for f in ("fig2_batch.png", "fig3_batch_and_weights.png", "fig4_baselines.png"))
+    columns = 5 * 224 + 4 * 4 + 150  # five photos and the row titles
+    assert fig2.shape[1] == fig3.shape[1] == fig4.shape[1] == columns
+    assert fig2.shape[0] > 4 * 224 and fig3.shape[0] > 4 * 224 and fig4.shape[0] > 7 * 224  # with CAM rows
+    html = browser.dom(out / "index.html", tmp_path / "profile")
+    assert 'data-broken-images="0"' in html and "Figure 4" in html and "this model has one" in html
+
+
+def test_result_save(mobilenet, tmp_path):
+    result = mobilenet(bundled.sample_images()[:2])
+    summary = result.save(tmp_path / "saved")
+    assert [i["name"] for i in summary["images"]] == [p.stem for p in bundled.sample_images()[:2]]
+    assert (tmp_path / "saved" / "index.html").exists() and (tmp_path / "saved" / "mosaics" / "batch_0.png").exists()
+    assert json.loads((tmp_path / "saved" / "summary.json").read_text())["taps"] == mobilenet.taps
+
+
+def test_split_batches_as_documented():
+    assert split_batches(8, 3) == [range(0, 3), range(3, 6), range(6, 8)]
+    assert split_batches(MAX_BATCH) == [range(0, MAX_BATCH)]
+    assert [len(r) for r in split_batches(MAX_BATCH + 1)] == [32, 33]
+    assert [len(r) for r in split_batches(130)] == [43, 44, 43]
+    assert split_batches(0) == []
+
+
+def test_unique_names():
+    assert unique_names(["cat", "cat", "dog", "cat", "a b/c"]) == ["cat", "cat_2", "dog", "cat_3", "a_b_c"]
+    assert unique_names(["x_2", "x", "x"]) == ["x_2", "x", "x_3"]
+
+
+def test_progress_bar_only_on_terminals():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    shown, hidden = Tty(), io.StringIO()
+    for stream in (shown, hidden):
+        bar = Progress(4, stream=stream)
+        bar.update(2)
+        bar.update(2)
+        bar.close()
+    assert "4/4 images" in shown.getvalue() and hidden.getvalue() == ""
+    quiet = Tty()
+    Progress(4, enabled=False, stream=quiet).update()
+    assert quiet.getvalue() == ""
+
+
+def test_explain_prints_one_closing_line_and_no_progress_when_piped(tmp_path):
+    photos = [str(p) for p in bundled.sample_images()[:3]]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pfv_onnx", "explain", "mobilenet_v2", *photos, "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.count("\n") == 1 and proc.stdout.startswith("explained 3 images in 1 batch")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["explain", "mobilenet_v2", "nope.jpg", "--out", "{tmp}/o"], "nope.jpg: no such file or folder"),
+        (["explain", "mobilenet_v2", "{photo}", "--out", "{tmp}/a_file"], "exists and is not a folder"),
+        (["explain", "mobilenet_v2", "{photo}", "--out", "{tmp}/o", "--batch", "0"], "must be at least 1"),
+        (["explain", "mobilenet_v2", "{photo}", "--out", "{tmp}/o", "--frobnicate"], "unrecognized arguments"),
+        (["explain", "mobilenet_v2", "--out", "{tmp}/o"], "required: INPUT"),
+        (["explain", "mobilenet_v2", "{photo}", "--out", "{tmp}/report"], "holds a report already"),
+    ],
+)
+def test_explain_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.json").write_text("{}")
+    photo = str(bundled.sample_images()[0])
+    argv = [a.format(tmp=tmp_path, photo=photo) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "pfv_onnx", *argv], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pfv-onnx: error:") and message in lines[0], proc.stderr
