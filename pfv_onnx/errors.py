@@ -23,3 +23,9 @@ class ImageError(PFVError):
 
 class RuntimeMissingError(PFVError):
     """No onnxruntime package is installed."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (or its type), shortened: for one-line errors."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:limit]

@@ -23,14 +23,13 @@ from . import __version__, bundled
 from .core import Visualisation, visualise
 from .errors import ImageError, PFVError
 from .graph import InputSpec, LinearHead, image_input, linear_head, load_model
-from .preprocess import Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
+from .core.decomposition import SOLVERS
+from .preprocess import RESIZE_MODES, Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
 from .report import build_summary, write_batch, write_summary
 from .runtime import Session, resolve_providers
 from .tapping import TappedModel, tap_model
 
 ImageLike = str | Path | Image.Image | np.ndarray
-# The image size used when the model leaves its input size open.
-DEFAULT_SIZE = (224, 224)
 PRESET_METADATA_KEY = "preset"
 
 
@@ -172,8 +171,14 @@ class PFV:
     ):
         if not isinstance(n_components, int) or n_components < 1:
             raise PFVError(f"n_components must be a positive integer, got {n_components!r}")
-        if n_sigma <= 0:
+        if not n_sigma > 0:
             raise PFVError(f"n_sigma must be positive, got {n_sigma}")
+        if solver not in SOLVERS:
+            raise PFVError(f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
+        if resize not in RESIZE_MODES:
+            raise PFVError(f"unknown resize mode {resize!r} (choose from {', '.join(RESIZE_MODES)})")
+        if chunk_size is not None and chunk_size < 1:
+            raise PFVError(f"chunk_size must be at least 1, got {chunk_size}")
         resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
         self.model_path = str(resolved) if isinstance(resolved, (str, Path)) else None
         source = load_model(resolved)
@@ -209,7 +214,7 @@ class PFV:
     @property
     def size(self) -> tuple[int, int]:
         """``(H0, W0)``, the image size fed to the model."""
-        return self.input.size or DEFAULT_SIZE
+        return self.input.size_or_default
 
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Decode and resize images for the model.
@@ -239,20 +244,31 @@ class PFV:
         expected = (spec.channels, *self.size) if spec.layout == "NCHW" else (*self.size, spec.channels)
         if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
             raise PFVError(f"expected a batch of shape (B, {', '.join(map(str, expected))}), got {batch.shape}")
+        if batch.shape[0] < 1:
+            raise PFVError("no images to run")
         outputs = self.tapped.outputs
-        names = [outputs.final, *outputs.maps]
-        if outputs.activation:
-            names.append(outputs.activation)
-        if outputs.original:
-            names.append(outputs.original[0])
+        logits = self._logits_output
+        names = [outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else []), *([logits] if logits else [])]
         values = self.session.run(np.ascontiguousarray(batch, dtype=spec.dtype), names, self.chunk_size)
         as32 = lambda name: np.asarray(values[name], dtype=np.float32)  # noqa: E731  (fp16 models)
         return Features(
             final=as32(outputs.final),
             maps=[as32(name)[:, 0] for name in outputs.maps],
             activation=as32(outputs.activation)[:, 0] if outputs.activation else None,
-            logits=as32(outputs.original[0]).reshape(batch.shape[0], -1) if outputs.original else None,
+            logits=as32(logits).reshape(batch.shape[0], -1) if logits else None,
         )
+
+    @functools.cached_property
+    def _logits_output(self) -> str | None:
+        """The first kept model output shaped like class scores: ``(B, K)`` or ``(B, K, 1, 1)``."""
+        for name in self.tapped.outputs.original:
+            shape = self.session.output_shape(name)
+            if name == self.final or shape is None or not shape:
+                continue
+            batched = not isinstance(shape[0], int) or shape[0] == self.session.fixed_batch
+            if batched and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == [1, 1])):
+                return name
+        return None
 
     def visualise(self, features: Features) -> Visualisation:
         """The NumPy part of PFV on the features of one analysis batch."""

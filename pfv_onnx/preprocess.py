@@ -115,13 +115,23 @@ def fit_image(image: Image.Image, size: tuple[int, int], resize: str = "crop") -
     return np.asarray(scaled.crop((left, top, left + width, top + height)))
 
 
+# ITU-R BT.601 luma, as PIL's "L" mode: greyscale models see the brightness of the photo.
+LUMA = (0.299, 0.587, 0.114)
+
+
 def to_model_input(pixels: np.ndarray, preset: Preset, layout: str, channels: int, dtype: np.dtype) -> np.ndarray:
-    """``(B, H, W, 3)`` uint8 RGB pixels to the model's float input, ``(B, C, H, W)`` or ``(B, H, W, C)``."""
-    x = (pixels.astype(np.float32) - np.float32(preset.mean)) / np.float32(preset.std)
-    if preset.bgr:
-        x = x[..., ::-1]
+    """``(B, H, W, 3)`` uint8 RGB pixels to the model's float input, ``(B, C, H, W)`` or ``(B, H, W, C)``.
+
+    A greyscale model (``channels == 1``) gets the luma, normalised with the mean of the preset's means
+    and stds.
+    """
     if channels == 1:
-        x = x.mean(axis=-1, keepdims=True)
+        luma = pixels.astype(np.float32) @ np.float32(LUMA)
+        x = ((luma - np.float32(np.mean(preset.mean))) / np.float32(np.mean(preset.std)))[..., None]
+    else:
+        x = (pixels.astype(np.float32) - np.float32(preset.mean)) / np.float32(preset.std)
+        if preset.bgr:
+            x = x[..., ::-1]
     if layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(x, dtype=dtype)

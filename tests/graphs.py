@@ -160,3 +160,75 @@ def no_spatial_layer():
     flat = net.op("Flatten", ["image"], axis=1)
     logits = net.gemm(flat, 3 * 32 * 32, 2)
     return net.model([image()], [output(logits, ["N", 2])])
+
+
+def squeeze_excitation():
+    """Two stages whose blocks have squeeze-and-excitation (a GlobalAveragePool inside every block), then the
+    head's pooling. F_N must be the tensor entering the head's pooling, not the first SE block's input."""
+    net = Net()
+
+    def se_block(x: str, channels: int) -> str:
+        squeezed = net.op("GlobalAveragePool", [x])
+        gate = net.op("Sigmoid", [net.conv(squeezed, channels, channels, k=1, relu=False)])
+        return net.op("Mul", [x, gate])
+
+    first = net.conv("image", 3, 8)
+    stage1 = se_block(first, 8)
+    down = net.conv(stage1, 8, 16, stride=2)  # stage 1's output (after SE) feeds the strided conv
+    block_a = se_block(down, 16)
+    block_b = se_block(net.conv(block_a, 16, 16), 16)
+    head_in = net.conv(block_b, 16, 32, k=1)
+    pooled = net.op("GlobalAveragePool", [head_in])
+    logits = net.gemm(net.op("Flatten", [pooled], axis=1), 32, 3)
+    # At 32 px the first SE block's input is the first tensor produced that a reducing op reads.
+    return net.model([image()], [output(logits, ["N", 3])], opset=13), [first], head_in
+
+
+def valid_convolutions():
+    """Stride-1 convolutions without padding shrink the map by a border; they are not taps."""
+    net = Net()
+    w = net.const(np.random.default_rng(1).standard_normal((8, 3, 3, 3)).astype(np.float32))
+    a = net.op("Relu", [net.op("Conv", ["image", w], kernel_shape=[3, 3])])  # 32 -> 30, stride 1
+    w2 = net.const(np.random.default_rng(2).standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.1)
+    b = net.op("Relu", [net.op("Conv", [a, w2], kernel_shape=[3, 3])])  # 30 -> 28, stride 1
+    c = net.conv(net.maxpool(b), 8, 8)
+    pooled = net.op("GlobalAveragePool", [c])
+    logits = net.gemm(net.op("Flatten", [pooled], axis=1), 8, 2)
+    return net.model([image()], [output(logits, ["N", 2])]), [b], c
+
+
+def final_is_an_output():
+    """A feature extractor whose graph output is the feature map itself, besides its pooled vector."""
+    net = Net()
+    a = net.conv("image", 3, 8)
+    b = net.conv(net.maxpool(a), 8, 16)
+    pooled = net.op("GlobalAveragePool", [b])
+    return net.model([image()], [output(b, ["N", 16, 16, 16]), output(pooled, ["N", 16, 1, 1])]), [a], b
+
+
+def float16(scale: float = 300.0):
+    """A float16 model whose feature maps hold values in the hundreds over 256 channels: their channel
+    sums overflow float16 (max 65504)."""
+    net = Net()
+    nodes_in = net.op("Cast", ["image"], to=TensorProto.FLOAT16)
+    w1 = net.const(np.full((256, 3, 3, 3), scale / 27, np.float16))
+    a = net.op("Relu", [net.op("Conv", [nodes_in, w1], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
+    pooled_a = net.op("MaxPool", [a], kernel_shape=[2, 2], strides=[2, 2])
+    w2 = net.const((np.random.default_rng(0).random((16, 256, 1, 1)) / 256).astype(np.float16))
+    b = net.op("Relu", [net.op("Conv", [pooled_a, w2], kernel_shape=[1, 1])])
+    pooled = net.op("Cast", [net.op("GlobalAveragePool", [b])], to=TensorProto.FLOAT)
+    model = net.model([helper.make_tensor_value_info("image", TensorProto.FLOAT16, ["N", 3, 32, 32])], [output(pooled, ["N", 16, 1, 1])])
+    return model, [a], b
+
+
+def fixed_batch(n: int = 4):
+    """The VGG-like graph with a fixed batch of ``n``: runs pad the last chunk."""
+    model, taps, final = vgg_like()
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[0].Clear()
+    dims[0].dim_value = n
+    out_dims = model.graph.output[0].type.tensor_type.shape.dim
+    out_dims[0].Clear()
+    out_dims[0].dim_value = n
+    onnx.checker.check_model(model)
+    return model, taps, final

@@ -63,10 +63,11 @@ def pfv(final, maps, size, k=3, hierarchical=False, n_sigma=1.0):
     components = np.stack([bilinear(p, size) for p in pcs])
     if hierarchical:
         weighted = []
-        peaks = [np.abs(m).max() for m in maps]
+        layers = maps if maps else [final.sum(axis=1)]  # no earlier layer: F_N's own channel sum
+        peaks = [np.abs(m).max() for m in layers]
         for i in range(final.shape[0]):
             x = pcs[i]
-            for m, peak in zip(reversed(maps), reversed(peaks)):
+            for m, peak in zip(reversed(layers), reversed(peaks)):
                 x = bilinear(x, m.shape[1:]) * (m[i] / peak)[..., None]
             weighted.append(bilinear(x, size))
         weighted = np.stack(weighted)

@@ -54,15 +54,15 @@ def test_auto_picks_the_solver_by_shape():
     assert fit_pca(wide_features(EXACT_LIMIT + 100, EXACT_LIMIT + 1, 0.2)).solver == "randomized"
 
 
-def test_sign_rule_largest_loading_is_positive_and_flipping_the_data_keeps_it():
+def test_sign_rule_largest_loading_is_positive_in_every_solver():
     X = wide_features(200, 30, 0.2)
-    for solver in ("covariance", "gram", "randomized"):
-        pca = fit_pca(X, 3, solver=solver)
-        strongest = pca.components[np.arange(3), np.abs(pca.components).argmax(axis=1)]
+    bases = [fit_pca(X, 3, solver=solver).components for solver in ("covariance", "gram", "randomized")]
+    for basis in bases:
+        strongest = basis[np.arange(3), np.abs(basis).argmax(axis=1)]
         assert (strongest > 0).all()
-    # Reversing the rows (a different order of the same pixels) leaves the basis unchanged.
-    a, b = fit_pca(X, 3, solver="covariance"), fit_pca(X[::-1], 3, solver="covariance")
-    np.testing.assert_allclose(a.components, b.components, atol=1e-9)
+    # Three different algorithms, whose raw signs are arbitrary, agree once the rule is applied.
+    np.testing.assert_allclose(bases[1], bases[0], atol=1e-6)
+    np.testing.assert_allclose(bases[2], bases[0], atol=1e-3)
 
 
 def test_deterministic_run_to_run():
@@ -90,10 +90,13 @@ def test_input_validation():
         fit_pca(np.array([[1.0, np.inf], [0.0, 1.0], [2.0, 2.0]]), 1)
 
 
-def test_huge_features_fall_back_to_float64_instead_of_overflowing():
-    X = wide_features(700, 600, 0.1).astype(np.float64) * 1e25
+@pytest.mark.parametrize("scale", [1e37, 1e39])
+def test_huge_features_fall_back_to_float64_instead_of_overflowing(scale):
+    """1e37 fits float32 but its products do not; 1e39 does not fit float32 at all."""
+    X = wide_features(700, 600, 0.1).astype(np.float64) * scale
     fast, fast_scores = fit_transform_pca(X, 3, solver="randomized")
     exact, exact_scores = fit_transform_pca(X, 3, solver="covariance")
     assert np.isfinite(fast.explained_variance).all() and np.isfinite(fast.total_variance)
+    np.testing.assert_allclose(fast.explained_variance_ratio, exact.explained_variance_ratio, rtol=0.01)
     for i in range(3):
         assert np.corrcoef(exact_scores[:, i], fast_scores[:, i])[0, 1] >= 0.99

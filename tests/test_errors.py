@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pfv_onnx import PFV, ImageError, ModelError, bundled
+from pfv_onnx import PFV, ImageError, ModelError, PFVError, bundled
 from pfv_onnx.cli import main
 
 
@@ -78,7 +78,7 @@ def test_undecodable_images(mobilenet, tmp_path):
 
 
 def test_wrong_batch_shape(mobilenet):
-    with pytest.raises(Exception, match="expected a batch of shape \\(B, 3, 224, 224\\)"):
+    with pytest.raises(PFVError, match="expected a batch of shape \\(B, 3, 224, 224\\)"):
         mobilenet(np.zeros((2, 3, 100, 100), np.float32))
 
 

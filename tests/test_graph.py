@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 import graphs
-from pfv_onnx import PFV, LayerError, ModelError, export, tap_model
+from pfv_onnx import PFV, LayerError, ModelError, PFVError, export, tap_model
 from pfv_onnx.core import total_activation
 from pfv_onnx.graph import infer_tensors, shape_candidates
 from pfv_onnx.graph.rewrite import bilinear_matrix
@@ -22,6 +22,10 @@ CASES = {
     "channels_last_mean_head": graphs.channels_last_mean_head,
     "old_ir_version": graphs.old_ir_version,
     "shapes_unknown_to_inference": graphs.shapes_unknown_to_inference,
+    "squeeze_excitation": graphs.squeeze_excitation,
+    "valid_convolutions": graphs.valid_convolutions,
+    "final_is_an_output": graphs.final_is_an_output,
+    "fixed_batch": graphs.fixed_batch,
 }
 
 
@@ -58,15 +62,43 @@ def test_probe_run_fills_in_what_shape_inference_cannot():
     assert tap_model(model).outputs.taps  # found through the probe run
 
 
-def test_fixed_batch_runs_in_chunks_of_its_size():
-    model, _, _ = graphs.fixed_batch_reshape_head()
+@pytest.mark.parametrize("make, fixed, n", [(graphs.fixed_batch_reshape_head, 1, 3), (graphs.fixed_batch, 4, 6)])
+def test_fixed_batch_runs_in_chunks_of_its_size(make, fixed, n):
+    model, _, _ = make()
     pfv = PFV(model)
-    assert pfv.session.fixed_batch == 1
-    x = batch_for(model, 3)
-    features = pfv.forward(x)
-    assert features.final.shape[0] == 3
-    one_by_one = [pfv.forward(x[i : i + 1]).final for i in range(3)]
-    np.testing.assert_allclose(features.final, np.concatenate(one_by_one), rtol=1e-6)
+    assert pfv.session.fixed_batch == fixed
+    x = batch_for(model, n)
+    features = pfv.forward(x)  # 6 images with a fixed batch of 4: the second chunk is padded
+    assert features.final.shape[0] == n and features.logits.shape[0] == n
+    padded = np.concatenate([x, np.repeat(x[-1:], -n % fixed, axis=0)])
+    direct = np.concatenate([Session(model).run(padded[i : i + fixed])[model.graph.output[0].name] for i in range(0, len(padded), fixed)])
+    np.testing.assert_allclose(features.logits, direct[:n], rtol=1e-5, atol=1e-6)
+
+
+def test_a_final_layer_that_is_also_an_output_is_read_once():
+    model, _, final = graphs.final_is_an_output()
+    x = batch_for(model, 2)
+    result = PFV(model)(x)
+    assert result.rgb.shape[0] == 2 and result.features.final.shape[0] == 2
+    assert result.logits.shape == (2, 16)  # the (B, K, 1, 1) output reads as class scores; F_N itself never does
+
+
+def test_float16_taps_are_summed_in_float32():
+    model, taps, _ = graphs.float16()
+    x = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float16) + 1
+    result = PFV(model)(x)
+    assert np.isfinite(result.activation).all() and result.activation.max() > 65504  # beyond float16
+    assert np.isfinite(result.rgb).all()
+
+
+def test_empty_and_bad_chunking_are_clear_errors():
+    model, _, _ = graphs.vgg_like()
+    with pytest.raises(PFVError, match="no images"):
+        PFV(model)(np.zeros((0, 3, 32, 32), np.float32))
+    with pytest.raises(PFVError, match="chunk_size"):
+        PFV(model, chunk_size=0)
+    with pytest.raises(PFVError, match="solver"):
+        PFV(model, solver="magic")
 
 
 def test_activation_in_graph_equals_numpy():
@@ -106,9 +138,11 @@ def test_export_writes_a_self_describing_model(tmp_path):
         tap_model(saved, layers=taps)
 
 
-def test_without_logits_the_head_is_pruned():
-    model, _, final = graphs.vgg_like()
+@pytest.mark.parametrize("make", [graphs.vgg_like, graphs.old_ir_version])
+def test_without_logits_the_head_is_pruned(make):
+    model, _, final = make()
     tapped = tap_model(model, keep_logits=False)
+    onnx.checker.check_model(tapped.model)
     ops = {n.op_type for n in tapped.model.graph.node}
     assert "Gemm" not in ops and "Flatten" not in ops
     assert model.graph.output[0].name not in [o.name for o in tapped.model.graph.output]
@@ -126,11 +160,25 @@ def test_named_layers_and_final():
 
 
 def test_bad_layer_names_are_clear_errors():
-    model, taps, _ = graphs.vgg_like()
+    model, taps, final = graphs.vgg_like()
+    with pytest.raises(LayerError, match="'image' is the model's input"):
+        tap_model(model, final="image")
+    with pytest.raises(LayerError, match="is a weight"):
+        tap_model(model, final=model.graph.initializer[0].name)
+    with pytest.raises(LayerError, match="comes after the final layer"):
+        tap_model(model, layers=[final], final=taps[0])
     with pytest.raises(LayerError, match="no tensor named 'relu88'.*did you mean"):
         tap_model(model, final="relu88")
     with pytest.raises(LayerError, match="not a \\(batch, channels, height, width\\) feature map"):
         tap_model(model, final=model.graph.output[0].name)
+
+
+def test_reinitialising_a_tapped_model_is_refused():
+    from pfv_onnx.graph import reinitialise
+
+    model, _, _ = graphs.vgg_like()
+    with pytest.raises(ModelError, match="original model"):
+        reinitialise(tap_model(model).model)
 
 
 def test_a_graph_without_spatial_layers_is_refused():

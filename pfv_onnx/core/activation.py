@@ -35,9 +35,19 @@ def total_activation(maps: Sequence[np.ndarray], size: tuple[int, int]) -> np.nd
     """
     if not maps:
         raise ValueError("total_activation needs at least one map")
-    total = resize_bilinear(maps[0], size)
-    if len(maps) > 1:
-        scratch = np.empty_like(total)
-        for layer_map in maps[1:]:
-            total += resize_bilinear(layer_map, size, out=scratch)
-    return total
+    batch = maps[0].shape[0]
+    out = np.empty((batch, *size), dtype=np.float32)
+    scratch = np.empty(size, dtype=np.float32)
+    for b in range(batch):
+        add_upsampled([m[b] for m in maps], size, out[b], scratch)
+    return out
+
+
+def add_upsampled(maps: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Eq. 2 for one image: ``out = sum_l P(A_l; H0, W0)`` for ``(h_l, w_l)`` maps; ``scratch`` is
+    ``(H0, W0)`` float32 working space. Returns ``out``."""
+    resize_bilinear(maps[0][None], size, out=out[None])
+    for m in maps[1:]:
+        resize_bilinear(m[None], size, out=scratch[None])
+        out += scratch
+    return out

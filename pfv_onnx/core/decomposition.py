@@ -90,7 +90,8 @@ def fit_transform_pca(
         solver: one of :data:`SOLVERS`.
         random_state: seed of the randomised solver (results are identical run to run).
         n_oversamples, n_power_iterations: accuracy knobs of the randomised solver.
-        copy: ``False`` lets a contiguous float64 ``X`` (C or Fortran order) be centred in place.
+        copy: ``False`` lets ``X`` be centred in place when it is contiguous (C or Fortran order) and
+            already of the working dtype (float32 for the randomised solver, float64 for the exact ones).
 
     Returns:
         The fitted :class:`PrincipalComponents` and the ``(n_samples, k)`` float64 principal components
@@ -114,17 +115,16 @@ def fit_transform_pca(
             solver = "covariance" if c <= n else "gram"
         else:
             solver = "randomized"
+    mean = X.mean(axis=0, dtype=np.float64)  # of the input itself, before any narrowing
+    if not np.isfinite(mean).all():
+        raise ValueError("the features contain NaN or infinite values")
     # The randomised solver streams the data in float32 (its tolerance is far above float32 rounding);
     # means, variances and every eigen- or singular-value problem are float64.
     dtype = np.float32 if solver == "randomized" else np.float64
-    Xc = np.array(X, dtype=dtype, order="K", copy=copy or None)  # centred in place below
-    mean = Xc.mean(axis=0, dtype=np.float64)
-    if not np.isfinite(mean).all():
-        raise ValueError("the features contain NaN or infinite values")
-    Xc -= mean.astype(dtype)
-    dof = max(n - 1, 1)
-    flat = Xc.ravel(order="K")  # a view in either memory order
-    total_variance = float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / dof  # float64 sum, no overflow
+    Xc, total_variance = _centred(X, mean, dtype, copy)
+    if not np.isfinite(total_variance):  # values beyond float32's range: stay in float64
+        dtype = np.float64
+        Xc, total_variance = _centred(X, mean, dtype, copy=True)
 
     if solver == "covariance":
         eigenvalues, vectors = _top_eigh(Xc.T @ Xc, n_components)
@@ -138,15 +138,26 @@ def fit_transform_pca(
         components[nonzero] /= singular[nonzero, None]
         components[~nonzero] = 0.0
     else:
-        eigenvalues, components = _randomized(Xc, n_components, n_oversamples, n_power_iterations, random_state)
-        if not np.isfinite(eigenvalues).all():  # float32 overflow on huge features: redo in float64
-            Xc = Xc.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow shows as inf and is retried below
+            eigenvalues, components = _randomized(Xc, n_components, n_oversamples, n_power_iterations, random_state)
+        if not np.isfinite(eigenvalues).all():  # float32 products overflowed on huge features: redo in float64
             dtype = np.float64
+            Xc = Xc.astype(dtype)
             eigenvalues, components = _randomized(Xc, n_components, n_oversamples, n_power_iterations, random_state)
     components = _fix_signs(components)
-    explained = np.maximum(eigenvalues, 0.0) / dof
+    explained = np.maximum(eigenvalues, 0.0) / max(n - 1, 1)
     scores = Xc @ components.T.astype(dtype)
     return PrincipalComponents(mean, components, explained, total_variance, n, solver), scores.astype(np.float64)
+
+
+def _centred(X: np.ndarray, mean: np.ndarray, dtype: type, copy: bool) -> tuple[np.ndarray, float]:
+    """``X - mean`` as ``dtype`` (in place when ``copy`` is false and ``X`` already is that dtype), and the
+    total variance (``ddof=1``) summed in float64."""
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32: the caller sees inf and retries
+        Xc = np.array(X, dtype=dtype, order="K", copy=copy or None)
+        Xc -= mean.astype(dtype)
+    flat = Xc.ravel(order="K")  # a view in either memory order
+    return Xc, float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / max(len(X) - 1, 1)
 
 
 def _top_eigh(symmetric: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,23 +28,17 @@ class Scaling:
 
 def scaling(x: np.ndarray, n_sigma: float = 1.0) -> Scaling:
     """The statistics of the joint normalisation of ``x`` (any shape), computed in float64."""
-    if n_sigma <= 0:
-        raise ValueError(f"n_sigma must be positive, got {n_sigma}")
     flat = x.reshape(-1)
     if flat.size == 0:
         raise ValueError("cannot normalise an empty array")
-    mean = float(flat.mean(dtype=np.float64))
-    std = float(flat.std(dtype=np.float64))
-    if not (np.isfinite(mean) and np.isfinite(std)):
-        raise ValueError("the weighted components contain NaN or infinite values")
-    lo = max(float(flat.min()), mean - n_sigma * std)
-    hi = min(float(flat.max()), mean + n_sigma * std)
-    return Scaling(mean, std, lo, hi)
+    total = float(flat.sum(dtype=np.float64))
+    squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+    return scaling_from_moments(flat.size, total, squares, float(flat.min()), float(flat.max()), n_sigma)
 
 
 def scaling_from_moments(count: float, total: float, squares: float, lo: float, hi: float, n_sigma: float = 1.0) -> Scaling:
     """The :class:`Scaling` from running sums: ``count`` values, their sum, sum of squares, minimum, maximum."""
-    if n_sigma <= 0:
+    if not n_sigma > 0:
         raise ValueError(f"n_sigma must be positive, got {n_sigma}")
     if count <= 0:
         raise ValueError("cannot normalise an empty array")

@@ -18,9 +18,9 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from .activation import channel_sum
+from .activation import add_upsampled, channel_sum
 from .decomposition import PrincipalComponents, fit_transform_pca
-from .normalise import FLAT_VALUE, Scaling, scaling_from_moments
+from .normalise import Scaling, apply_scaling, scaling_from_moments
 from .upsample import resize_bilinear
 
 RGB = 3
@@ -94,7 +94,8 @@ def visualise(
     Args:
         final: ``(B, C, h, w)`` final feature map ``F_N``.
         maps: channel-sum maps ``A_l`` of the earlier tapped layers, ``(B, h_l, w_l)`` each, in graph order.
-            With no earlier layer, ``F_N``'s own channel sum stands in for ``A^b``.
+            With no earlier layer, ``F_N``'s own channel sum stands in for them (for ``A^b``, and as the one
+            layer of the hierarchical weighting).
         size: ``(H0, W0)``, the input image size.
         n_components: principal components kept (``rgb`` shows the first three).
         hierarchical: weight layer by layer (the reference code's variant): upsample the components to each
@@ -107,6 +108,8 @@ def visualise(
     Returns:
         The :class:`Visualisation` of the batch.
     """
+    if final.ndim != 4:
+        raise ValueError(f"expected a (B, C, h, w) final feature map, got shape {final.shape}")
     batch, _, height, width = final.shape
     size = (int(size[0]), int(size[1]))
     maps = [np.asarray(m, dtype=np.float32) for m in maps]
@@ -115,7 +118,7 @@ def visualise(
             raise ValueError(f"each activation map must be (B={batch}, h, w), got shape {m.shape}")
     if activation is not None and activation.shape != (batch, *size):
         raise ValueError(f"activation must be {(batch, *size)}, got {activation.shape}")
-    if n_sigma <= 0:
+    if not n_sigma > 0:
         raise ValueError(f"n_sigma must be positive, got {n_sigma}")
 
     started = time.perf_counter()
@@ -128,13 +131,14 @@ def visualise(
     peak = float(np.abs(shown).max())
     shown = shown * np.float32(1.0 / peak) if peak > 0 else shown.copy()
     channels = shown.shape[-1]
+    # With no earlier layer, F_N's own channel sum stands in for the maps, in both variants.
+    sources = maps if maps else [channel_sum(final)]
     fill_activation = activation is None
     if fill_activation:
         activation = np.empty((batch, *size), dtype=np.float32)
-        sources = maps if maps else [channel_sum(final)]
     else:
         activation = np.asarray(activation, dtype=np.float32)
-    layer_peaks = [float(np.abs(m).max()) or 1.0 for m in maps] if hierarchical else []
+    layer_peaks = [float(np.abs(m).max()) or 1.0 for m in sources] if hierarchical else []
 
     rgb = np.zeros((batch, *size, RGB), dtype=np.float32)
     moments = np.zeros(3)  # count, sum, sum of squares of the weighted components (float64)
@@ -143,12 +147,12 @@ def visualise(
     pixels = size[0] * size[1]
     for b in range(batch):
         if fill_activation:
-            _sum_upsampled([s[b] for s in sources], size, out=activation[b], scratch=scratch)
+            add_upsampled([s[b] for s in sources], size, activation[b], scratch)
         # Written straight into the output when all three colours are used.
         target = rgb[b] if channels == RGB else np.empty((*size, channels), dtype=np.float32)
         if hierarchical:
             weighted = shown[b]
-            for m, m_peak in zip(reversed(maps), reversed(layer_peaks)):
+            for m, m_peak in zip(reversed(sources), reversed(layer_peaks)):
                 weighted = resize_bilinear(weighted[None], m.shape[1:])[0]
                 weighted *= (m[b] * np.float32(1.0 / m_peak))[..., None]
             resize_bilinear(weighted[None], size, out=target[None])
@@ -164,24 +168,6 @@ def visualise(
 
     scale = scaling_from_moments(*moments, lo, hi, n_sigma)
     for b in range(batch):
-        _apply_in_place(rgb[b, ..., :channels], scale)
+        apply_scaling(rgb[b, ..., :channels], scale, out=rgb[b, ..., :channels])
     timings = {"decomposition": decomposed - started, "weighting": time.perf_counter() - decomposed}
     return Visualisation(rgb, activation, scores, pca, scale, timings)
-
-
-def _sum_upsampled(maps: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray, scratch: np.ndarray) -> None:
-    """Eq. 2 for one image: ``out = sum_l P(A_l; H0, W0)`` for ``(h_l, w_l)`` maps."""
-    resize_bilinear(maps[0][None], size, out=out[None])
-    for m in maps[1:]:
-        resize_bilinear(m[None], size, out=scratch[None])
-        out += scratch
-
-
-def _apply_in_place(x: np.ndarray, s: Scaling) -> None:
-    span = s.hi - s.lo
-    if not span > 0.0:
-        x[...] = FLAT_VALUE
-        return
-    x -= np.float32(s.lo)
-    x *= np.float32(1.0 / span)
-    np.clip(x, 0.0, 1.0, out=x)

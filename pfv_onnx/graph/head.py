@@ -13,7 +13,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .taps import _attribute, _constants, _reduce_axes
+from .constants import attribute, constant_tensors
+from .taps import _reduce_axes
 
 # Ops between the pooling and the linear layer that do not change the values.
 PASS_THROUGH = {"Flatten", "Reshape", "Squeeze", "Dropout", "Identity"}
@@ -38,7 +39,7 @@ def linear_head(model: onnx.ModelProto, final: str, size: tuple[int, int] | None
     for node in model.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    constants = _constants(model)
+    constants = constant_tensors(model)
 
     def only_consumer(name: str) -> onnx.NodeProto | None:
         users = consumers.get(name, [])
@@ -55,13 +56,13 @@ def linear_head(model: onnx.ModelProto, final: str, size: tuple[int, int] | None
     if node is None:
         return None
     if node.op_type == "Gemm" and node.input[0] == tensor and node.input[1] in constants:
-        if (_attribute(node, "transA") or 0) or (_attribute(node, "alpha") or 1.0) != 1.0:
+        if (attribute(node, "transA") or 0) or (attribute(node, "alpha") or 1.0) != 1.0:
             return None
         weight = numpy_helper.to_array(constants[node.input[1]]).astype(np.float32)
-        weight = weight if _attribute(node, "transB") else weight.T
+        weight = weight if attribute(node, "transB") else weight.T
         bias = np.zeros(weight.shape[0], np.float32)
         if len(node.input) > 2 and node.input[2] in constants:
-            bias = np.broadcast_to(numpy_helper.to_array(constants[node.input[2]]).astype(np.float32) * (_attribute(node, "beta") or 1.0), weight.shape[:1]).copy()
+            bias = np.broadcast_to(numpy_helper.to_array(constants[node.input[2]]).astype(np.float32) * (attribute(node, "beta") or 1.0), weight.shape[:1]).copy()
         return LinearHead(weight, bias)
     if node.op_type == "MatMul" and node.input[0] == tensor and node.input[1] in constants:
         weight = numpy_helper.to_array(constants[node.input[1]]).astype(np.float32).T
@@ -81,7 +82,7 @@ def _is_global_average(node: onnx.NodeProto, constants, size: tuple[int, int] | 
     if node.op_type == "ReduceMean":
         return _reduce_axes(node, constants) == [2, 3]
     if node.op_type == "AveragePool" and size is not None:
-        kernel = _attribute(node, "kernel_shape")
-        pads = _attribute(node, "pads") or [0, 0, 0, 0]
+        kernel = attribute(node, "kernel_shape")
+        pads = attribute(node, "pads") or [0, 0, 0, 0]
         return list(kernel or []) == list(size) and not any(pads)
     return False

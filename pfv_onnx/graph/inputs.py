@@ -10,7 +10,9 @@ from onnx import helper
 
 from ..errors import ModelError
 
-IMAGE_CHANNELS = (1, 3, 4)
+IMAGE_CHANNELS = (1, 3)
+# The image size used where the graph leaves its input size open.
+DEFAULT_SIZE = (224, 224)
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class InputSpec:
     Attributes:
         name: the graph input's name.
         layout: ``"NCHW"`` or ``"NHWC"``.
-        channels: image channels (1, 3 or 4).
+        channels: image channels (3, or 1 for greyscale models).
         height, width: the input size, ``None`` when the graph leaves it open.
         batch: the fixed batch size, ``None`` when the batch is dynamic.
         dtype: numpy dtype of the input (float32 or float16).
@@ -36,9 +38,15 @@ class InputSpec:
 
     @property
     def size(self) -> tuple[int, int] | None:
+        """``(H, W)`` fixed by the graph, or ``None``."""
         if self.height is None or self.width is None:
             return None
         return self.height, self.width
+
+    @property
+    def size_or_default(self) -> tuple[int, int]:
+        """``(H, W)`` to feed: the graph's, or :data:`DEFAULT_SIZE` where it leaves the size open."""
+        return self.size or DEFAULT_SIZE
 
 
 def image_input(model: onnx.ModelProto) -> InputSpec:
@@ -67,7 +75,7 @@ def image_input(model: onnx.ModelProto) -> InputSpec:
     else:
         batch, height, width, channels = dims
     if channels not in IMAGE_CHANNELS:
-        raise ModelError(f"input {value.name!r} has {channels} channels in layout {layout}; expected 1, 3 or 4")
+        raise ModelError(f"input {value.name!r} has {channels} channels in layout {layout}; PFV feeds RGB (3) or greyscale (1) images")
     return InputSpec(value.name, layout, channels, height, width, batch, dtype)
 
 

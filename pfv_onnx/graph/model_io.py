@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 
 
 def load_model(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
@@ -28,13 +28,13 @@ def load_model(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # protobuf raises several unrelated types for corrupt files
-            raise ModelError(f"{path}: not an ONNX model ({_first_line(exc)})") from None
+            raise ModelError(f"{path}: not an ONNX model ({first_line(exc)})") from None
     if not model.opset_import or not model.graph.node:
         raise ModelError(f"{where}: not an ONNX model (no graph)")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise ModelError(f"{where}: invalid ONNX model ({_first_line(exc)})") from None
+        raise ModelError(f"{where}: invalid ONNX model ({first_line(exc)})") from None
     return model
 
 
@@ -43,10 +43,5 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     try:
         model.ParseFromString(data)
     except Exception as exc:
-        raise ModelError(f"{where}: not an ONNX model ({_first_line(exc)})") from None
+        raise ModelError(f"{where}: not an ONNX model ({first_line(exc)})") from None
     return model
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]

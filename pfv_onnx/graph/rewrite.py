@@ -1,8 +1,10 @@
 """Graph edits: expose the taps PFV needs, with their reductions computed inside the graph.
 
-For every tap ``l < N`` the rewritten model outputs the channel-sum map ``A_l`` ``(B, 1, h_l, w_l)``, computed
-as a 1x1 ``Conv`` with all-ones weights (the same numbers as ``ReduceSum`` over axis 1, at a fifth of its
-cost in onnxruntime). It also outputs ``F_N`` itself and, optionally, the total activation map ``A^b``
+For every tap ``l < N`` the rewritten model outputs the float32 channel-sum map ``A_l`` ``(B, 1, h_l, w_l)``,
+computed as a 1x1 ``Conv`` with all-ones weights: the same numbers as ``ReduceSum`` over axis 1, but run by
+onnxruntime's blocked-layout convolution kernels on the tap as it is, where a ``ReduceSum`` makes it
+convert the tap back to plain NCHW first. It also outputs ``F_N`` itself and, optionally, the total
+activation map ``A^b``
 ``(B, 1, H0, W0)``: each ``A_l`` upsampled by two ``MatMul`` with fixed bilinear interpolation matrices
 (half-pixel centres, the same numbers as ONNX ``Resize`` linear/half_pixel and OpenCV ``INTER_LINEAR``,
 in every opset and for any batch size), then a ``Sum``. What the rewrite added is recorded in the model's
@@ -119,14 +121,16 @@ class _Builder:
 
 
 def add_outputs(model: onnx.ModelProto, names: list[str], elem_types: dict[str, int] | None = None) -> onnx.ModelProto:
-    """A copy of ``model`` that also outputs the tensors ``names`` (unknown shapes; float unless told)."""
+    """A copy of ``model`` that also outputs the tensors ``names``, typed where ``elem_types`` knows the
+    type and untyped otherwise (onnxruntime then takes the type the graph gives)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     existing = {o.name for o in out.graph.output}
     for name in names:
         if name not in existing:
-            elem = (elem_types or {}).get(name, TensorProto.FLOAT)
-            out.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+            elem = (elem_types or {}).get(name)
+            value = helper.make_tensor_value_info(name, elem, None) if elem else onnx.ValueInfoProto(name=name)
+            out.graph.output.append(value)
             existing.add(name)
     return out
 
@@ -170,15 +174,15 @@ def add_pfv_outputs(
         f = plan.final
         graph.output.append(helper.make_tensor_value_info(f.name, f.elem_type, [batch, f.channels, f.height, f.width]))
     for tap, name in zip(plan.layers, maps):
-        graph.output.append(helper.make_tensor_value_info(name, tap.elem_type, [batch, 1, tap.height, tap.width]))
+        graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, 1, tap.height, tap.width]))
     if activation is not None:
         assert spec.size is not None
-        graph.output.append(helper.make_tensor_value_info(activation, plan.final.elem_type, [batch, 1, *spec.size]))
+        graph.output.append(helper.make_tensor_value_info(activation, TensorProto.FLOAT, [batch, 1, *spec.size]))
 
     if not keep_logits:
         _prune(graph)
     tapped = TappedOutputs(
-        taps=tuple(plan.names),
+        taps=tuple(plan.layer_names),
         final=plan.final.name,
         maps=tuple(maps),
         activation=activation,
@@ -193,16 +197,21 @@ def add_pfv_outputs(
 
 
 def _channel_sum(build: _Builder, tap: Tap, wanted: str) -> str:
-    """Append ``Conv(tap, ones(1, C, 1, 1))``: the ``(B, 1, h, w)`` channel sum of a tap."""
-    ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=helper.tensor_dtype_to_np_dtype(tap.elem_type)), f"{wanted}/ones")
-    return build.node("Conv", [tap.name, ones], wanted, kernel_shape=[1, 1])
+    """Append ``Conv(tap, ones(1, C, 1, 1))``: the ``(B, 1, h, w)`` float32 channel sum of a tap.
+
+    A float16 tap is cast to float32 first: a sum over hundreds of channels overflows float16.
+    """
+    source = tap.name
+    if tap.elem_type != TensorProto.FLOAT:
+        source = build.node("Cast", [tap.name], f"{wanted}/float", to=TensorProto.FLOAT)
+    ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=np.float32), f"{wanted}/ones")
+    return build.node("Conv", [source, ones], wanted, kernel_shape=[1, 1])
 
 
 def _upsample(build: _Builder, tap: Tap, name: str, size: tuple[int, int], i: int) -> str:
     """Append ``R_h @ (map @ R_w.T)``: the ``(B, 1, H0, W0)`` bilinear upsampling of a channel-sum map."""
-    dtype = helper.tensor_dtype_to_np_dtype(tap.elem_type)
-    rows = build.constant(bilinear_matrix(tap.height, size[0]).astype(dtype), f"pfv/upsample_{i}/rows")
-    cols = build.constant(bilinear_matrix(tap.width, size[1]).T.astype(dtype), f"pfv/upsample_{i}/cols")
+    rows = build.constant(bilinear_matrix(tap.height, size[0]).astype(np.float32), f"pfv/upsample_{i}/rows")
+    cols = build.constant(bilinear_matrix(tap.width, size[1]).T.astype(np.float32), f"pfv/upsample_{i}/cols")
     wide = build.node("MatMul", [name, cols], f"pfv/upsample_{i}/wide")
     return build.node("MatMul", [rows, wide], f"pfv/upsample_{i}/full")
 
@@ -248,9 +257,14 @@ def _prune(graph: onnx.GraphProto) -> None:
     kept.reverse()
     del graph.node[:]
     graph.node.extend(kept)
+    dropped = {i.name for i in graph.initializer if i.name not in needed}
     initializers = [i for i in graph.initializer if i.name in needed]
     del graph.initializer[:]
     graph.initializer.extend(initializers)
+    # IR version 3 graphs also list initializers among the inputs: those of dropped ones must go too.
+    inputs = [v for v in graph.input if v.name not in dropped]
+    del graph.input[:]
+    graph.input.extend(inputs)
     infos = [v for v in graph.value_info if v.name in needed]
     del graph.value_info[:]
     graph.value_info.extend(infos)

@@ -2,15 +2,17 @@
 
 A tap is the input tensor of an operator that reduces spatial size: MaxPool, AveragePool, LpPool, a strided
 Conv, global pooling (GlobalAveragePool / GlobalMaxPool / GlobalLpPool, or ReduceMean / ReduceMax over both
-spatial axes). Shapes decide "reduces": an op whose output has fewer pixels than its input, so stride-1
-pools with padding are not taps. Tensors computed from the image by no learned layer (the image input, or
-a Transpose / normalisation of it) are not taps either.
+spatial axes). Shapes decide "reduces": a strided op that gives fewer pixels (so stride-1 pools with
+padding, and stride-1 convolutions that only trim a border, do not count), or pooling to a single pixel
+(global pooling, or an AveragePool whose kernel covers the map). Tensors computed from the image by no
+learned layer (the image input, or a Transpose / normalisation of it) are never taps.
 
-De-duplication keeps one tap per spatial resolution, the first produced in graph order: for a ResNet the
-stage output that feeds the strided shortcut rather than the bottleneck's inner tensor, so each stage gives
-one tap. Taps stay in graph order; the last one is the final layer ``F_N`` that the PCA decomposes, every
-earlier one feeds the activation map ``A^b``. VGG gives the 4 earlier pool inputs plus pool5's input;
-ResNet, MobileNet and EfficientNet one tap per stage plus the tensor entering global average pooling.
+The input of the last reducing op in graph order is the final layer ``F_N`` that the PCA decomposes: the
+tensor entering the head's pooling. Every other resolution gives one earlier tap, feeding the activation
+map ``A^b``: the first tensor produced at that resolution, so a ResNet stage contributes its output (which
+feeds the strided shortcut) rather than a bottleneck's inner tensor. Taps stay in graph order. VGG gives
+its first four pool inputs plus pool5's input as ``F_N``; ResNet, MobileNet and EfficientNet one tap per
+stage plus the tensor entering global average pooling.
 
 ONNX Conv and Pool inputs are NCHW by the standard, so a tap's channel axis is 1. A ReduceMean over axes
 ``[1, 2]`` of a ``Transpose(perm=[0, 2, 3, 1])`` output (a channels-last global pool) taps the NCHW tensor
@@ -22,10 +24,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from ..errors import LayerError, ModelError
+from .constants import attribute, constant_tensors
 from .shapes import TensorInfo
 
 POOLS = {"MaxPool", "AveragePool", "LpPool"}
@@ -54,63 +58,60 @@ class TapPlan:
     final: Tap
 
     @property
-    def names(self) -> list[str]:
+    def layer_names(self) -> list[str]:
         return [tap.name for tap in self.layers]
 
 
-def _attribute(node: onnx.NodeProto, name: str):
-    for attr in node.attribute:
-        if attr.name == name:
-            return onnx.helper.get_attribute_value(attr)
-    return None
-
-
-def _constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    found = {init.name: init for init in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.output:
-            value = _attribute(node, "value")
-            if isinstance(value, onnx.TensorProto):
-                found[node.output[0]] = value
-    return found
-
-
 def _reduce_axes(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> list[int] | None:
-    axes = _attribute(node, "axes")
+    axes = attribute(node, "axes")
     if axes is None and len(node.input) > 1 and node.input[1] in constants:
         axes = numpy_helper.to_array(constants[node.input[1]]).tolist()
     return None if axes is None else sorted(int(a) % 4 for a in axes)
 
 
-def _candidates(model: onnx.ModelProto) -> list[tuple[int, str, str]]:
-    """``(node index, tapped tensor, reduced tensor)`` for every op that may reduce spatial size.
+@dataclass(frozen=True)
+class _Candidate:
+    """An op that may reduce spatial size: ``tapped`` is the tensor PFV would read, ``reduced`` the op's
+    output; ``strided`` marks Conv and pools with a stride above 1 (global pooling is not strided)."""
 
-    The reduced tensor is the op's output, compared with the tapped tensor to decide "reduces".
-    """
-    constants = _constants(model)
+    index: int
+    tapped: str
+    reduced: str
+    strided: bool
+
+
+def _candidates(model: onnx.ModelProto) -> list[_Candidate]:
+    """Every strided Conv, every pool and every global pooling of the graph, in graph order."""
+    constants = constant_tensors(model)
     producer = {out: node for node in model.graph.node for out in node.output}
     found = []
     for index, node in enumerate(model.graph.node):
         if not node.input or not node.output:
             continue
-        if node.op_type in POOLS or node.op_type in GLOBAL_POOLS or node.op_type == "Conv":
-            found.append((index, node.input[0], node.output[0]))
+        strided = max(attribute(node, "strides") or [1]) > 1
+        if node.op_type == "Conv":
+            if strided:  # a stride-1 convolution without padding trims a border; it does not pool
+                found.append(_Candidate(index, node.input[0], node.output[0], True))
+        elif node.op_type in POOLS:
+            found.append(_Candidate(index, node.input[0], node.output[0], strided))
+        elif node.op_type in GLOBAL_POOLS:
+            found.append(_Candidate(index, node.input[0], node.output[0], False))
         elif node.op_type in SPATIAL_REDUCES:
             axes = _reduce_axes(node, constants)
             if axes == [2, 3]:
-                found.append((index, node.input[0], node.output[0]))
+                found.append(_Candidate(index, node.input[0], node.output[0], False))
             elif axes == [1, 2]:
                 before = producer.get(node.input[0])
-                if before is not None and before.op_type == "Transpose" and _attribute(before, "perm") == [0, 2, 3, 1]:
-                    found.append((index, before.input[0], node.output[0]))
+                if before is not None and before.op_type == "Transpose" and attribute(before, "perm") == [0, 2, 3, 1]:
+                    found.append(_Candidate(index, before.input[0], node.output[0], False))
     return found
 
 
 def shape_candidates(model: onnx.ModelProto) -> list[str]:
     """Tensors whose shapes the tap rule needs (inputs and outputs of possibly reducing ops)."""
     names: list[str] = []
-    for _, tapped, reduced in _candidates(model):
-        names += [tapped, reduced]
+    for candidate in _candidates(model):
+        names += [candidate.tapped, candidate.reduced]
     return list(dict.fromkeys(names))
 
 
@@ -129,6 +130,16 @@ def _tap(name: str, info: TensorInfo | None) -> Tap | None:
     return Tap(name, channels, height, width, info.elem_type)
 
 
+def _pixels(info: TensorInfo | None) -> int | None:
+    """Pixels per channel of a ``(B, C, h, w)`` tensor, 1 for a pooled ``(B, C)``, ``None`` when unknown."""
+    if info is None or info.shape is None or len(info.shape) < 2:
+        return None
+    spatial = info.shape[2:]
+    if any(d is None for d in spatial):
+        return None
+    return int(np.prod(spatial, dtype=np.int64)) if spatial else 1
+
+
 def find_taps(
     model: onnx.ModelProto,
     tensors: dict[str, TensorInfo],
@@ -144,60 +155,73 @@ def find_taps(
         final: tensor name of ``F_N``. With ``layers`` unset, the automatic taps before it feed ``A^b``.
 
     Raises:
-        LayerError: a named tensor does not exist or is not a ``(B, C, h, w)`` feature map.
+        LayerError: a named tensor does not exist, is not a ``(B, C, h, w)`` feature map, or comes after
+            ``final``.
         ModelError: the rule finds no layer that reduces spatial size.
     """
     order = {out: i for i, node in enumerate(model.graph.node) for out in node.output}
     if layers is None:
-        automatic = _automatic_taps(model, tensors)
+        earlier, last = _automatic_taps(model, tensors, order)
         if final is None:
-            if not automatic:
+            if last is None:
                 raise ModelError(
                     "no layer to tap: the model has no pooling or strided convolution on a feature map "
                     "(name the layers with --layers/--final)"
                 )
-            return TapPlan(tuple(automatic[:-1]), automatic[-1])
+            return TapPlan(tuple(earlier), last)
         final_tap = _named_tap(model, tensors, final, order)
-        earlier = [t for t in automatic if order[t.name] < order[final_tap.name]]
-        return TapPlan(tuple(earlier), final_tap)
+        candidates = earlier + ([last] if last is not None else [])
+        return TapPlan(tuple(t for t in candidates if order[t.name] < order[final_tap.name]), final_tap)
 
     named = [_named_tap(model, tensors, name, order) for name in dict.fromkeys(layers)]
-    named.sort(key=lambda tap: order.get(tap.name, -1))
+    named.sort(key=lambda tap: order[tap.name])
     if final is None:
         if not named:
             raise LayerError("--layers needs at least one tensor name")
         return TapPlan(tuple(named[:-1]), named[-1])
     final_tap = _named_tap(model, tensors, final, order)
+    later = [t.name for t in named if order[t.name] > order[final_tap.name]]
+    if later:
+        raise LayerError(f"layer {later[0]!r} comes after the final layer {final!r}; layers feeding A^b must come before it")
     return TapPlan(tuple(t for t in named if t.name != final_tap.name), final_tap)
 
 
-def _automatic_taps(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> list[Tap]:
+def _automatic_taps(model: onnx.ModelProto, tensors: dict[str, TensorInfo], order: dict[str, int]) -> tuple[list[Tap], Tap | None]:
+    """The rule: ``F_N`` is the input of the last reducing op; one earlier tap per other resolution."""
     learned = _learned_tensors(model)
-    order = {out: i for i, node in enumerate(model.graph.node) for out in node.output}
+    reducing: list[tuple[_Candidate, Tap]] = []
+    for candidate in _candidates(model):
+        if candidate.tapped not in learned:
+            continue
+        tap = _tap(candidate.tapped, tensors.get(candidate.tapped))
+        out_pixels = _pixels(tensors.get(candidate.reduced))
+        if tap is None or out_pixels is None:
+            continue
+        in_pixels = tap.height * tap.width
+        # Strided ops reduce when they give fewer pixels; the others only when they pool to one pixel.
+        if (candidate.strided and out_pixels < in_pixels) or (out_pixels == 1 < in_pixels):
+            reducing.append((candidate, tap))
+    if not reducing:
+        return [], None
+    # The last reducing op reads F_N (the tensor entering the head's pooling). Taking the first tensor per
+    # resolution for F_N would pick, in networks with squeeze-and-excitation, the first SE block's input.
+    final = max(reducing, key=lambda item: item[0].index)[1]
     by_resolution: dict[tuple[int, int], Tap] = {}
-    for _, tapped, reduced in _candidates(model):
-        if tapped not in learned:
-            continue
-        tap = _tap(tapped, tensors.get(tapped))
-        out = tensors.get(reduced)
-        if tap is None or out is None or out.shape is None or len(out.shape) < 2:
-            continue
-        out_pixels = 1
-        for dim in out.shape[2:] if len(out.shape) == 4 else ():
-            if dim is None:
-                out_pixels = None
-                break
-            out_pixels *= dim
-        if out_pixels is None or out_pixels >= tap.height * tap.width:
-            continue
+    for _, tap in reducing:
         key = (tap.height, tap.width)
-        if key not in by_resolution or order[tapped] < order[by_resolution[key].name]:
+        if key == (final.height, final.width) or order[tap.name] >= order[final.name]:
+            continue
+        if key not in by_resolution or order[tap.name] < order[by_resolution[key].name]:
             by_resolution[key] = tap
-    return sorted(by_resolution.values(), key=lambda tap: order[tap.name])
+    return sorted(by_resolution.values(), key=lambda tap: order[tap.name]), final
 
 
 def _named_tap(model: onnx.ModelProto, tensors: dict[str, TensorInfo], name: str, order: dict[str, int]) -> Tap:
     if name not in order:
+        if any(value.name == name for value in model.graph.input):
+            raise LayerError(f"{name!r} is the model's input, not a feature map")
+        if any(init.name == name for init in model.graph.initializer):
+            raise LayerError(f"{name!r} is a weight (an initializer), not a feature map")
         close = difflib.get_close_matches(name, list(order), n=3)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise LayerError(f"no tensor named {name!r} in the model{hint}")

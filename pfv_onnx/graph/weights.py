@@ -13,24 +13,34 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..errors import ModelError
+from .constants import constant_tensors
+from .rewrite import read_tapped_outputs
+
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def weighted_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """Nodes with learned weights stored as initializers or Constant nodes, in graph order."""
-    stored = _stored_tensors(model)
+    stored = constant_tensors(model)
     return [n for n in model.graph.node if n.op_type in WEIGHTED_OPS and len(n.input) > 1 and n.input[1] in stored]
 
 
 def reinitialise(model: onnx.ModelProto, nodes: Iterable[str] | None = None, seed: int = 0) -> onnx.ModelProto:
-    """A copy of ``model`` whose weighted layers (all, or the node names given) have fresh random weights."""
+    """A copy of ``model`` whose weighted layers (all, or the node names given) have fresh random weights.
+
+    Raises:
+        ModelError: ``model`` was tapped already (its channel sums and upsampling are weights too).
+    """
+    if read_tapped_outputs(model) is not None:
+        raise ModelError("re-initialise the original model, not a tapped one")
     out = onnx.ModelProto()
     out.CopyFrom(model)
     chosen = weighted_nodes(out)
     if nodes is not None:
         wanted = set(nodes)
         chosen = [n for n in chosen if n.name in wanted]
-    stored = _stored_tensors(out)
+    stored = constant_tensors(out)
     rng = np.random.default_rng(seed)
     for node in chosen:
         weight = stored[node.input[1]]
@@ -51,14 +61,3 @@ def reinitialise(model: onnx.ModelProto, nodes: Iterable[str] | None = None, see
 def _matrix_fan_in(node: onnx.NodeProto, w: np.ndarray) -> int:
     trans_b = any(a.name == "transB" and a.i for a in node.attribute)
     return int(w.shape[-1] if node.op_type == "Gemm" and trans_b else w.shape[-2])
-
-
-def _stored_tensors(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    """Initializers and Constant-node tensors by name (the protos themselves, so edits land in the model)."""
-    found = {init.name: init for init in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    found[node.output[0]] = attr.t
-    return found

@@ -8,9 +8,6 @@ import onnx
 from ..graph import InputSpec, TensorInfo, add_outputs
 from .session import Session
 
-# The image size a probe uses when the graph leaves it open.
-PROBE_SIZE = 224
-
 
 def probe_tensors(model: onnx.ModelProto, names: list[str], spec: InputSpec, known: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
     """Run ``model`` once on zeros and return the type and shape of each tensor in ``names``.
@@ -22,7 +19,7 @@ def probe_tensors(model: onnx.ModelProto, names: list[str], spec: InputSpec, kno
     elem_types = {name: known[name].elem_type for name in names if name in known}
     probe = add_outputs(model, names, elem_types)
     batch = spec.batch or 1
-    height, width = spec.size or (PROBE_SIZE, PROBE_SIZE)
+    height, width = spec.size_or_default
     shape = (batch, spec.channels, height, width) if spec.layout == "NCHW" else (batch, height, width, spec.channels)
     results = Session(probe, providers=["CPUExecutionProvider"]).run(np.zeros(shape, dtype=spec.dtype), names)
     found = {}

@@ -9,7 +9,7 @@ from types import ModuleType
 import numpy as np
 import onnx
 
-from ..errors import ModelError, PFVError, RuntimeMissingError
+from ..errors import ModelError, PFVError, RuntimeMissingError, first_line
 
 # Preferred order when the user names none; the first installed and usable one wins, CPU always last.
 PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -79,7 +79,7 @@ class Session:
         except PFVError:
             raise
         except Exception as exc:
-            raise ModelError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+            raise ModelError(f"onnxruntime cannot load the model: {first_line(exc)}") from None
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"expected one model input, found {len(inputs)}")
@@ -93,14 +93,18 @@ class Session:
         return list(self._session.get_providers())
 
     def run(self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None) -> dict[str, np.ndarray]:
-        """Run ``batch`` (``(B, ...)``) and return each requested output concatenated over ``B``.
+        """Run ``batch`` (``(B, ...)``, ``B >= 1``) and return each requested output concatenated over ``B``.
 
         A model with a fixed batch ``n`` runs in chunks of exactly ``n`` (the last one padded with copies of
         its last image, whose outputs are dropped); a dynamic batch runs in chunks of ``chunk_size``
-        (all at once when ``None``).
+        (all at once when ``None``). Every requested output must have the batch as its first axis.
         """
-        names = list(outputs) if outputs is not None else self.output_names
+        names = list(dict.fromkeys(outputs if outputs is not None else self.output_names))
         total = batch.shape[0]
+        if total < 1:
+            raise PFVError("no images to run")
+        if chunk_size is not None and chunk_size < 1:
+            raise PFVError(f"chunk_size must be at least 1, got {chunk_size}")
         step = self.fixed_batch or chunk_size or total
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for start in range(0, total, step):
@@ -111,12 +115,14 @@ class Session:
             try:
                 results = self._session.run(names, {self.input_name: chunk})
             except Exception as exc:
-                raise ModelError(f"onnxruntime failed to run the model: {_first_line(exc)}") from None
+                raise ModelError(f"onnxruntime failed to run the model: {first_line(exc)}") from None
             for name, value in zip(names, results):
+                if value.ndim == 0 or value.shape[0] != chunk.shape[0]:
+                    raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
                 parts[name].append(value[:used])
         return {name: values[0] if len(values) == 1 else np.concatenate(values) for name, values in parts.items()}
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    def output_shape(self, name: str) -> list[int | str | None] | None:
+        """The declared shape of output ``name`` (ints, symbolic names or ``None``), ``None`` if unknown."""
+        output = next((o for o in self._session.get_outputs() if o.name == name), None)
+        return None if output is None else list(output.shape)
