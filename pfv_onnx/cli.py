@@ -35,6 +35,7 @@ def _positive(text: str) -> int:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=_names, help="comma-separated tensor names feeding the activation map (default: the tap rule)")
     parser.add_argument("--final", help="tensor name of the final layer F_N that is decomposed (default: the last tap)")
+    parser.add_argument("--size", type=_positive, nargs=2, metavar=("H", "W"), help="input size for a model that leaves it open")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, help="folder to write to")
     explain.add_argument("--batch", type=_positive, help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
     explain.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
-    explain.add_argument("--overwrite", action="store_true", help="write into a folder that holds a report already")
+    explain.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty (by default only an interrupted run of the same command is continued there)")
     _add_model_options(explain)
     _add_run_options(explain)
 
@@ -76,20 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _output_folder(path: str, overwrite: bool) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise PFVError(f"{out}: exists and is not a folder")
-    if (out / "summary.json").exists() and not overwrite:
-        raise PFVError(f"{out}: holds a report already (use --overwrite to replace it)")
-    return out
-
-
 def _explain(args: argparse.Namespace) -> int:
     from .explain import explain
     from .pipeline import PFV
 
-    out = _output_folder(args.out, args.overwrite)
     started = time.perf_counter()
     model = bundled.resolve_model(args.model)
     pfv = PFV(
@@ -103,18 +94,26 @@ def _explain(args: argparse.Namespace) -> int:
         n_sigma=args.n_sigma,
         solver=args.solver,
         resize=args.resize,
+        size=tuple(args.size) if args.size else None,
     )
-    summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet)
+    out = Path(args.out)
+    summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite)
+    skipped = summary["skipped"]
     if not args.quiet:
         n, batches = len(summary["images"]), len(summary["batches"])
-        print(f"explained {n} images in {batches} batch{'es' if batches != 1 else ''} in {time.perf_counter() - started:.1f} s: {out}/index.html")
-    return 0
+        note = f", skipped {len(skipped)} (see summary.json)" if skipped else ""
+        print(f"explained {n} images in {batches} batch{'es' if batches != 1 else ''} in {time.perf_counter() - started:.1f} s{note}: {out}/index.html")
+    for skip in skipped:
+        print(f"pfv-onnx: skipped {skip['reason']}", file=sys.stderr)
+    return 1 if skipped else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import demo
 
-    out = _output_folder(args.out, overwrite=True)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PFVError(f"{out}: exists and is not a folder")
     written = demo(out, args.model, args.provider)
     print(f"wrote {len(written)} files to {out}/: open {out}/index.html")
     return 0
@@ -126,11 +125,14 @@ def _export(args: argparse.Namespace) -> int:
     dst = Path(args.dst)
     if dst.exists() and not args.overwrite:
         raise PFVError(f"{dst}: exists already (use --overwrite to replace it)")
-    outputs = export(bundled.resolve_model(args.src), dst, layers=args.layers, final=args.final, keep_logits=not args.no_logits)
+    size = tuple(args.size) if args.size else None
+    outputs = export(bundled.resolve_model(args.src), dst, layers=args.layers, final=args.final, keep_logits=not args.no_logits, size=size)
     print(f"wrote {dst}: {len(outputs.taps)} taps feed A^b, F_N = {outputs.final}")
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         print(f"  tap {i}: {tap} -> {name}")
     print("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else [])]))
+    if outputs.activation is None:
+        print("  no A^b output: the model's input size is open (fix it with --size H W)")
     return 0
 
 
@@ -145,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pfv-onnx: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("pfv-onnx: interrupted", file=sys.stderr)
+        hint = ": run the same command again to resume" if args.command == "explain" else ""
+        print(f"pfv-onnx: interrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -149,6 +149,8 @@ class PFV:
             the CPU, where upsampling the small per-layer maps in OpenCV costs less.
         threads: onnxruntime intra-op threads.
         labels: class names for the model's output; default the bundled ImageNet names for 1000 classes.
+        size: ``(H, W)`` to feed a model that leaves its input size open (default 224 x 224); a model
+            with a fixed size must be given that size or none.
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class PFV:
         activation_in_graph: bool | None = None,
         threads: int | None = None,
         labels: Sequence[str] | None = None,
+        size: tuple[int, int] | None = None,
     ):
         if not isinstance(n_components, int) or n_components < 1:
             raise PFVError(f"n_components must be a positive integer, got {n_components!r}")
@@ -185,8 +188,9 @@ class PFV:
         self.providers = resolve_providers(providers)
         if activation_in_graph is None:
             activation_in_graph = self.providers[0] != "CPUExecutionProvider"
+        spec = image_input(source)
         self.tapped: TappedModel = tap_model(
-            source, list(layers) if layers else None, final, keep_logits, activation_in_graph and _fixed_size(source)
+            source, list(layers) if layers else None, final, keep_logits, activation_in_graph, size=size or spec.size_or_default
         )
         # No spinning: the NumPy core runs right after each forward pass and needs the cores.
         self.session = Session(self.tapped.model, self.providers, threads, spin=False)
@@ -216,8 +220,16 @@ class PFV:
         """``(H0, W0)``, the image size fed to the model."""
         return self.input.size_or_default
 
+    def prepare(self, item: ImageLike) -> np.ndarray:
+        """One image (a path, a PIL image or a uint8 array) decoded and resized: ``(H0, W0, 3)`` uint8 RGB.
+
+        Raises:
+            ImageError: the image cannot be read (one line, naming the file).
+        """
+        return fit_image(to_image(item), self.size, self.resize)
+
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Decode and resize images for the model.
+        """Decode and resize images for the model; folders are expanded to their images.
 
         Returns:
             The model input batch (float, the model's layout), the ``(B, H0, W0, 3)`` uint8 RGB crops, and
@@ -233,10 +245,14 @@ class PFV:
             expanded += expand_inputs([item]) if isinstance(item, (str, Path)) else [item]
         if not expanded:
             raise ImageError("no images given")
-        pixels = np.stack([fit_image(to_image(item), self.size, self.resize) for item in expanded])
+        pixels = np.stack([self.prepare(item) for item in expanded])
         names = [Path(item).stem if isinstance(item, (str, Path)) else f"image_{i}" for i, item in enumerate(expanded)]
+        return self.model_input(pixels), pixels, names
+
+    def model_input(self, pixels: np.ndarray) -> np.ndarray:
+        """``(B, H0, W0, 3)`` uint8 RGB crops as the model's float input, normalised by the preset."""
         spec = self.input
-        return to_model_input(pixels, self.preset, spec.layout, spec.channels, spec.dtype), pixels, names
+        return to_model_input(pixels, self.preset, spec.layout, spec.channels, spec.dtype)
 
     def forward(self, batch: np.ndarray) -> Features:
         """One forward pass (in chunks) of a preprocessed batch in the model's layout."""
@@ -294,12 +310,29 @@ class PFV:
         float batch in the model's layout. The colours contrast the images of this call with each other."""
         started = time.perf_counter()
         if isinstance(images, np.ndarray) and images.dtype.kind == "f":
-            batch, pixels, names = images, None, [f"image_{i}" for i in range(images.shape[0])]
-        else:
-            batch, pixels, names = self.preprocess(images)
-        preprocessed = time.perf_counter()
+            return self.run(images, None, [f"image_{i}" for i in range(images.shape[0])])
+        batch, pixels, names = self.preprocess(images)
+        return self.run(batch, pixels, names, preprocess_s=time.perf_counter() - started)
+
+    def run(self, batch: np.ndarray, pixels: np.ndarray | None, names: list[str], preprocess_s: float = 0.0) -> PFVResult:
+        """PFV of a preprocessed batch: the forward pass and the NumPy core.
+
+        Args:
+            batch: the model input (:meth:`model_input`).
+            pixels: the ``(B, H0, W0, 3)`` uint8 crops it came from, for pictures, or ``None``.
+            names: one name per image.
+            preprocess_s: seconds the caller spent preparing it (reported in ``timings``).
+        """
+        started = time.perf_counter()
         features = self.forward(batch)
         forwarded = time.perf_counter()
+        pixels_per_batch = features.final.shape[0] * features.final.shape[2] * features.final.shape[3]
+        if pixels_per_batch < self.n_components:
+            raise PFVError(
+                f"the final layer gives {pixels_per_batch} pixel(s) for this batch "
+                f"({features.final.shape[2]} x {features.final.shape[3]} per image), fewer than the "
+                f"{self.n_components} components asked for: use more images or fewer components"
+            )
         try:
             vis = self.visualise(features)
         except ValueError as exc:
@@ -310,10 +343,10 @@ class PFV:
             final=self.final,
             logits=features.logits,
             images=pixels,
-            names=names,
+            names=list(names),
             labels=self._class_names(features.logits),
             features=features,
-            timings={"preprocess": preprocessed - started, "forward": forwarded - preprocessed, **vis.timings},
+            timings={"preprocess": preprocess_s, "forward": forwarded - started, **vis.timings},
             description=self.describe(),
         )
 
@@ -372,7 +405,3 @@ def _blas_controller() -> ThreadpoolController:
 
 def _metadata(model: onnx.ModelProto, key: str) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == key), None)
-
-
-def _fixed_size(model: onnx.ModelProto) -> bool:
-    return image_input(model).size is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, PFVError
+from .errors import ImageError, PFVError, first_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 RESIZE_MODES = ("crop", "stretch")
@@ -67,34 +68,72 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
+# Larger images are refused: a small file can decode to gigabytes (a "decompression bomb"). The limit is
+# Pillow's own (about 89.5 megapixels, e.g. 9459 x 9459), above which it warns.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Transparent pixels are shown on white, as most image viewers show them.
+BACKGROUND = (255, 255, 255)
+
+
 def load_image(path: str | Path) -> Image.Image:
-    """Decode an image file to RGB, applying its EXIF orientation.
+    """Decode an image file to 8-bit RGB: the first frame or page, EXIF orientation applied, 16-bit and
+    float images scaled to 8 bits, transparency composited on white.
 
     Raises:
-        ImageError: the file cannot be decoded.
+        ImageError: the file is missing, cannot be decoded, or is larger than :data:`MAX_PIXELS`.
     """
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise ImageError(f"{path}: {image.width} x {image.height} pixels, over the limit of {MAX_PIXELS:,}")
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{path}: cannot decode image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: too many pixels, over the limit of {MAX_PIXELS:,}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: cannot decode image (not an image format Pillow reads)") from None
+    except Exception as exc:  # Pillow's decoders raise many types for damaged files
+        raise ImageError(f"{path}: cannot decode image ({first_line(exc, 120)})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB (see :func:`load_image`)."""
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F" and values.max(initial=0) <= 1.0:
+            values = values * 255.0  # float images in [0, 1]
+        elif values.max(initial=0) > 255:
+            values = values / 257.0  # 16-bit: 65535 -> 255
+        image = Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def to_image(item: str | Path | Image.Image | np.ndarray) -> Image.Image:
-    """A path, a PIL image or a uint8 ``(H, W)`` / ``(H, W, 3)`` RGB array as an RGB PIL image."""
+    """A path, a PIL image or a uint8 ``(H, W)`` / ``(H, W, 3)`` / ``(H, W, 4)`` RGB(A) array as RGB."""
     if isinstance(item, (str, Path)):
         return load_image(item)
     if isinstance(item, Image.Image):
-        return item.convert("RGB")
+        return to_rgb(item)
     array = np.asarray(item)
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise ImageError(f"an image array must be uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}")
+        raise ImageError(f"an image array must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}")
+    if array.size == 0:
+        raise ImageError(f"an image array must not be empty, got shape {array.shape}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    return Image.fromarray(array).convert("RGB")
+    return to_rgb(Image.fromarray(array))
 
 
 def fit_image(image: Image.Image, size: tuple[int, int], resize: str = "crop") -> np.ndarray:

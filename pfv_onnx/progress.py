@@ -8,9 +8,11 @@ from typing import TextIO
 
 
 class Progress:
-    """``[#####.....] 12/40 images, 3.1 s`` redrawn in place; silent unless ``enabled`` and a terminal."""
+    """``[#####.....] 12/40 images, 3.1 s`` redrawn in place on a terminal, for runs of more than a few
+    items; silent otherwise, and when not ``enabled``."""
 
     WIDTH = 30
+    FEW = 4
 
     def __init__(self, total: int, enabled: bool = True, unit: str = "images", stream: TextIO | None = None):
         self.stream = stream or sys.stderr
@@ -18,7 +20,7 @@ class Progress:
         self.done = 0
         self.unit = unit
         self.started = time.perf_counter()
-        self.enabled = enabled and total > 0 and self.stream.isatty()
+        self.enabled = enabled and total > self.FEW and self.stream.isatty()
 
     def update(self, n: int = 1) -> None:
         self.done += n

@@ -14,15 +14,18 @@ from .errors import LayerError, PFVError
 from .files import atomic_path
 from .graph import (
     InputSpec,
+    without_weights_dir,
     TappedOutputs,
     add_pfv_outputs,
     find_taps,
     image_input,
     infer_tensors,
     load_model,
+    pin_input_size,
     read_tapped_outputs,
     shape_candidates,
 )
+from .graph.model_io import external_tensors
 from .runtime import probe_tensors
 
 
@@ -41,16 +44,21 @@ def tap_model(
     final: str | None = None,
     keep_logits: bool = True,
     activation_in_graph: bool = True,
+    size: tuple[int, int] | None = None,
 ) -> TappedModel:
     """Load ``src`` and rewrite it to output what PFV needs. A model tapped before is used as it is.
 
     Args:
         layers, final: tensor names to tap instead of the automatic rule (see :func:`pfv_onnx.graph.find_taps`).
         keep_logits: keep the model's own outputs (needed for predictions).
-        activation_in_graph: also compute ``A^b`` at the input size inside the graph.
+        activation_in_graph: also compute ``A^b`` at the input size inside the graph (only possible when the
+            input size is fixed, by the graph or by ``size``).
+        size: ``(H, W)`` to fix the input size of a model that leaves it open.
     """
     model = load_model(src)
     spec = image_input(model)
+    if size is not None:
+        model, spec = pin_input_size(model, spec, size)
     existing = read_tapped_outputs(model)
     if existing is not None:
         if layers or final:
@@ -63,7 +71,8 @@ def tap_model(
     if unknown:
         tensors.update(probe_tensors(model, unknown, spec, tensors))
     plan = find_taps(model, tensors, layers, final)
-    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=activation_in_graph)
+    in_graph = activation_in_graph and spec.size is not None
+    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph)
     outputs = read_tapped_outputs(tapped)
     assert outputs is not None
     return TappedModel(tapped, outputs, spec)
@@ -75,19 +84,33 @@ def export(
     layers: list[str] | None = None,
     final: str | None = None,
     keep_logits: bool = True,
+    size: tuple[int, int] | None = None,
 ) -> TappedOutputs:
     """Write the tapped model of ``src`` to ``dst`` and return what it outputs.
 
     The file outputs ``F_N``, the channel-sum map of every earlier tap, ``A^b`` ``(B, 1, H0, W0)`` and,
     with ``keep_logits``, the model's own outputs unchanged. It is written atomically: a failure leaves
-    no file behind.
+    no file behind. A model whose weights were in external files is written the same way: ``DST`` and
+    ``DST.data`` beside it. A model whose input size is open keeps it open and has no ``A^b`` output
+    unless ``size`` fixes it (the per-layer maps and ``F_N`` are there either way).
     """
-    tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True)
+    tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size)
     dst = Path(dst)
     if dst.is_dir():
         raise PFVError(f"{dst}: is a folder; give the path of the .onnx file to write")
     if not dst.parent.is_dir():
         raise PFVError(f"{dst.parent}: no such folder")
-    with atomic_path(dst) as tmp:
-        onnx.save(tapped.model, str(tmp))
+    model = without_weights_dir(tapped.model)
+    external = bool(external_tensors(tapped.model))
+    data = dst.with_name(dst.name + ".data")
+    try:
+        with atomic_path(dst) as tmp:
+            if external:  # weights were in external files: so are the exported ones, beside DST
+                onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
+            else:
+                onnx.save_model(model, str(tmp))
+    except BaseException:
+        if external:
+            data.unlink(missing_ok=True)
+        raise
     return tapped.outputs

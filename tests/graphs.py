@@ -232,3 +232,39 @@ def fixed_batch(n: int = 4):
     out_dims[0].dim_value = n
     onnx.checker.check_model(model)
     return model, taps, final
+
+
+def dynamic_size():
+    """The VGG-like graph with an open input size: ``(N, 3, H, W)``."""
+    model, taps, final = vgg_like()
+    net = Net()
+    a = net.conv("image", 3, 8)
+    b = net.conv(net.maxpool(a), 8, 16)
+    pooled = net.op("GlobalAveragePool", [b])
+    logits = net.gemm(net.op("Flatten", [pooled], axis=1), 16, 4)
+    dynamic = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    return net.model([dynamic], [output(logits, ["N", 4])]), [a], b
+
+
+def control_flow_head():
+    """An ``If`` node in the head: its branches read an outer tensor (the pooled features)."""
+    net = Net()
+    a = net.conv("image", 3, 8)
+    b = net.conv(net.maxpool(a), 8, 16)
+    pooled = net.op("Flatten", [net.op("GlobalAveragePool", [b])], axis=1)
+    then_out = helper.make_tensor_value_info("then_out", TensorProto.FLOAT, None)
+    else_out = helper.make_tensor_value_info("else_out", TensorProto.FLOAT, None)
+    then_branch = helper.make_graph([helper.make_node("Identity", [pooled], ["then_out"])], "then", [], [then_out])
+    else_branch = helper.make_graph([helper.make_node("Neg", [pooled], ["else_out"])], "else", [], [else_out])
+    condition = net.const(np.array(True), "cond")
+    chosen = net.op("If", [condition], then_branch=then_branch, else_branch=else_branch)
+    logits = net.gemm(chosen, 16, 3)
+    return net.model([image()], [output(logits, ["N", 3])]), [a], b
+
+
+def zero_weights():
+    """Every weight zero: all features equal, nothing to contrast."""
+    model, taps, final = vgg_like()
+    for init in model.graph.initializer:
+        init.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(init)), init.name))
+    return model, taps, final

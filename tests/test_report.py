@@ -122,15 +122,15 @@ def test_progress_bar_only_on_terminals():
         def isatty(self):
             return True
 
-    shown, hidden = Tty(), io.StringIO()
-    for stream in (shown, hidden):
-        bar = Progress(4, stream=stream)
-        bar.update(2)
-        bar.update(2)
+    shown, hidden, few = Tty(), io.StringIO(), Tty()
+    for stream, total in ((shown, 6), (hidden, 6), (few, Progress.FEW)):
+        bar = Progress(total, stream=stream)
+        bar.update(total - 1)
+        bar.update(1)
         bar.close()
-    assert "4/4 images" in shown.getvalue() and hidden.getvalue() == ""
+    assert "6/6 images" in shown.getvalue() and hidden.getvalue() == "" and few.getvalue() == ""
     quiet = Tty()
-    Progress(4, enabled=False, stream=quiet).update()
+    Progress(6, enabled=False, stream=quiet).update()
     assert quiet.getvalue() == ""
 
 

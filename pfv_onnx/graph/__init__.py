@@ -4,14 +4,15 @@ Every function here takes and returns ``onnx.ModelProto`` (never mutating its ar
 """
 
 from .head import LinearHead, linear_head
-from .inputs import InputSpec, image_input
-from .model_io import load_model
+from .inputs import DEFAULT_SIZE, InputSpec, image_input, pin_input_size
+from .model_io import load_model, weights_dir, without_weights_dir
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
 from .shapes import TensorInfo, infer_tensors
 from .taps import Tap, TapPlan, find_taps, shape_candidates
 from .weights import reinitialise, weighted_nodes
 
 __all__ = [
+    "DEFAULT_SIZE",
     "METADATA_KEY",
     "InputSpec",
     "LinearHead",
@@ -26,8 +27,11 @@ __all__ = [
     "infer_tensors",
     "linear_head",
     "load_model",
+    "pin_input_size",
     "read_tapped_outputs",
     "reinitialise",
     "shape_candidates",
+    "weights_dir",
     "weighted_nodes",
+    "without_weights_dir",
 ]

@@ -91,3 +91,24 @@ def _layout(model: onnx.ModelProto, name: str, dims: list[int | None]) -> str:
             if perm == [0, 3, 1, 2]:
                 return "NHWC"
     return "NCHW"
+
+
+def pin_input_size(model: onnx.ModelProto, spec: InputSpec, size: tuple[int, int]) -> tuple[onnx.ModelProto, InputSpec]:
+    """A copy of ``model`` whose image input has the fixed size ``(H, W)``, and the updated spec.
+
+    Raises:
+        ModelError: the input already has a different fixed size.
+    """
+    if spec.size is not None:
+        if tuple(spec.size) != tuple(size):
+            raise ModelError(f"the model's input is {spec.size[0]} x {spec.size[1]}; it cannot take {size[0]} x {size[1]}")
+        return model, spec
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    value = next(v for v in out.graph.input if v.name == spec.name)
+    dims = value.type.tensor_type.shape.dim
+    axes = (2, 3) if spec.layout == "NCHW" else (1, 2)
+    for axis, length in zip(axes, size):
+        dims[axis].Clear()
+        dims[axis].dim_value = int(length)
+    return out, InputSpec(spec.name, spec.layout, spec.channels, int(size[0]), int(size[1]), spec.batch, spec.dtype)

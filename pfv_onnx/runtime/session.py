@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from ..errors import ModelError, PFVError, RuntimeMissingError, first_line
+from ..graph import weights_dir
 
 # Preferred order when the user names none; the first installed and usable one wins, CPU always last.
 PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -73,6 +74,9 @@ class Session:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = int(threads)
+        if isinstance(model, onnx.ModelProto) and weights_dir(model) is not None:
+            # The graph goes as bytes, its external weights are read from their folder.
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(weights_dir(model)))
         data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
         try:
             self._session = ort.InferenceSession(data, options, providers=resolve_providers(providers))

@@ -1,0 +1,245 @@
+"""Hostile images, odd models and interrupted runs: each gives a defined result or a clear one-line error."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+import graphs
+from pfv_onnx import PFV, ImageError, ModelError, PFVError, bundled, export, tap_model
+from pfv_onnx.cli import main
+from pfv_onnx.preprocess import MAX_PIXELS, load_image
+
+
+def photo(size=(48, 32)) -> Image.Image:
+    """A small RGB test picture: red left half, blue right half."""
+    array = np.zeros((size[1], size[0], 3), np.uint8)
+    array[:, : size[0] // 2] = (220, 30, 30)
+    array[:, size[0] // 2 :] = (30, 30, 220)
+    return Image.fromarray(array)
+
+
+def write_corpus(folder):
+    """Broken and odd image files, each with its expected outcome: ``None`` (works) or a reason's words."""
+    folder.mkdir(exist_ok=True)
+    expected = {}
+
+    def save(name, outcome, writer):
+        writer(folder / name)
+        expected[name] = outcome
+
+    jpeg = io.BytesIO()
+    photo((256, 256)).save(jpeg, format="JPEG")
+    save("truncated.jpg", "cannot decode", lambda p: p.write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2]))
+    save("empty.jpg", "cannot decode", lambda p: p.write_bytes(b""))
+    save("text.jpg", "cannot decode", lambda p: p.write_text("not a picture at all\n"))
+    save("cmyk.jpg", None, lambda p: photo().convert("CMYK").save(p))
+    gradient = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    save("sixteen_bit.png", None, lambda p: Image.fromarray(gradient).save(p))
+    palette = photo().convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    save("palette_transparent.png", None, lambda p: palette.save(p, transparency=0))
+    save("grey.png", None, lambda p: photo().convert("L").save(p))
+    rgba = photo().convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 0))
+    save("rgba_transparent.png", None, lambda p: rgba.save(p))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    save("rotated.jpg", None, lambda p: photo((60, 20)).save(p, exif=exif.tobytes()))
+    save("one_pixel.png", None, lambda p: Image.new("RGB", (1, 1), (10, 200, 10)).save(p))
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 0, 255))]
+    save("animated.gif", None, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:], duration=50))
+    save("pages.tiff", None, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:]))
+    save("picture.webp", None, lambda p: photo().save(p, format="WEBP"))
+    side = int(np.sqrt(MAX_PIXELS)) + 10
+    save("bomb.png", "over the limit", lambda p: Image.new("1", (side, side)).save(p))
+    return expected
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, write_corpus(folder)
+
+
+def test_each_file_works_or_gives_its_reason(corpus):
+    folder, expected = corpus
+    for name, outcome in expected.items():
+        if outcome is None:
+            image = load_image(folder / name)
+            assert image.mode == "RGB" and image.width >= 1
+        else:
+            with pytest.raises(ImageError, match=outcome) as info:
+                load_image(folder / name)
+            assert str(folder / name) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_decoded_content_is_right(corpus):
+    folder, _ = corpus
+    rotated = np.asarray(load_image(folder / "rotated.jpg"))
+    assert rotated.shape[:2] == (60, 20)  # EXIF orientation applied: portrait
+    assert rotated[5, 10, 0] > 150 and rotated[-5, 10, 2] > 150  # red on top, blue below after the turn
+    assert np.asarray(load_image(folder / "animated.gif"))[0, 0].tolist() == [255, 0, 0]  # first frame
+    assert np.asarray(load_image(folder / "pages.tiff"))[0, 0].tolist() == [255, 0, 0]  # first page
+    grey16 = np.asarray(load_image(folder / "sixteen_bit.png"))[..., 0]
+    assert grey16.min() == 0 and grey16.max() >= 250 and len(np.unique(grey16)) > 200  # scaled, not clipped
+    assert np.asarray(load_image(folder / "rgba_transparent.png")).min() == 255  # transparent shows white
+    assert np.asarray(load_image(folder / "cmyk.jpg"))[10, 5, 0] > 150
+
+
+def test_explain_skips_bad_files_and_finishes_the_rest(corpus, tmp_path):
+    folder, expected = corpus
+    out = tmp_path / "report"
+    assert main(["explain", "mobilenet_v2", str(folder), "--out", str(out), "--quiet"]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    skipped = {os.path.basename(s["source"]): s["reason"] for s in summary["skipped"]}
+    assert set(skipped) == {name for name, outcome in expected.items() if outcome}
+    for name, reason in skipped.items():
+        assert expected[name] in reason
+    done = {image["name"] for image in summary["images"]}
+    assert done == {os.path.splitext(name)[0] for name, outcome in expected.items() if outcome is None}
+    for image in summary["images"]:
+        picture = np.asarray(Image.open(out / image["files"]["pfv"]))
+        assert picture.shape == (224, 224, 3)
+
+
+def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch):
+    photos = [str(p) for p in bundled.sample_images()]
+    reference = tmp_path / "reference"
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(reference), "--batch", "3", "--quiet"]) == 0
+
+    import pfv_onnx.report as report
+
+    real_write = report.write_png
+    calls = {"n": 0}
+
+    def interrupting_write(path, picture):
+        calls["n"] += 1
+        if calls["n"] == 20:  # in the middle of the second batch
+            raise KeyboardInterrupt
+        return real_write(path, picture)
+
+    monkeypatch.setattr(report, "write_png", interrupting_write)
+    out = tmp_path / "run"
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 130
+    leftovers = [p for p in out.rglob("*") if p.is_file()]
+    assert not any(p.name.endswith(".tmp") for p in leftovers) and not (out / "summary.json").exists()
+    for p in leftovers:
+        if p.suffix == ".png":
+            Image.open(p).load()  # every file there is whole
+    monkeypatch.setattr(report, "write_png", real_write)
+
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 0
+    assert not (out / ".pfv-run.json").exists()
+    for picture in reference.rglob("*.png"):
+        assert (out / picture.relative_to(reference)).read_bytes() == picture.read_bytes()
+    a = json.loads((reference / "summary.json").read_text())
+    b = json.loads((out / "summary.json").read_text())
+    assert a["images"] == b["images"] and a["batches"] == b["batches"]
+
+
+def test_existing_outputs_are_not_overwritten(tmp_path):
+    photo_path = str(bundled.sample_images()[0])
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(PFVError, match="is not empty"):
+        from pfv_onnx.explain import explain
+
+        explain(PFV(), [photo_path], out, show_progress=False)
+    assert main(["explain", "mobilenet_v2", photo_path, "--out", str(out), "--overwrite", "--quiet"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert main(["explain", "mobilenet_v2", photo_path, "--out", str(out), "--quiet"]) == 2  # a finished report
+
+
+def test_model_with_external_weights(tmp_path):
+    original = onnx.load(str(bundled.model_path()))
+    folder = tmp_path / "external"
+    folder.mkdir()
+    path = folder / "model.onnx"
+    onnx.save(original, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin")
+    assert path.stat().st_size < 200_000  # the weights are beside it
+    photos = bundled.sample_images()[:3]
+    a, b = PFV(path)(photos), PFV()(photos)
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+    exported = tmp_path / "tapped.onnx"
+    export(path, exported)
+    assert (tmp_path / "tapped.onnx.data").stat().st_size > 10_000_000
+    np.testing.assert_allclose(PFV(exported)(photos).rgb, b.rgb, atol=1e-5)
+    (folder / "weights.bin").unlink()
+    with pytest.raises(ModelError, match="weights.bin"):
+        PFV(path)
+
+
+def test_quantised_qdq_model(tmp_path):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    pfv = PFV()
+    x, _, _ = pfv.preprocess(bundled.sample_images()[:4])
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"image": x[i : i + 1]} for i in range(len(x))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    path = tmp_path / "qdq.onnx"
+    quantize_static(str(bundled.model_path()), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantised = PFV(path)
+    assert len(quantised.taps) == 4 and all(t.endswith("DequantizeLinear_Output") for t in quantised.taps)
+    result = quantised(bundled.sample_images())
+    assert np.isfinite(result.rgb).all()
+    top = dict(zip(result.names, result.top_k(1)))
+    assert top["coffee"][0][1] == "espresso"
+
+
+def test_open_input_size(tmp_path):
+    model, taps, final = graphs.dynamic_size()
+    default = PFV(model)
+    assert default.size == (224, 224)
+    assert default(np.zeros((2, 3, 224, 224), np.float32) + np.random.default_rng(0).random((2, 3, 224, 224), np.float32)).rgb.shape == (2, 224, 224, 3)
+    small = PFV(model, size=(64, 48))
+    assert small(bundled.sample_images()[:2]).rgb.shape == (2, 64, 48, 3)
+    assert export(model, tmp_path / "open.onnx").activation is None
+    assert export(model, tmp_path / "fixed.onnx", size=(64, 64)).activation == "pfv_activation"
+    fixed, _, _ = graphs.vgg_like()
+    with pytest.raises(ModelError, match="cannot take"):
+        PFV(fixed, size=(64, 64))
+
+
+def test_control_flow_in_the_head():
+    model, taps, final = graphs.control_flow_head()
+    tapped = tap_model(model)
+    assert list(tapped.outputs.taps) == taps and tapped.outputs.final == final
+    x = np.random.default_rng(0).random((3, 3, 32, 32), np.float32)
+    from pfv_onnx.runtime import Session
+
+    original = Session(model).run(x)
+    np.testing.assert_allclose(Session(tapped.model).run(x, list(original))[model.graph.output[0].name], original[model.graph.output[0].name], rtol=1e-6)
+    assert "If" not in {n.op_type for n in tap_model(model, keep_logits=False).model.graph.node}
+    assert np.isfinite(PFV(model)(x).rgb).all()
+
+
+def test_one_pixel_final_layer(tmp_path):
+    model, taps, _ = graphs.resnet_like()
+    pooled = next(n.output[0] for n in model.graph.node if n.op_type == "GlobalAveragePool")
+    pfv = PFV(model, final=pooled)
+    x = np.random.default_rng(0).random((4, 3, 32, 32), np.float32)
+    with pytest.raises(PFVError, match="gives 2 pixel\\(s\\) for this batch .* fewer than the 3 components"):
+        pfv(x[:2])
+    result = pfv(x)  # four images: four pixels, enough for three components
+    assert np.isfinite(result.rgb).all()
+
+
+def test_constant_features_give_grey_not_nan():
+    model, _, _ = graphs.zero_weights()
+    result = PFV(model)(np.random.default_rng(0).random((3, 3, 32, 32), np.float32))
+    assert np.isfinite(result.rgb).all() and np.all(result.rgb == 0.5)
+    assert np.all(result.explained_variance_ratio == 0)
