@@ -1,4 +1,4 @@
-"""The ``pfv-onnx`` command line: ``explain``, ``demo``, ``export``."""
+"""The ``pfv-onnx`` command line: ``explain``, ``fit``, ``demo``, ``export``."""
 
 from __future__ import annotations
 
@@ -58,10 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     explain.add_argument("--out", required=True, help="folder to write to")
     explain.add_argument("--batch", type=_positive, help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
+    explain.add_argument("--basis", help="a basis from 'pfv-onnx fit': colours fixed across batches instead of relative to each")
     explain.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
     explain.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty (by default only an interrupted run of the same command is continued there)")
     _add_model_options(explain)
     _add_run_options(explain)
+
+    fit = commands.add_parser("fit", help="fit a basis on a dataset, so that colours mean the same in every batch")
+    fit.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    fit.add_argument("inputs", nargs="+", metavar="DATA", help="image files or folders of images")
+    fit.add_argument("--out", required=True, help="the basis file to write (.npz)")
+    fit.add_argument("--batch", type=_positive, default=32, help="images per forward pass (default 32; the basis does not depend on it)")
+    fit.add_argument("--dask", metavar="ADDRESS", help="fit on Dask: a scheduler address, or 'local' for a local cluster of two worker processes")
+    fit.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    fit.add_argument("--quiet", action="store_true", help="no closing line")
+    _add_model_options(fit)
+    _add_run_options(fit)
 
     demo = commands.add_parser("demo", help="the paper's figures 2-4 on the bundled model and sample photos")
     demo.add_argument("--out", default="pfv-demo", help="folder to write to (default: pfv-demo)")
@@ -77,14 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _explain(args: argparse.Namespace) -> int:
-    from .explain import explain
+def _open(args: argparse.Namespace, basis: str | None = None):
     from .pipeline import PFV
 
-    started = time.perf_counter()
-    model = bundled.resolve_model(args.model)
-    pfv = PFV(
-        model,
+    return PFV(
+        bundled.resolve_model(args.model),
         layers=args.layers,
         final=args.final,
         providers=args.provider,
@@ -95,7 +104,15 @@ def _explain(args: argparse.Namespace) -> int:
         solver=args.solver,
         resize=args.resize,
         size=tuple(args.size) if args.size else None,
+        basis=basis,
     )
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+
+    started = time.perf_counter()
+    pfv = _open(args, basis=args.basis)
     out = Path(args.out)
     summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite)
     skipped = summary["skipped"]
@@ -106,6 +123,21 @@ def _explain(args: argparse.Namespace) -> int:
     for skip in skipped:
         print(f"pfv-onnx: skipped {skip['reason']}", file=sys.stderr)
     return 1 if skipped else 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise PFVError(f"{out}: exists already (use --overwrite to replace it)")
+    started = time.perf_counter()
+    pfv = _open(args).fit(args.inputs, batch_size=args.batch, dask=args.dask)
+    pfv.save_basis(out)
+    if not args.quiet:
+        ratios = ", ".join(f"{r:.1%}" for r in pfv.basis.pca.explained_variance_ratio)
+        print(f"fitted a basis on {pfv.basis.images} images in {time.perf_counter() - started:.1f} s (explained variance {ratios}): {out}")
+    for skip in pfv.fit_skipped:
+        print(f"pfv-onnx: skipped {skip['reason']}", file=sys.stderr)
+    return 1 if pfv.fit_skipped else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -126,7 +158,7 @@ def _export(args: argparse.Namespace) -> int:
     if dst.exists() and not args.overwrite:
         raise PFVError(f"{dst}: exists already (use --overwrite to replace it)")
     size = tuple(args.size) if args.size else None
-    outputs = export(bundled.resolve_model(args.src), dst, layers=args.layers, final=args.final, keep_logits=not args.no_logits, size=size)
+    outputs = export(args.src, dst, layers=args.layers, final=args.final, keep_logits=not args.no_logits, size=size)
     print(f"wrote {dst}: {len(outputs.taps)} taps feed A^b, F_N = {outputs.final}")
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         print(f"  tap {i}: {tap} -> {name}")
@@ -136,7 +168,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"explain": _explain, "demo": _demo, "export": _export}
+COMMANDS = {"explain": _explain, "fit": _fit, "demo": _demo, "export": _export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

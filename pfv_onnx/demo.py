@@ -6,6 +6,8 @@ Figure 3: what the colours depend on: the joint batch, each image as its own bat
 Figure 4: PFV beside gradient-free baselines from the same single forward pass: the activation map,
           EigenCAM, and class activation maps of the top-3 classes (networks whose head is global average
           pooling and one linear layer).
+Figure 5 (not in the paper): the same photo in two batches, coloured relative to each batch and with a
+          basis fitted on all the sample photos.
 """
 
 from __future__ import annotations
@@ -78,6 +80,19 @@ def figure_baselines(result: PFVResult, pfv: PFV) -> tuple[np.ndarray, list[list
     return labelled_grid(rows, titles, result.names, captions), top
 
 
+def figure_fitted(pfv: PFV, batch_a: Sequence[Path], batch_b: Sequence[Path]) -> np.ndarray:
+    """The same photo in two batches: relative colours change with the batch, fitted ones do not."""
+    relative = [pfv.fit_transform(batch) for batch in (batch_a, batch_b)]
+    fitted = [pfv.transform(batch) for batch in (batch_a, batch_b)]
+    rows = [
+        [image for r in relative for image in r.images],
+        [to_uint8(x) for r in relative for x in r.rgb],
+        [to_uint8(x) for r in fitted for x in r.rgb],
+    ]
+    titles = [f"{tag}: {name}" for tag, r in zip("AB", relative) for name in r.names]
+    return labelled_grid(rows, ["input", "PFV, relative", "PFV, fitted basis"], titles)
+
+
 def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, providers: Sequence[str] | None = None) -> list[Path]:
     """Write the three figures and ``index.html`` to ``out``; return the written paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +105,11 @@ def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, providers: Sequen
 
     fig2, fig3 = figure_batch(joint), figure_composition(joint, singles, randomised)
     fig4, top = figure_baselines(joint, pfv)
-    files = {"fig2_batch.png": fig2, "fig3_batch_and_weights.png": fig3, "fig4_baselines.png": fig4}
+    pfv.fit(bundled.sample_images())
+    batch_a = [bundled.sample_image(s) for s in ("dog", "chelsea", "horses")]
+    batch_b = [bundled.sample_image(s) for s in ("giraffe", "dog", "coffee")]
+    fig5 = figure_fitted(pfv, batch_a, batch_b)
+    files = {"fig2_batch.png": fig2, "fig3_batch_and_weights.png": fig3, "fig4_baselines.png": fig4, "fig5_fitted_basis.png": fig5}
     written = [write_png(out / name, picture) for name, picture in files.items()]
 
     ratios = joint.explained_variance_ratio
@@ -125,6 +144,17 @@ def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, providers: Sequen
                 + ("this model has one." if top is not None else "this model has none, so they are left out."),
             ],
             figures=[Figure("fig4_baselines.png", "rows: input, PFV, activation map, EigenCAM, CAM of the top-3 classes", wide=True)],
+        ),
+        Section(
+            "Beyond the paper: colours that mean the same in every batch",
+            [
+                "The paper's colours are relative to the batch: the dog by the bicycle changes colour between batch A "
+                "and batch B (row 2). A basis fitted once on all eight sample photos (<code>pfv-onnx fit</code>) fixes "
+                "the components, the layer weights and the normalisation, so the dog keeps its colours in both "
+                "batches (row 3) and batches can be compared.",
+                colour_legend(pfv.basis.pca.explained_variance_ratio) + " (fitted basis).",
+            ],
+            figures=[Figure("fig5_fitted_basis.png", "rows: input, PFV relative to each batch, PFV with the fitted basis", wide=True)],
         ),
     ]
     intro = [

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,9 +19,10 @@ from PIL import Image
 from threadpoolctl import ThreadpoolController
 
 from . import __version__, bundled
-from .core import Visualisation, visualise
+from .basis_file import check_basis, load_basis, save_basis
+from .core import FittedBasis, Visualisation, transform, visualise
 from .errors import ImageError, PFVError
-from .graph import InputSpec, LinearHead, image_input, linear_head, load_model
+from .graph import InputSpec, LinearHead, image_input, linear_head, load_model, model_sha256
 from .core.decomposition import SOLVERS
 from .preprocess import RESIZE_MODES, Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
 from .report import build_summary, write_batch, write_summary
@@ -151,6 +151,12 @@ class PFV:
         labels: class names for the model's output; default the bundled ImageNet names for 1000 classes.
         size: ``(H, W)`` to feed a model that leaves its input size open (default 224 x 224); a model
             with a fixed size must be given that size or none.
+        basis: a fitted basis (a ``.npz`` file from :meth:`save_basis` or ``pfv-onnx fit``) to colour every
+            batch the same way; refused when fitted on another model or other layers.
+
+    Calling a ``PFV`` colours the batch relative to itself (the paper's method, :meth:`fit_transform`)
+    unless it has a fitted basis (:meth:`fit`, or ``basis=``): then the colours come from the basis
+    (:meth:`transform`) and an image gets the same colours in any batch.
     """
 
     def __init__(
@@ -171,6 +177,7 @@ class PFV:
         threads: int | None = None,
         labels: Sequence[str] | None = None,
         size: tuple[int, int] | None = None,
+        basis: str | Path | FittedBasis | None = None,
     ):
         if not isinstance(n_components, int) or n_components < 1:
             raise PFVError(f"n_components must be a positive integer, got {n_components!r}")
@@ -185,6 +192,7 @@ class PFV:
         resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
         self.model_path = str(resolved) if isinstance(resolved, (str, Path)) else None
         source = load_model(resolved)
+        self._source_bytes = None if self.model_path is not None else (resolved if isinstance(resolved, bytes) else source.SerializeToString())
         self.providers = resolve_providers(providers)
         if activation_in_graph is None:
             activation_in_graph = self.providers[0] != "CPUExecutionProvider"
@@ -202,6 +210,13 @@ class PFV:
         self.chunk_size = chunk_size
         self.resize = resize
         self._labels = list(labels) if labels is not None else None
+        self._options = {"layers": list(layers) if layers else None, "final": final, "preset": self.preset.name,
+                         "n_components": n_components, "hierarchical": hierarchical, "n_sigma": n_sigma,
+                         "solver": solver, "resize": resize, "size": list(self.size)}
+        self.basis: FittedBasis | None = None
+        self.basis_header: dict | None = None
+        if basis is not None:
+            self.use_basis(basis)
 
     @property
     def input(self) -> InputSpec:
@@ -286,11 +301,14 @@ class PFV:
                 return name
         return None
 
-    def visualise(self, features: Features) -> Visualisation:
-        """The NumPy part of PFV on the features of one analysis batch."""
+    def visualise(self, features: Features, basis: FittedBasis | None = None) -> Visualisation:
+        """The NumPy part of PFV on the features of one analysis batch, relative to the batch or with
+        ``basis``."""
         # One BLAS thread: OpenBLAS's idle threads keep spinning after a multi-threaded call and steal the
         # cores from the next forward pass (measured: +40% on MobileNetV2), for a PCA that gains ~3 ms.
         with _blas_controller().limit(limits=1, user_api="blas"):
+            if basis is not None:
+                return transform(features.final, features.maps, self.size, basis, activation=features.activation)
             return self._visualise(features)
 
     def _visualise(self, features: Features) -> Visualisation:
@@ -314,7 +332,9 @@ class PFV:
         batch, pixels, names = self.preprocess(images)
         return self.run(batch, pixels, names, preprocess_s=time.perf_counter() - started)
 
-    def run(self, batch: np.ndarray, pixels: np.ndarray | None, names: list[str], preprocess_s: float = 0.0) -> PFVResult:
+    def run(
+        self, batch: np.ndarray, pixels: np.ndarray | None, names: list[str], preprocess_s: float = 0.0, fitted: bool | None = None
+    ) -> PFVResult:
         """PFV of a preprocessed batch: the forward pass and the NumPy core.
 
         Args:
@@ -322,19 +342,23 @@ class PFV:
             pixels: the ``(B, H0, W0, 3)`` uint8 crops it came from, for pictures, or ``None``.
             names: one name per image.
             preprocess_s: seconds the caller spent preparing it (reported in ``timings``).
+            fitted: colour with the fitted basis (default: when there is one) or relative to the batch.
         """
+        fitted = self.basis is not None if fitted is None else fitted
+        if fitted and self.basis is None:
+            raise PFVError("no fitted basis: call fit() first, or give basis=")
         started = time.perf_counter()
         features = self.forward(batch)
         forwarded = time.perf_counter()
         pixels_per_batch = features.final.shape[0] * features.final.shape[2] * features.final.shape[3]
-        if pixels_per_batch < self.n_components:
+        if not fitted and pixels_per_batch < self.n_components:
             raise PFVError(
                 f"the final layer gives {pixels_per_batch} pixel(s) for this batch "
                 f"({features.final.shape[2]} x {features.final.shape[3]} per image), fewer than the "
                 f"{self.n_components} components asked for: use more images or fewer components"
             )
         try:
-            vis = self.visualise(features)
+            vis = self.visualise(features, self.basis if fitted else None)
         except ValueError as exc:
             raise PFVError(f"cannot visualise this batch: {exc}") from None
         return PFVResult(
@@ -357,7 +381,7 @@ class PFV:
             "pfv_onnx": __version__,
             "model": {
                 "path": self.model_path,
-                "sha256": self._model_digest,
+                "sha256": self.model_sha256,
                 "input": {"name": spec.name, "layout": spec.layout, "size": list(self.size), "batch": spec.batch},
                 "preset": self.preset.name,
                 "providers": self.session.providers,
@@ -371,17 +395,74 @@ class PFV:
                 "solver": self.solver,
                 "resize": self.resize,
             },
+            "basis": None if self.basis is None else {"images": self.basis.images, "fingerprint": self.basis.fingerprint()},
         }
+
+    # ---- a fitted basis: colours that mean the same in every batch ----------------------------------
+
+    def fit(self, inputs: Sequence[str | Path], batch_size: int = 32, dask: str | None = None) -> PFV:
+        """Fit the basis on every image of ``inputs`` (files and folders), in constant memory; afterwards
+        calls colour every batch with it. ``dask``: ``"local"`` or a scheduler address to fit on Dask.
+        Inputs that cannot be read are skipped (listed in ``fit_skipped``). Returns ``self``."""
+        from .fitting import fit
+
+        self.basis, self.fit_skipped = fit(self, inputs, batch_size, dask)
+        self.basis_header = self._basis_header()
+        return self
+
+    def transform(self, images: ImageLike | Sequence[ImageLike] | np.ndarray) -> PFVResult:
+        """PFV of ``images`` coloured with the fitted basis."""
+        if self.basis is None:
+            raise PFVError("no fitted basis: call fit() first, or give basis=")
+        return self(images)
+
+    def fit_transform(self, images: ImageLike | Sequence[ImageLike] | np.ndarray) -> PFVResult:
+        """PFV of ``images`` coloured relative to themselves (the paper's method, whether or not a basis is
+        fitted); equal to fitting on ``images`` alone and transforming them, up to the PCA solver."""
+        if isinstance(images, np.ndarray) and images.dtype.kind == "f":
+            return self.run(images, None, [f"image_{i}" for i in range(images.shape[0])], fitted=False)
+        started = time.perf_counter()
+        batch, pixels, names = self.preprocess(images)
+        return self.run(batch, pixels, names, time.perf_counter() - started, fitted=False)
+
+    def save_basis(self, path: str | Path) -> Path:
+        """Write the fitted basis to ``path`` (``.npz``); :class:`PFV` reads it back with ``basis=``."""
+        if self.basis is None:
+            raise PFVError("no fitted basis to save: call fit() first")
+        return save_basis(path, self.basis, self.basis_header or self._basis_header())
+
+    def use_basis(self, basis: str | Path | FittedBasis) -> None:
+        """Colour with ``basis`` from now on (a file is checked against this model and its layers)."""
+        if isinstance(basis, FittedBasis):
+            self.basis, self.basis_header = basis, self._basis_header()
+            return
+        loaded, header = load_basis(basis)
+        check_basis(header, self.model_sha256, self.taps, self.final, str(basis))
+        self.basis, self.basis_header = loaded, header
+
+    def _basis_header(self) -> dict:
+        return {"model_sha256": self.model_sha256, "model_path": self.model_path, "taps": self.taps,
+                "final": self.final, "channels": int(self.basis.pca.mean.shape[0]) if self.basis else None,
+                "n_components": self.n_components, "preset": self.preset.name, "size": list(self.size),
+                "resize": self.resize}
+
+    def config(self) -> dict:
+        """Keyword arguments that open this same PFV elsewhere (another process, a Dask worker)."""
+        if self.model_path is None:
+            raise PFVError("this PFV was opened from bytes or a ModelProto; give a model file to run it elsewhere")
+        return {"model": self.model_path, "keep_logits": False, **self._options}
+
+    @functools.cached_property
+    def model_sha256(self) -> str | None:
+        """SHA-256 of the model file this PFV was opened from (for a model exported by pfv-onnx, of the
+        model it was exported from), or of the serialised model given in memory."""
+        if self.tapped.outputs.source_sha256:
+            return self.tapped.outputs.source_sha256
+        return self._model_digest
 
     @functools.cached_property
     def _model_digest(self) -> str | None:
-        if self.model_path is None or not Path(self.model_path).is_file():
-            return None
-        digest = hashlib.sha256()
-        with open(self.model_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return model_sha256(self.model_path if self.model_path is not None else self._source_bytes)
 
     @functools.cached_property
     def head(self) -> LinearHead | None:

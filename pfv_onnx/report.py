@@ -147,7 +147,9 @@ def report_page(summary: dict, title: str) -> str:
     intro = [
         f"Model <code>{escape(str(model['path']))}</code>, preset <code>{escape(model['preset'])}</code>, "
         f"provider {escape(', '.join(model['providers']))}. {len(summary['images'])} images in "
-        f"{len(summary['batches'])} batch(es); colours are relative to each batch.",
+        f"{len(summary['batches'])} batch(es); "
+        + (f"colours come from a basis fitted on {summary['basis']['images']} images, the same in every batch."
+           if summary.get("basis") else "colours are relative to each batch."),
         "Tapped layers feeding the activation map: " + (", ".join(f"<code>{escape(t)}</code>" for t in summary["taps"]) or "none")
         + f". Decomposed layer F<sub>N</sub>: <code>{escape(summary['final'])}</code>.",
         "Time per stage: " + ", ".join(f"{escape(k)} {v:.2f} s" for k, v in timings.items()) + ".",

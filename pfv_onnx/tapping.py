@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 
+from . import bundled
 from .errors import LayerError, PFVError
 from .files import atomic_path
 from .graph import (
@@ -22,9 +23,11 @@ from .graph import (
     infer_tensors,
     load_model,
     pin_input_size,
+    model_sha256,
     read_tapped_outputs,
     shape_candidates,
 )
+from .graph.rewrite import set_source
 from .graph.model_io import external_tensors
 from .runtime import probe_tensors
 
@@ -86,7 +89,8 @@ def export(
     keep_logits: bool = True,
     size: tuple[int, int] | None = None,
 ) -> TappedOutputs:
-    """Write the tapped model of ``src`` to ``dst`` and return what it outputs.
+    """Write the tapped model of ``src`` (a path, a bundled model's name, bytes or a ``ModelProto``) to
+    ``dst`` and return what it outputs.
 
     The file outputs ``F_N``, the channel-sum map of every earlier tap, ``A^b`` ``(B, 1, H0, W0)`` and,
     with ``keep_logits``, the model's own outputs unchanged. It is written atomically: a failure leaves
@@ -94,6 +98,7 @@ def export(
     ``DST.data`` beside it. A model whose input size is open keeps it open and has no ``A^b`` output
     unless ``size`` fixes it (the per-layer maps and ``F_N`` are there either way).
     """
+    src = bundled.resolve_model(src) if isinstance(src, (str, Path)) else src
     tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size)
     dst = Path(dst)
     if dst.is_dir():
@@ -101,6 +106,9 @@ def export(
     if not dst.parent.is_dir():
         raise PFVError(f"{dst.parent}: no such folder")
     model = without_weights_dir(tapped.model)
+    # The export records which model it was made from, so a basis fitted with that model fits it too.
+    identity = src if isinstance(src, (str, Path, bytes)) else src.SerializeToString()
+    set_source(model, tapped.outputs.source_sha256 or model_sha256(identity))
     external = bool(external_tensors(tapped.model))
     data = dst.with_name(dst.name + ".data")
     try:

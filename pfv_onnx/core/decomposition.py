@@ -160,6 +160,16 @@ def _centred(X: np.ndarray, mean: np.ndarray, dtype: type, copy: bool) -> tuple[
     return Xc, float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / max(len(X) - 1, 1)
 
 
+def pca_from_covariance(mean: np.ndarray, covariance: np.ndarray, n_samples: int, n_components: int) -> PrincipalComponents:
+    """The top components of a ``(C, C)`` covariance (``ddof=1``), exact, with the same sign rule."""
+    c = covariance.shape[0]
+    if not 1 <= n_components <= c:
+        raise ValueError(f"n_components must be between 1 and {c}, got {n_components}")
+    eigenvalues, vectors = _top_eigh(covariance, n_components)
+    total = float(np.trace(covariance))
+    return PrincipalComponents(mean, _fix_signs(vectors.T), np.maximum(eigenvalues, 0.0), total, n_samples, "covariance")
+
+
 def _top_eigh(symmetric: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest eigenpairs of a symmetric matrix, largest first: ``(k,)`` values, ``(m, k)`` vectors."""
     m = symmetric.shape[0]

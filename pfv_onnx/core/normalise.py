@@ -26,27 +26,52 @@ class Scaling:
     hi: float
 
 
+@dataclass(frozen=True)
+class ValueStats:
+    """Running statistics of a set of values: count, sum, sum of squares (float64), minimum, maximum.
+
+    Merging is exact and order-free up to float64 rounding, so the normalisation of many batches (or of
+    many machines' shares) is the same as that of their concatenation.
+    """
+
+    count: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+    lo: float = np.inf
+    hi: float = -np.inf
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> ValueStats:
+        """The statistics of every value of ``x`` (any shape)."""
+        flat = x.reshape(-1)
+        if flat.size == 0:
+            return cls()
+        total = float(flat.sum(dtype=np.float64))
+        squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+        return cls(flat.size, total, squares, float(flat.min()), float(flat.max()))
+
+    def merge(self, other: ValueStats) -> ValueStats:
+        return ValueStats(
+            self.count + other.count, self.total + other.total, self.squares + other.squares,
+            min(self.lo, other.lo), max(self.hi, other.hi),
+        )
+
+    def scaling(self, n_sigma: float = 1.0) -> Scaling:
+        """The joint normalisation of these values (see the module docstring)."""
+        if not n_sigma > 0:
+            raise ValueError(f"n_sigma must be positive, got {n_sigma}")
+        if self.count <= 0:
+            raise ValueError("cannot normalise an empty array")
+        mean = self.total / self.count
+        std = float(np.sqrt(max(self.squares / self.count - mean * mean, 0.0)))
+        if not (np.isfinite(mean) and np.isfinite(std) and np.isfinite(self.lo) and np.isfinite(self.hi)):
+            raise ValueError("the weighted components contain NaN or infinite values")
+        return Scaling(mean, std, max(self.lo, mean - n_sigma * std), min(self.hi, mean + n_sigma * std))
+
+
 def scaling(x: np.ndarray, n_sigma: float = 1.0) -> Scaling:
     """The statistics of the joint normalisation of ``x`` (any shape), computed in float64."""
-    flat = x.reshape(-1)
-    if flat.size == 0:
-        raise ValueError("cannot normalise an empty array")
-    total = float(flat.sum(dtype=np.float64))
-    squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
-    return scaling_from_moments(flat.size, total, squares, float(flat.min()), float(flat.max()), n_sigma)
-
-
-def scaling_from_moments(count: float, total: float, squares: float, lo: float, hi: float, n_sigma: float = 1.0) -> Scaling:
-    """The :class:`Scaling` from running sums: ``count`` values, their sum, sum of squares, minimum, maximum."""
-    if not n_sigma > 0:
-        raise ValueError(f"n_sigma must be positive, got {n_sigma}")
-    if count <= 0:
-        raise ValueError("cannot normalise an empty array")
-    mean = total / count
-    std = float(np.sqrt(max(squares / count - mean * mean, 0.0)))
-    if not (np.isfinite(mean) and np.isfinite(std) and np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError("the weighted components contain NaN or infinite values")
-    return Scaling(mean, std, max(lo, mean - n_sigma * std), min(hi, mean + n_sigma * std))
+    return ValueStats.of(x).scaling(n_sigma)
 
 
 def apply_scaling(x: np.ndarray, s: Scaling, out: np.ndarray | None = None) -> np.ndarray:

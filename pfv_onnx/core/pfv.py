@@ -20,7 +20,8 @@ import numpy as np
 
 from .activation import add_upsampled, channel_sum
 from .decomposition import PrincipalComponents, fit_transform_pca
-from .normalise import Scaling, apply_scaling, scaling_from_moments
+from .fitted import FittedBasis
+from .normalise import Scaling, ValueStats, apply_scaling
 from .upsample import resize_bilinear
 
 RGB = 3
@@ -77,6 +78,26 @@ def feature_matrix(final: np.ndarray) -> np.ndarray:
     return planes.reshape(channels, -1).T
 
 
+def _check_inputs(final: np.ndarray, maps: Sequence[np.ndarray], size, activation, n_sigma: float) -> list[np.ndarray]:
+    if final.ndim != 4:
+        raise ValueError(f"expected a (B, C, h, w) final feature map, got shape {final.shape}")
+    batch = final.shape[0]
+    maps = [np.asarray(m, dtype=np.float32) for m in maps]
+    for m in maps:
+        if m.ndim != 3 or m.shape[0] != batch:
+            raise ValueError(f"each activation map must be (B={batch}, h, w), got shape {m.shape}")
+    if activation is not None and activation.shape != (batch, *size):
+        raise ValueError(f"activation must be {(batch, *size)}, got {activation.shape}")
+    if not n_sigma > 0:
+        raise ValueError(f"n_sigma must be positive, got {n_sigma}")
+    return maps
+
+
+def layer_sources(final: np.ndarray, maps: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The maps that weight the components: the earlier layers', or ``F_N``'s own channel sum without them."""
+    return list(maps) if maps else [channel_sum(final)]
+
+
 def visualise(
     final: np.ndarray,
     maps: Sequence[np.ndarray],
@@ -89,7 +110,7 @@ def visualise(
     random_state: int = 0,
     activation: np.ndarray | None = None,
 ) -> Visualisation:
-    """Run PFV on one analysis batch.
+    """Run PFV on one analysis batch, its colours relative to this batch (the paper's method).
 
     Args:
         final: ``(B, C, h, w)`` final feature map ``F_N``.
@@ -108,41 +129,57 @@ def visualise(
     Returns:
         The :class:`Visualisation` of the batch.
     """
-    if final.ndim != 4:
-        raise ValueError(f"expected a (B, C, h, w) final feature map, got shape {final.shape}")
-    batch, _, height, width = final.shape
     size = (int(size[0]), int(size[1]))
-    maps = [np.asarray(m, dtype=np.float32) for m in maps]
-    for m in maps:
-        if m.ndim != 3 or m.shape[0] != batch:
-            raise ValueError(f"each activation map must be (B={batch}, h, w), got shape {m.shape}")
-    if activation is not None and activation.shape != (batch, *size):
-        raise ValueError(f"activation must be {(batch, *size)}, got {activation.shape}")
-    if not n_sigma > 0:
-        raise ValueError(f"n_sigma must be positive, got {n_sigma}")
-
+    maps = _check_inputs(final, maps, size, activation, n_sigma)
+    batch, _, height, width = final.shape
     started = time.perf_counter()
     pca, projected = fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False)
     scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
     decomposed = time.perf_counter()
 
-    shown = scores[..., :RGB]
     # A positive scale changes nothing after the joint normalisation and keeps float32 products finite.
-    peak = float(np.abs(shown).max())
-    shown = shown * np.float32(1.0 / peak) if peak > 0 else shown.copy()
-    channels = shown.shape[-1]
-    # With no earlier layer, F_N's own channel sum stands in for the maps, in both variants.
-    sources = maps if maps else [channel_sum(final)]
-    fill_activation = activation is None
-    if fill_activation:
-        activation = np.empty((batch, *size), dtype=np.float32)
-    else:
-        activation = np.asarray(activation, dtype=np.float32)
-    layer_peaks = [float(np.abs(m).max()) or 1.0 for m in sources] if hierarchical else []
+    peak = float(np.abs(scores[..., :RGB]).max())
+    sources = layer_sources(final, maps)
+    peaks = [float(np.abs(m).max()) or 1.0 for m in sources]
+    rgb, activation, stats = weigh(scores, sources, size, 1.0 / peak if peak > 0 else 1.0, peaks, hierarchical, activation)
+    scale = stats.scaling(n_sigma)
+    _rescale(rgb, min(n_components, RGB), scale)
+    timings = {"decomposition": decomposed - started, "weighting": time.perf_counter() - decomposed}
+    return Visualisation(rgb, activation, scores, pca, scale, timings)
 
+
+def weigh(
+    scores: np.ndarray,
+    sources: Sequence[np.ndarray],
+    size: tuple[int, int],
+    prescale: float,
+    layer_peaks: Sequence[float],
+    hierarchical: bool,
+    activation: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, ValueStats]:
+    """Eq. 5: the first three components upsampled and weighted, image by image, with the statistics of
+    the joint normalisation gathered while each image is in cache.
+
+    Args:
+        scores: ``(B, h, w, k)`` float32 principal components at ``F_N``'s resolution.
+        sources: :func:`layer_sources`, ``(B, h_l, w_l)`` each.
+        size: ``(H0, W0)``.
+        prescale: positive factor applied to the scores (keeps float32 products finite).
+        layer_peaks: one positive divisor per source, for the hierarchical weighting.
+        hierarchical: weight layer by layer instead of by ``A^b``.
+        activation: ``(B, H0, W0)`` ``A^b`` if known; computed from ``sources`` otherwise.
+
+    Returns:
+        ``(B, H0, W0, 3)`` float32 weighted components (not normalised; a channel beyond ``k`` stays 0),
+        ``A^b`` ``(B, H0, W0)`` float32, and the :class:`ValueStats` of the weighted components.
+    """
+    batch = scores.shape[0]
+    shown = scores[..., :RGB] * np.float32(prescale)
+    channels = shown.shape[-1]
+    fill_activation = activation is None
+    activation = np.empty((batch, *size), dtype=np.float32) if fill_activation else np.asarray(activation, dtype=np.float32)
     rgb = np.zeros((batch, *size, RGB), dtype=np.float32)
-    moments = np.zeros(3)  # count, sum, sum of squares of the weighted components (float64)
-    lo, hi = np.inf, -np.inf
+    stats = ValueStats()
     scratch = np.empty(size, dtype=np.float32)
     pixels = size[0] * size[1]
     for b in range(batch):
@@ -161,13 +198,49 @@ def visualise(
             target *= activation[b][..., None]
         if channels != RGB:
             rgb[b, ..., :channels] = target
-        # Statistics of the joint normalisation while the image is in cache (OpenCV sums in float64).
+        # OpenCV sums in float64; one pass for the mean and spread, two cheap ones for the extremes.
         means, stds = cv2.meanStdDev(target)
-        moments += (pixels * channels, pixels * means.sum(), pixels * float((stds**2 + means**2).sum()))
-        lo, hi = min(lo, float(target.min())), max(hi, float(target.max()))
+        n = pixels * channels
+        total, squares = pixels * float(means.sum()), pixels * float((stds**2 + means**2).sum())
+        stats = stats.merge(ValueStats(n, total, squares, float(target.min()), float(target.max())))
+    return rgb, activation, stats
 
-    scale = scaling_from_moments(*moments, lo, hi, n_sigma)
-    for b in range(batch):
+
+def _rescale(rgb: np.ndarray, channels: int, scale: Scaling) -> None:
+    """Apply the normalisation in place, image by image (each image's values stay in cache)."""
+    for b in range(rgb.shape[0]):
         apply_scaling(rgb[b, ..., :channels], scale, out=rgb[b, ..., :channels])
-    timings = {"decomposition": decomposed - started, "weighting": time.perf_counter() - decomposed}
-    return Visualisation(rgb, activation, scores, pca, scale, timings)
+
+
+def transform(
+    final: np.ndarray,
+    maps: Sequence[np.ndarray],
+    size: tuple[int, int],
+    basis: FittedBasis,
+    activation: np.ndarray | None = None,
+) -> Visualisation:
+    """PFV with a fitted basis: the components, the layer weights and the normalisation come from
+    ``basis`` (:mod:`pfv_onnx.core.fitted`), so each image gets the same colours whatever batch it is in.
+
+    Arguments and result as :func:`visualise`.
+    """
+    if basis.scaling is None:
+        raise ValueError("the basis has no normalisation yet (fit it on data first)")
+    size = (int(size[0]), int(size[1]))
+    maps = _check_inputs(final, maps, size, activation, basis.n_sigma)
+    batch, _, height, width = final.shape
+    started = time.perf_counter()
+    scores = basis.project(final)
+    projected = time.perf_counter()
+    rgb, activation, _ = weigh(scores, layer_sources(final, maps), size, basis.prescale, basis.layer_peaks, basis.hierarchical, activation)
+    _rescale(rgb, min(basis.pca.n_components, RGB), basis.scaling)
+    timings = {"decomposition": projected - started, "weighting": time.perf_counter() - projected}
+    return Visualisation(rgb, activation, scores, basis.pca, basis.scaling, timings)
+
+
+def weighted_stats(final: np.ndarray, maps: Sequence[np.ndarray], size: tuple[int, int], basis: FittedBasis) -> ValueStats:
+    """The :class:`ValueStats` of one batch's weighted components under ``basis`` (the second pass of a fit)."""
+    size = (int(size[0]), int(size[1]))
+    maps = _check_inputs(final, maps, size, None, basis.n_sigma)
+    _, _, stats = weigh(basis.project(final), layer_sources(final, maps), size, basis.prescale, basis.layer_peaks, basis.hierarchical)
+    return stats

@@ -40,6 +40,7 @@ class TappedOutputs:
     maps: tuple[str, ...]
     activation: str | None
     original: tuple[str, ...]
+    source_sha256: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -50,6 +51,7 @@ class TappedOutputs:
                 "maps": list(self.maps),
                 "activation": self.activation,
                 "original": list(self.original),
+                "source_sha256": self.source_sha256,
             }
         )
 
@@ -63,7 +65,8 @@ def read_tapped_outputs(model: onnx.ModelProto) -> TappedOutputs | None:
                 if data.get("version") != FORMAT_VERSION:
                     raise ValueError(f"format version {data.get('version')}")
                 return TappedOutputs(
-                    tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"])
+                    tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"]),
+                    data.get("source_sha256"),
                 )
             except (ValueError, KeyError, TypeError) as exc:
                 raise ModelError(f"the model's {METADATA_KEY} metadata is unreadable ({exc})") from None
@@ -222,6 +225,13 @@ def _batch_param(model: onnx.ModelProto, input_name: str) -> str:
     """The symbolic batch dimension's name of the image input, so the new outputs share it."""
     value = next(v for v in model.graph.input if v.name == input_name)
     return value.type.tensor_type.shape.dim[0].dim_param or "batch"
+
+
+def set_source(model: onnx.ModelProto, sha256: str | None) -> None:
+    """Record in a tapped model the SHA-256 of the model it was made from."""
+    tapped = read_tapped_outputs(model)
+    if tapped is not None:
+        _set_metadata(model, TappedOutputs(tapped.taps, tapped.final, tapped.maps, tapped.activation, tapped.original, sha256))
 
 
 def _set_metadata(model: onnx.ModelProto, tapped: TappedOutputs) -> None:
