@@ -1,4 +1,4 @@
-"""The ``pfv-onnx`` command line: ``explain``, ``fit``, ``demo``, ``export``."""
+"""The ``pfv-onnx`` command line: ``explain``, ``fit``, ``debug``, ``survey``, ``sanity``, ``demo``, ``export``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(fit)
     _add_run_options(fit)
 
+    debug = commands.add_parser("debug", help="why an image was misclassified: its components against examples of both classes")
+    debug.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    debug.add_argument("--image", required=True, help="the misclassified image")
+    debug.add_argument("--true-class", required=True, nargs="+", metavar="DIR_OR_FILES", help="examples of its true class (three are used)")
+    debug.add_argument("--predicted-class", required=True, nargs="+", metavar="DIR_OR_FILES", help="examples of the class it was taken for (three are used)")
+    debug.add_argument("--out", required=True, help="folder to write to")
+    debug.add_argument("--seed", type=int, default=0, help="which three examples a larger folder gives (default 0)")
+    _add_model_options(debug)
+    _add_run_options(debug)
+
+    survey = commands.add_parser("survey", help="which classes of a folder-per-class dataset the model's features separate")
+    survey.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    survey.add_argument("dataset", help="a folder with one subfolder of images per class")
+    survey.add_argument("--out", required=True, help="folder to write to")
+    survey.add_argument("--per-class", type=_positive, default=1, help="images per class in the PFV batch (default 1)")
+    survey.add_argument("--seed", type=int, default=0, help="seed of the sample and of the probe's split (default 0)")
+    survey.add_argument("--probe", action="store_true", help="also train a linear classifier on the pooled final layer and compare")
+    _add_model_options(survey)
+    _add_run_options(survey)
+
+    sanity = commands.add_parser("sanity", help="the randomisation test: does PFV change when the weights are destroyed?")
+    sanity.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    sanity.add_argument("inputs", nargs="+", metavar="IMAGES", help="image files or folders of images")
+    sanity.add_argument("--out", required=True, help="folder to write to")
+    sanity.add_argument("--steps", type=_positive, default=8, help="steps of the cascade (default 8)")
+    sanity.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    _add_model_options(sanity)
+    _add_run_options(sanity)
+
     demo = commands.add_parser("demo", help="the paper's figures 2-4 on the bundled model and sample photos")
     demo.add_argument("--out", default="pfv-demo", help="folder to write to (default: pfv-demo)")
     demo.add_argument("--model", default=bundled.DEFAULT_MODEL, help=f"bundled model or .onnx path (default: {bundled.DEFAULT_MODEL})")
@@ -109,7 +138,7 @@ def _open(args: argparse.Namespace, basis: str | None = None):
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .explain import explain
+    from .apps.explain import explain
 
     started = time.perf_counter()
     pfv = _open(args, basis=args.basis)
@@ -140,8 +169,55 @@ def _fit(args: argparse.Namespace) -> int:
     return 1 if pfv.fit_skipped else 0
 
 
+def _debug(args: argparse.Namespace) -> int:
+    from .apps.debug import debug
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PFVError(f"{out}: exists and is not a folder")
+    summary = debug(_open(args), args.image, args.true_class, args.predicted_class, out, seed=args.seed)
+    top = summary["prediction"][0] if summary["prediction"] else None
+    if top:
+        print(f"predicted: {top['label'] or top['class']} ({top['probability']:.0%})")
+    for line in summary["verdict"]:
+        print(line)
+    print(f"wrote {out}/index.html")
+    return 0
+
+
+def _survey(args: argparse.Namespace) -> int:
+    from .apps.survey import survey
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PFVError(f"{out}: exists and is not a folder")
+    summary = survey(_open(args), Path(args.dataset), out, per_class=args.per_class, seed=args.seed, probe=args.probe)
+    pairs = "; ".join(f"{a} and {b}" for a, b in (p["classes"] for p in summary["predicted_confusions"]))
+    print(f"PFV predicts these classes to be confused: {pairs}")
+    if "probe" in summary:
+        p = summary["probe"]
+        print(f"linear probe: {p['accuracy']:.1%} held-out accuracy (chance {p['chance']:.0%}); similarity vs confusion rank correlation {p['similarity_vs_confusion']:.2f}")
+    print(f"wrote {out}/index.html")
+    return 0
+
+
+def _sanity(args: argparse.Namespace) -> int:
+    from .apps.sanity import sanity
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PFVError(f"{out}: exists and is not a folder")
+    summary = sanity(_open(args), args.inputs, out, steps=args.steps, seed=args.seed)
+    for row in summary["cascade"]:
+        print(f"  top {row['randomised']:>3} layers random: Spearman {row['spearman']:+.3f}, SSIM {row['ssim']:.3f}")
+    once = summary["all_at_once"]
+    print(f"  all at once:           Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}")
+    print(f"randomisation test {'passed' if summary['passed'] else 'FAILED'}: {out}/index.html")
+    return 0 if summary["passed"] else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import demo
+    from .apps.demo import demo
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -168,7 +244,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"explain": _explain, "fit": _fit, "demo": _demo, "export": _export}
+COMMANDS = {"explain": _explain, "fit": _fit, "debug": _debug, "survey": _survey, "sanity": _sanity, "demo": _demo, "export": _export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from PIL import Image
 import browser
 from pfv_onnx import bundled
 from pfv_onnx.cli import main
-from pfv_onnx.explain import MAX_BATCH, split_batches
+from pfv_onnx.apps.explain import MAX_BATCH, split_batches
 from pfv_onnx.progress import Progress
 from pfv_onnx.report import PICTURES, unique_names
 

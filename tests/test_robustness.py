@@ -149,7 +149,7 @@ def test_existing_outputs_are_not_overwritten(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(PFVError, match="is not empty"):
-        from pfv_onnx.explain import explain
+        from pfv_onnx.apps.explain import explain
 
         explain(PFV(), [photo_path], out, show_progress=False)
     assert main(["explain", "mobilenet_v2", photo_path, "--out", str(out), "--overwrite", "--quiet"]) == 0

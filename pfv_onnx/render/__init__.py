@@ -1,6 +1,33 @@
 """Pictures from arrays: every function takes NumPy arrays and returns NumPy arrays, except the writers."""
 
 from .html import Figure, Section, page
-from .images import colour_map, labelled_grid, mosaic, overlay, to_uint8, write_png
+from .images import (
+    BAR_COLOURS,
+    bars,
+    colour_map,
+    labelled_grid,
+    line_chart,
+    mark,
+    matrix_picture,
+    mosaic,
+    overlay,
+    to_uint8,
+    write_png,
+)
 
-__all__ = ["Figure", "Section", "colour_map", "labelled_grid", "mosaic", "overlay", "page", "to_uint8", "write_png"]
+__all__ = [
+    "BAR_COLOURS",
+    "Figure",
+    "Section",
+    "bars",
+    "colour_map",
+    "labelled_grid",
+    "line_chart",
+    "mark",
+    "matrix_picture",
+    "mosaic",
+    "overlay",
+    "page",
+    "to_uint8",
+    "write_png",
+]

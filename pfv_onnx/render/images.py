@@ -66,6 +66,96 @@ def _text_band(width: int, height: int, text: str, scale: float = 0.45, backgrou
     return band
 
 
+BAR_COLOURS = ((225, 45, 45), (45, 170, 45), (50, 80, 230))
+
+
+def bars(shares: Sequence[float], width: int, height: int = 100) -> np.ndarray:
+    """An ``(height, width, 3)`` uint8 bar chart of up to three shares in ``[0, 1]`` (red, green, blue),
+    each labelled with its percentage."""
+    panel = np.full((height, width, 3), 255, np.uint8)
+    slot = width // max(len(shares), 1)
+    top = 14
+    for i, share in enumerate(shares):
+        x0, x1 = i * slot + slot // 4, (i + 1) * slot - slot // 4
+        bar = int(round(float(np.clip(share, 0, 1)) * (height - top - 2)))
+        panel[height - 2 - bar : height - 2, x0:x1] = BAR_COLOURS[i % 3]
+        label = f"{share:.0%}"
+        (w, _), _ = cv2.getTextSize(label, FONT, 0.35, 1)
+        cv2.putText(panel, label, (i * slot + (slot - w) // 2, 11), FONT, 0.35, (40, 40, 40), 1, cv2.LINE_AA)
+    panel[height - 2 :, :] = 120
+    return panel
+
+
+def matrix_picture(
+    values: np.ndarray, labels: Sequence[str], text: Sequence[Sequence[str]] | None = None, cell: int = 64, lo: float | None = None, hi: float | None = None
+) -> np.ndarray:
+    """A ``(K, K)`` matrix as a labelled uint8 picture: viridis cells (rows top to bottom, columns left to
+    right) with ``text[i][j]`` (default the value, two decimals) written in each."""
+    k = values.shape[0]
+    margin = 110
+    picture = np.full((margin + k * cell, margin + k * cell, 3), 255, np.uint8)
+    lo = float(values.min()) if lo is None else lo
+    hi = float(values.max()) if hi is None else hi
+    for i in range(k):
+        for j in range(k):
+            y, x = margin + i * cell, margin + j * cell
+            colour = colour_map(np.full((1, 1), values[i, j], np.float32), lo, hi)[0, 0]
+            picture[y : y + cell - 1, x : x + cell - 1] = colour
+            label = text[i][j] if text is not None else f"{values[i, j]:.2f}"
+            shade = (255, 255, 255) if colour.mean() < 128 else (20, 20, 20)
+            (w, h), _ = cv2.getTextSize(label, FONT, 0.4, 1)
+            cv2.putText(picture, label, (x + (cell - w) // 2, y + (cell + h) // 2), FONT, 0.4, shade, 1, cv2.LINE_AA)
+        picture[margin + i * cell : margin + (i + 1) * cell - 1, :margin] = _text_band(margin, cell - 1, labels[i])
+        column = _text_band(cell - 1, margin, "")
+        cv2.putText(column, labels[i][:10], (4, margin - 8), FONT, 0.38, (40, 40, 40), 1, cv2.LINE_AA)
+        picture[:margin, margin + i * cell : margin + (i + 1) * cell - 1] = column
+    return picture
+
+
+def line_chart(
+    x: Sequence[float], series: dict[str, Sequence[float]], x_label: str, y_range: tuple[float, float] = (-0.2, 1.0), size: tuple[int, int] = (420, 640)
+) -> np.ndarray:
+    """A small uint8 line chart: one line per named series over ``x``, with axes, ticks and a legend."""
+    height, width = size
+    left, right, top, bottom = 56, 20, 16, 44
+    chart = np.full((height, width, 3), 255, np.uint8)
+    lo, hi = y_range
+    span_x = (max(x) - min(x)) or 1.0
+
+    def point(xv: float, yv: float) -> tuple[int, int]:
+        px = left + (xv - min(x)) / span_x * (width - left - right)
+        py = top + (hi - yv) / (hi - lo) * (height - top - bottom)
+        return int(round(px)), int(round(py))
+
+    for tick in np.linspace(lo, hi, 7):
+        _, py = point(min(x), tick)
+        cv2.line(chart, (left, py), (width - right, py), (225, 225, 225), 1)
+        cv2.putText(chart, f"{tick + 0.0:.1f}", (6, py + 4), FONT, 0.38, (60, 60, 60), 1, cv2.LINE_AA)
+    cv2.rectangle(chart, (left, top), (width - right, height - bottom), (120, 120, 120), 1)
+    for xv in x:
+        px, _ = point(xv, lo)
+        cv2.putText(chart, f"{xv:g}", (px - 8, height - bottom + 16), FONT, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
+    cv2.putText(chart, x_label, (left, height - 8), FONT, 0.42, (40, 40, 40), 1, cv2.LINE_AA)
+    for i, (name, ys) in enumerate(series.items()):
+        colour = BAR_COLOURS[i % 3]
+        points = [point(xv, float(np.clip(yv, lo, hi))) for xv, yv in zip(x, ys)]
+        for a, b in zip(points, points[1:]):
+            cv2.line(chart, a, b, colour, 2, cv2.LINE_AA)
+        for p in points:
+            cv2.circle(chart, p, 3, colour, -1, cv2.LINE_AA)
+        cv2.putText(chart, name, (width - right - 150, top + 18 + 16 * i), FONT, 0.42, colour, 1, cv2.LINE_AA)
+    return chart
+
+
+def mark(image: np.ndarray, masks: Sequence[tuple[np.ndarray, tuple[int, int, int]]], alpha: float = 0.65) -> np.ndarray:
+    """A greyscale copy of an ``(H, W, 3)`` uint8 image with each ``(H, W)`` bool mask painted in its colour."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    out = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+    for mask, colour in masks:
+        out[mask] = (1 - alpha) * out[mask] + alpha * np.float32(colour)
+    return out.astype(np.uint8)
+
+
 def labelled_grid(
     rows: Sequence[Sequence[np.ndarray]],
     row_titles: Sequence[str] | None = None,

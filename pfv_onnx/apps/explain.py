@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError, PFVError
-from .files import atomic_path
-from .pipeline import PFV
-from .preprocess import expand_inputs
-from .progress import Progress
-from .report import build_summary, unique_names, write_batch, write_summary
+from ..errors import ImageError, PFVError
+from ..files import atomic_path
+from ..pipeline import PFV
+from ..preprocess import expand_inputs
+from ..progress import Progress
+from ..report import build_summary, unique_names, write_batch, write_summary
 
 # Without --batch, all inputs form one batch unless there are more than this; then they are split in order
 # into the fewest batches of at most this many images, as equal in size as possible.

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundled
-from .core import class_activation_maps, eigen_cam
-from .files import atomic_path
-from .graph import load_model, reinitialise
-from .pipeline import PFV, PFVResult
-from .render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
-from .report import batch_pictures, colour_legend
+from .. import bundled
+from ..core import class_activation_maps, eigen_cam
+from ..files import atomic_path
+from ..graph import load_model, reinitialise
+from ..pipeline import PFV, PFVResult
+from ..render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
+from ..report import batch_pictures, colour_legend
 
 ANIMALS = ("chelsea", "dog", "person", "horses", "giraffe")
 

@@ -1,0 +1,8 @@
+"""The applications on top of the PFV pipeline, one module per command.
+
+``explain``  PFV of files and folders as pictures, a summary and an HTML report
+``demo``     the paper's figures 2-4 (and fitted colours) on the bundled model and photos
+``debug``    why an image was misclassified: its components against examples of both classes (paper 5.1)
+``survey``   which classes a model's features separate, for transfer learning (paper 5.2)
+``sanity``   the model-parameter randomisation test (Adebayo et al.; paper figure 3)
+"""

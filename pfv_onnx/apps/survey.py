@@ -1,0 +1,148 @@
+"""``pfv-onnx survey``: do a model's features separate the classes of a new dataset? (paper 5.2, figs 6-8)
+
+For a folder-per-class dataset: a seeded sample of ``K`` images per class analysed as one batch, shown as a
+grid of PFV over greyscale copies of the photos (a row per class). Each class's principal-feature colour is
+the mean, over its sampled images, of the mean PFV colour over each image's foreground (the 30% most
+active pixels); classes whose colours are close share features, and PFV predicts them to be confused
+(similarity ``1 - |c_i - c_j| / sqrt(3)``).
+
+``--probe`` then checks that prediction: a linear classifier (softmax regression) trained on the frozen,
+globally pooled ``F_N`` of every image, on a seeded, stratified two-thirds of each class, is scored on the
+rest; its soft confusion (the mean probability given to class ``j`` for images of class ``i``) is compared
+with PFV's similarity by rank correlation over the class pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..core.metrics import foreground, rank_correlation
+from ..core.probe import confusion, fit_probe, stratified_split
+from ..errors import PFVError
+from ..files import atomic_path
+from ..pipeline import PFV
+from ..preprocess import expand_inputs
+from ..render import Figure, Section, labelled_grid, matrix_picture, overlay, page, to_uint8, write_png
+
+TEST_SHARE = 1 / 3
+CONFUSED_PAIRS = 3
+
+
+def dataset_classes(folder: Path) -> dict[str, list[Path]]:
+    """``class name -> image paths`` for every subfolder holding images, sorted."""
+    if not folder.is_dir():
+        raise PFVError(f"{folder}: no such folder (a dataset is a folder with one subfolder of images per class)")
+    classes = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            classes[sub.name] = expand_inputs([sub])
+        except PFVError:
+            continue  # a subfolder without images is not a class
+    if len(classes) < 2:
+        raise PFVError(f"{folder}: needs at least two subfolders of images (one per class), found {len(classes)}")
+    return classes
+
+
+def class_colours(rgb: np.ndarray, activation: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """``(K, 3)`` mean PFV colour per class, over each image's foreground."""
+    per_image = np.array([x[foreground(a)].mean(axis=0) for x, a in zip(rgb, activation)])
+    return np.array([per_image[labels == k].mean(axis=0) for k in range(classes)])
+
+
+def similarity(colours: np.ndarray) -> np.ndarray:
+    """``(K, K)`` similarity of class colours in ``[0, 1]``: ``1 - distance / sqrt(3)``."""
+    distance = np.linalg.norm(colours[:, None, :] - colours[None, :, :], axis=-1)
+    return 1.0 - distance / np.sqrt(3.0)
+
+
+def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0, probe: bool = False) -> dict:
+    """Write the survey of ``dataset`` to ``out`` and return its summary (see the module docstring)."""
+    classes = dataset_classes(dataset)
+    names = list(classes)
+    rng = np.random.default_rng(seed)
+    sample, labels = [], []
+    for k, name in enumerate(names):
+        paths = classes[name]
+        chosen = sorted(rng.choice(len(paths), min(per_class, len(paths)), replace=False))
+        sample += [paths[i] for i in chosen]
+        labels += [k] * len(chosen)
+    labels = np.array(labels)
+    result = pfv(sample)
+    colours = class_colours(result.rgb, result.activation, labels, len(names))
+    sim = similarity(colours)
+    pairs = sorted(((float(sim[i, j]), names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))), reverse=True)
+    predicted = [{"classes": [a, b], "similarity": round(s, 4)} for s, a, b in pairs[:CONFUSED_PAIRS]]
+
+    out.mkdir(parents=True, exist_ok=True)
+    tiles = [overlay(to_uint8(x), image) for x, image in zip(result.rgb, result.images)]
+    columns = max(np.bincount(labels))
+    blank = np.full_like(tiles[0], 255)
+    rows = [[tiles[i] for i in np.flatnonzero(labels == k)] + [blank] * (columns - int((labels == k).sum())) for k in range(len(names))]
+    write_png(out / "grid.png", labelled_grid(rows, names, None))
+    swatches = [[np.full((64, 64, 3), to_uint8(c), np.uint8)] for c in colours]
+    write_png(out / "class_colours.png", labelled_grid(swatches, names, None))
+    write_png(out / "similarity.png", matrix_picture(sim, names, lo=0.0, hi=1.0))
+    summary = {
+        "dataset": str(dataset),
+        "classes": {name: len(classes[name]) for name in names},
+        "sample": [{"class": names[k], "source": str(p)} for k, p in zip(labels, sample)],
+        "seed": seed,
+        "class_colours": {name: [round(float(v), 4) for v in c] for name, c in zip(names, colours)},
+        "similarity": [[round(float(v), 4) for v in row] for row in sim],
+        "predicted_confusions": predicted,
+        "explained_variance_ratio": [round(float(r), 6) for r in result.explained_variance_ratio],
+    }
+    figures = [Figure("grid.png", "PFV over each sampled photo, a row per class", wide=True),
+               Figure("class_colours.png", "principal-feature colour per class"),
+               Figure("similarity.png", "class similarity from the colours")]
+    paragraphs = [
+        f"{len(sample)} photos ({per_class} per class, seed {seed}) analysed as one batch. "
+        "PFV predicts these pairs to be confused: "
+        + "; ".join(f"{p['classes'][0]} and {p['classes'][1]} ({p['similarity']:.2f})" for p in predicted) + "."
+    ]
+    if probe:
+        summary["probe"] = _probe(pfv, classes, names, sim, seed, out)
+        figures.append(Figure("confusion.png", "probe's confusion on the held-out images (rows: true, columns: predicted)"))
+        p = summary["probe"]
+        paragraphs.append(
+            f"Linear probe on the pooled final layer: {p['accuracy']:.1%} held-out accuracy ({p['test_images']} images, chance "
+            f"{p['chance']:.0%}). Rank correlation of PFV's class similarity with the probe's confusion: "
+            f"{p['similarity_vs_confusion']:.2f}."
+        )
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    with atomic_path(out / "index.html") as tmp:
+        tmp.write_text(page("pfv-onnx survey", [f"Dataset <code>{dataset}</code>: {len(names)} classes."], [Section("Survey", paragraphs, figures=figures)]), encoding="utf-8")
+    return summary
+
+
+def _probe(pfv: PFV, classes: dict[str, list[Path]], names: list[str], sim: np.ndarray, seed: int, out: Path) -> dict:
+    """Train and score the linear probe on the pooled ``F_N`` of every image of the dataset."""
+    paths = [p for name in names for p in classes[name]]
+    labels = np.array([k for k, name in enumerate(names) for _ in classes[name]])
+    pooled = []
+    for start in range(0, len(paths), 32):
+        batch = np.stack([pfv.prepare(p) for p in paths[start : start + 32]])
+        pooled.append(pfv.forward(pfv.model_input(batch)).final.mean(axis=(2, 3)))
+    features = np.concatenate(pooled)
+    train, test = stratified_split(labels, TEST_SHARE, seed)
+    model = fit_probe(features[train], labels[train], len(names))
+    probabilities = model.probabilities(features[test])
+    predicted = probabilities.argmax(axis=1)
+    counts = confusion(labels[test], predicted, len(names))
+    soft = np.array([probabilities[labels[test] == k].mean(axis=0) for k in range(len(names))])
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    observed = [soft[i, j] + soft[j, i] for i, j in pairs]
+    write_png(out / "confusion.png", matrix_picture(counts.astype(np.float64), names, [[str(v) for v in row] for row in counts]))
+    return {
+        "accuracy": round(float((predicted == labels[test]).mean()), 4),
+        "chance": round(1.0 / len(names), 4),
+        "train_images": int(len(train)),
+        "test_images": int(len(test)),
+        "confusion": counts.tolist(),
+        "soft_confusion": [[round(float(v), 4) for v in row] for row in soft],
+        "similarity_vs_confusion": round(rank_correlation(np.array([sim[i, j] for i, j in pairs]), np.array(observed)), 4),
+    }
