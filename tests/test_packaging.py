@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import sys
+import ast
+import re
 from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_subpackage_is_declared():
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    declared = set(config["packages"])
+    text = (ROOT / "pyproject.toml").read_text()
+    declared = set(ast.literal_eval(re.search(r"^packages = (\[.*\])$", text, re.M).group(1)))
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "pfv_onnx").rglob("__init__.py")}
-    assert found <= declared, found - declared
-    assert config["package-dir"]["pfv_onnx.models"] == "models"
+    assert found and found <= declared, found - declared
+    assert '"pfv_onnx.models" = "models"' in text
 
 
 def test_nothing_in_the_package_imports_torch():
