@@ -1,41 +1,142 @@
-"""``python -m benchmarks [--quick] [--json PATH]``: PFV over the bare forward pass, as a table and JSON."""
+"""``python -m benchmarks``: PFV against the bare forward pass, per model, batch and provider; folders at
+scale; and, where torch is installed, the PyTorch reference. Prints tables, writes JSON and RESULTS.md.
+
+    python -m benchmarks                       # the full set (a few minutes on 2 cores)
+    python -m benchmarks --quick --json r.json # a smoke run (CI)
+    python -m benchmarks --results benchmarks/RESULTS.md --throughput 200,2000
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import platform
 import sys
+import tempfile
+from pathlib import Path
 
-from pfv_onnx.runtime import onnxruntime
+from pfv_onnx.runtime import available_providers, onnxruntime
 
-from .models import vgg16_random
-from .overhead import HEADER, measure
+from . import overhead, throughput, torch_reference
+from .models import resnet50_random, vgg16_random
+
+# Providers measured when installed and usable.
+PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider", "OpenVINOExecutionProvider")
+
+
+def configurations(quick: bool) -> list[tuple[str, object, list[int]]]:
+    if quick:
+        return [("mobilenet_v2", "mobilenet_v2", [4]), ("vgg16 (random)", vgg16_random(size=64), [2]), ("resnet50 (random)", resnet50_random(size=64), [2])]
+    return [
+        ("mobilenet_v2", "mobilenet_v2", [1, 8, 32]),
+        ("efficientnet_lite0", "efficientnet_lite0", [1, 8, 32]),
+        ("vgg16 (random)", vgg16_random(), [1, 8]),
+        ("resnet50 (random)", resnet50_random(), [1, 8]),
+    ]
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "onnxruntime": onnxruntime().__version__,
+        "providers": available_providers(),
+        "date": datetime.date.today().isoformat(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: small batches, few runs")
-    parser.add_argument("--runs", type=int, default=7, help="interleaved runs per configuration (median)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small models and batches, two runs")
+    parser.add_argument("--runs", type=int, default=7, help="interleaved runs per configuration (medians)")
     parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--results", help="write the tables to this markdown file (benchmarks/RESULTS.md)")
+    parser.add_argument("--throughput", default="", help="explain over folders of these sizes, e.g. 200,2000")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference even where torch is installed")
     args = parser.parse_args(argv)
     runs = 2 if args.quick else args.runs
-    configs = (
-        [("mobilenet_v2", "mobilenet_v2", 4), ("vgg16 (random)", vgg16_random(size=64), 2)]
-        if args.quick
-        else [("mobilenet_v2", "mobilenet_v2", 32), ("vgg16 (random)", vgg16_random(), 8)]
-    )
-    print(HEADER)
-    results = []
-    for name, model, batch in configs:
-        result = measure(name, model, batch, runs=runs)
-        print(result.row(), flush=True)
-        results.append(result.as_dict())
+    info = machine()
+    print(f"{info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']}")
+
+    providers = [p for p in PROVIDERS if p in info["providers"]]
+    print(overhead.HEADER)
+    rows, unusable = [], {}
+    for name, model, batches in configurations(args.quick):
+        for provider in providers:
+            for batch in batches:
+                try:
+                    result = overhead.measure(name, model, batch, runs=runs, provider=provider)
+                except Exception as exc:  # a provider listed but not usable here (no device, no library)
+                    unusable[provider] = str(exc).splitlines()[0][:200]
+                    continue
+                print(result.row(), flush=True)
+                rows.append(overhead.as_dict(result))
+    for provider, reason in unusable.items():
+        print(f"{provider}: not usable here ({reason})")
+
+    scale = []
+    if args.throughput:
+        print(throughput.HEADER)
+        with tempfile.TemporaryDirectory() as work:
+            scale = throughput.compare([int(n) for n in args.throughput.split(",")], Path(work))
+        for r in scale:
+            print(throughput.row(r))
+
+    reference = []
+    if torch_reference.available() and not args.no_torch and not args.quick:
+        print(torch_reference.HEADER)
+        for name, batch in (("mobilenet_v2", 32), ("vgg16 (random)", 8)):
+            r = torch_reference.measure(name, batch, runs=max(3, runs // 2))
+            print(torch_reference.row(r), flush=True)
+            reference.append(r)
+
+    data = {"machine": info, "quick": args.quick, "runs": runs, "results": rows, "unusable": unusable, "throughput": scale, "torch": reference}
     if args.json:
-        machine = {"python": sys.version.split()[0], "onnxruntime": onnxruntime().__version__, "cpu": platform.processor() or platform.machine()}
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"machine": machine, "quick": args.quick, "results": results}, f, indent=2)
+        Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if args.results:
+        Path(args.results).write_text(results_markdown(data), encoding="utf-8")
     return 0
+
+
+def results_markdown(data: dict) -> str:
+    m = data["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, onnxruntime {m['onnxruntime']}; "
+        f"providers installed: {', '.join(m['providers'])}. Medians of {data['runs']} interleaved runs (`python -m benchmarks`).",
+        "",
+        "## PFV over the bare forward pass",
+        "",
+        "PFV = its forward pass + decomposition + weighting, on the same preprocessed batch as the bare pass of the",
+        "unmodified model; preprocessing, drawing and PNG encoding (one thread) are shown beside it. Times in ms.",
+        "",
+        overhead.HEADER,
+        *[overhead.Overhead(**r).row() for r in data["results"]],
+    ]
+    for provider, reason in data["unusable"].items():
+        lines += ["", f"{provider}: installed but not usable here ({reason})."]
+    measured = {r["provider"] for r in data["results"]}
+    if "CUDA" not in measured:
+        lines += ["", "No GPU provider was usable on this machine: the CUDA rows (I/O binding, device timings) come from a",
+                  "machine with onnxruntime-gpu and a GPU (`pip install -e '.[gpu]'`, then `python -m benchmarks`)."]
+    if data["throughput"]:
+        lines += ["", "## Folders at scale", "", "`pfv-onnx explain` against a plain loop that only decodes, preprocesses and runs the bare",
+                  "forward pass on the same files (batches of 32, the shipped gcompris5 photos copied round-robin); each run a",
+                  "process of its own, for its peak resident memory.", "", throughput.HEADER, *[throughput.row(r) for r in data["throughput"]]]
+    if data["torch"]:
+        lines += ["", "## The PyTorch reference", "", "The paper's method in PyTorch with forward hooks, on the same weights as the ONNX model.",
+                  "", torch_reference.HEADER, *[torch_reference.row(r) for r in data["torch"]]]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

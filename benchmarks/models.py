@@ -57,3 +57,54 @@ def vgg16_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.Mo
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def resnet50_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
+    """ResNet-50 (v1.5: stride on the 3x3 convolution; BatchNorm folded away) with He-normal random
+    weights, global average pooling and a linear head, dynamic batch."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    counter = iter(range(10**6))
+
+    def conv(x: str, cin: int, cout: int, k: int, stride: int = 1, relu: bool = True) -> str:
+        i = next(counter)
+        w = rng.standard_normal((cout, cin, k, k), dtype=np.float32) * np.float32(np.sqrt(2.0 / (cin * k * k)))
+        inits.append(numpy_helper.from_array(w, f"c{i}.w"))
+        inits.append(numpy_helper.from_array(np.zeros(cout, np.float32), f"c{i}.b"))
+        nodes.append(helper.make_node("Conv", [x, f"c{i}.w", f"c{i}.b"], [f"c{i}"], kernel_shape=[k, k], strides=[stride] * 2, pads=[k // 2] * 4))
+        if not relu:
+            return f"c{i}"
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        return f"r{i}"
+
+    x = conv("image", 3, 64, 7, stride=2)
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    x, channels = "pool", 64
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for b in range(blocks):
+            s = stride if b == 0 else 1
+            out = width * 4
+            y = conv(x, channels, width, 1)
+            y = conv(y, width, width, 3, stride=s)
+            y = conv(y, width, out, 1, relu=False)
+            shortcut = conv(x, channels, out, 1, stride=s, relu=False) if (s != 1 or channels != out) else x
+            i = next(counter)
+            nodes.append(helper.make_node("Add", [y, shortcut], [f"add{i}"]))
+            nodes.append(helper.make_node("Relu", [f"add{i}"], [f"block{i}"]))
+            x, channels = f"block{i}", out
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"]))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], axis=1))
+    w = rng.standard_normal((classes, channels), dtype=np.float32) * np.float32(np.sqrt(1.0 / channels))
+    inits += [numpy_helper.from_array(w, "fc.w"), numpy_helper.from_array(np.zeros(classes, np.float32), "fc.b")]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], transB=1))
+    graph = helper.make_graph(
+        nodes,
+        "resnet50_random",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

@@ -12,6 +12,7 @@ from . import __version__, bundled
 from .core.decomposition import SOLVERS
 from .errors import PFVError
 from .preprocess import PRESETS, RESIZE_MODES
+from .report import PICTURES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     explain.add_argument("--out", required=True, help="folder to write to")
     explain.add_argument("--batch", type=_positive, help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
+    explain.add_argument("--pictures", type=_names, default=None, metavar="KINDS",
+                         help="which pictures to write per image: comma-separated from pfv,overlay,activation,components (default: all)")
     explain.add_argument("--basis", help="a basis from 'pfv-onnx fit': colours fixed across batches instead of relative to each")
     explain.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
     explain.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty (by default only an interrupted run of the same command is continued there)")
@@ -143,7 +146,11 @@ def _explain(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     pfv = _open(args, basis=args.basis)
     out = Path(args.out)
-    summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite)
+    kinds = args.pictures or list(PICTURES)
+    unknown = sorted(set(kinds) - set(PICTURES))
+    if unknown:
+        raise PFVError(f"--pictures: unknown kind {unknown[0]!r} (choose from {', '.join(PICTURES)})")
+    summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite, pictures=kinds)
     skipped = summary["skipped"]
     if not args.quiet:
         n, batches = len(summary["images"]), len(summary["batches"])

@@ -21,9 +21,9 @@ from threadpoolctl import ThreadpoolController
 from . import __version__, bundled
 from .basis_file import check_basis, load_basis, save_basis
 from .core import FittedBasis, Visualisation, transform, visualise
+from .core.decomposition import SOLVERS
 from .errors import ImageError, PFVError
 from .graph import InputSpec, LinearHead, image_input, linear_head, load_model, model_sha256
-from .core.decomposition import SOLVERS
 from .preprocess import RESIZE_MODES, Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
 from .report import build_summary, write_batch, write_summary
 from .runtime import Session, resolve_providers
@@ -104,8 +104,8 @@ class PFVResult:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise PFVError(f"{out}: exists and is not a folder")
-        batch, images, timings = write_batch(out, self, 0)
-        summary = build_summary(self.description, [batch], images, {**self.timings, **timings})
+        written = write_batch(out, self, 0)
+        summary = build_summary(self.description, [written.batch], written.images, {**self.timings, **written.wait()})
         write_summary(out, summary)
         return summary
 

@@ -12,17 +12,20 @@ Layout of the folder::
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core import normalise
+from .core.normalise import Scaling, apply_scaling, scaling
 from .files import atomic_path
 from .render import Figure, Section, colour_map, mosaic, overlay, page, to_uint8, write_png
 from .render.html import swatch
@@ -60,18 +63,43 @@ def unique_names(stems: Sequence[str]) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class BatchScales:
+    """What a batch's pictures share: the activation colour map's range and the components' normalisation."""
+
+    activation: tuple[float, float]
+    components: Scaling | None
+
+
+def batch_scales(result: PFVResult, kinds: Sequence[str] = PICTURES) -> BatchScales:
+    # The 99th percentile tops the activation scale: zero padding makes a few border pixels extreme.
+    activation = (float(result.activation.min()), float(np.percentile(result.activation, 99)))
+    # The full-size components are drawn only when asked for: computing them is a pass over the batch.
+    components = scaling(result.components[..., :3]) if "components" in kinds else None
+    return BatchScales(activation, components)
+
+
+def image_pictures(result: PFVResult, b: int, scales: BatchScales, kinds: Sequence[str] = PICTURES) -> dict[str, np.ndarray]:
+    """The ``(H0, W0, 3)`` uint8 pictures of image ``b`` of a result, by kind (see the module doc)."""
+    pfv = to_uint8(result.rgb[b])
+    pictures = {"pfv": pfv}
+    if "overlay" in kinds:
+        pictures["overlay"] = overlay(pfv, result.images[b]) if result.images is not None else pfv
+    if "activation" in kinds:
+        pictures["activation"] = colour_map(result.activation[b], *scales.activation)
+    if "components" in kinds:
+        shown = result.components[b, ..., :3]
+        components = np.zeros_like(pfv)
+        components[..., : shown.shape[-1]] = to_uint8(apply_scaling(shown, scales.components))
+        pictures["components"] = components
+    return pictures
+
+
 def batch_pictures(result: PFVResult) -> dict[str, np.ndarray]:
-    """The four ``(B, H0, W0, 3)`` uint8 pictures of every image of a result, by kind (see the module doc)."""
-    pfv = to_uint8(result.rgb)
-    # One activation scale per batch; the 99th percentile, as zero padding makes a few border pixels extreme.
-    lo, hi = float(result.activation.min()), float(np.percentile(result.activation, 99))
-    activation = np.stack([colour_map(a, lo, hi) for a in result.activation])
-    shown = result.components[..., :3]
-    components = np.zeros_like(pfv)
-    components[..., : shown.shape[-1]] = to_uint8(normalise(shown))
-    images = result.images
-    overlays = np.stack([overlay(p, i) for p, i in zip(pfv, images)]) if images is not None else pfv
-    return {"pfv": pfv, "overlay": overlays, "activation": activation, "components": components}
+    """The four pictures of every image of a result, ``(B, H0, W0, 3)`` uint8 by kind."""
+    scales = batch_scales(result)
+    per_image = [image_pictures(result, b, scales) for b in range(len(result.names))]
+    return {kind: np.stack([p[kind] for p in per_image]) for kind in PICTURES}
 
 
 def colour_legend(ratios: Sequence[float]) -> str:
@@ -80,35 +108,67 @@ def colour_legend(ratios: Sequence[float]) -> str:
     return "; ".join(parts)
 
 
-def write_batch(out: Path, result: PFVResult, index: int, sources: Sequence[str] | None = None) -> tuple[dict, list[dict], dict[str, float]]:
-    """Write the pictures of one analysis batch under ``out``.
+class BatchWrite:
+    """The files of one batch being written: summary entries now, stage timings once written."""
 
-    Returns:
-        The batch's summary entry, one summary entry per image, and the seconds spent rendering arrays
-        (``render``) and encoding PNG files (``png_encode``).
-    """
+    def __init__(self, batch: dict, images: list[dict], jobs: list):
+        self.batch = batch
+        self.images = images
+        self._jobs = jobs
+
+    def wait(self) -> dict[str, float]:
+        """Block until every file is written; the seconds spent rendering and encoding, summed."""
+        timings = {"render": 0.0, "png_encode": 0.0}
+        for job in self._jobs:
+            for stage, seconds in (job.result() if isinstance(job, Future) else job).items():
+                timings[stage] += seconds
+        return timings
+
+
+def _write_pictures(out: Path, files: dict[str, str], render) -> dict[str, float]:
     started = time.perf_counter()
-    pictures = batch_pictures(result)
-    rows = [list(result.images), list(pictures["pfv"])] if result.images is not None else [list(pictures["pfv"])]
-    grid = mosaic(rows)
+    pictures = render()
     rendered = time.perf_counter()
+    for kind, relative in files.items():
+        write_png(out / relative, pictures[kind])
+    return {"render": rendered - started, "png_encode": time.perf_counter() - rendered}
 
+
+def write_batch(
+    out: Path,
+    result: PFVResult,
+    index: int,
+    sources: Sequence[str] | None = None,
+    pool: Executor | None = None,
+    kinds: Sequence[str] = PICTURES,
+) -> BatchWrite:
+    """Write the pictures of one analysis batch under ``out``: image by image, in ``pool`` when given
+    (rendering and PNG encoding release the GIL, so the images of a batch are drawn in parallel while
+    the next batch runs), or here and now. ``kinds``: which of :data:`PICTURES` to write per image.
+    :meth:`BatchWrite.wait` returns when every file is there."""
+    unknown = set(kinds) - set(PICTURES)
+    if unknown:
+        raise ValueError(f"unknown picture kinds {sorted(unknown)} (choose from {', '.join(PICTURES)})")
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "mosaics").mkdir(parents=True, exist_ok=True)
+    scales = batch_scales(result, kinds)
+    run = pool.submit if pool is not None else (lambda fn, *args: fn(*args))
     mosaic_path = f"mosaics/batch_{index}.png"
-    write_png(out / mosaic_path, grid)
+
+    def mosaic_render():
+        pfv = [to_uint8(x) for x in result.rgb]
+        return {"mosaic": mosaic([list(result.images), pfv] if result.images is not None else [pfv])}
+
+    jobs = [run(_write_pictures, out, {"mosaic": mosaic_path}, mosaic_render)]
     top = result.top_k(TOP_K) if result.logits is not None else [None] * len(result.names)
     entries = []
     for b, name in enumerate(result.names):
-        files = {}
-        for kind in PICTURES:
-            files[kind] = f"images/{name}_{kind}.png"
-            write_png(out / files[kind], pictures[kind][b])
+        files = {kind: f"images/{name}_{kind}.png" for kind in PICTURES if kind in kinds}
+        jobs.append(run(_write_pictures, out, files, functools.partial(image_pictures, result, b, scales, kinds)))
         entry: dict[str, Any] = {"name": name, "source": sources[b] if sources else None, "batch": index, "files": files}
         if top[b] is not None:
             entry["top5"] = [{"class": c, "label": label, "probability": round(p, 6)} for c, label, p in top[b]]
         entries.append(entry)
-    encoded = time.perf_counter()
     pca = result.visualisation.pca
     batch = {
         "index": index,
@@ -117,7 +177,7 @@ def write_batch(out: Path, result: PFVResult, index: int, sources: Sequence[str]
         "solver": pca.solver,
         "mosaic": mosaic_path,
     }
-    return batch, entries, {"render": rendered - started, "png_encode": encoded - rendered}
+    return BatchWrite(batch, entries, jobs)
 
 
 def build_summary(description: dict, batches: list[dict], images: list[dict], timings: dict[str, float], **extra) -> dict:
@@ -164,7 +224,7 @@ def report_page(summary: dict, title: str) -> str:
             lines = [
                 f"{i + 1}. {escape(str(t['label'] or t['class']))} ({t['probability']:.1%})" for i, t in enumerate(image.get("top5", []))
             ]
-            figures = [Figure(image["files"][kind], CAPTIONS[kind]) for kind in PICTURES]
+            figures = [Figure(image["files"][kind], CAPTIONS[kind]) for kind in PICTURES if kind in image["files"]]
             cards.append((image["name"], lines, figures))
         sections.append(
             Section(

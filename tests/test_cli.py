@@ -26,5 +26,7 @@ def test_benchmark_smoke_run_writes_json(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(path)], cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(path.read_text())
-    assert {r["model"] for r in data["results"]} == {"mobilenet_v2", "vgg16 (random)"}
-    assert all(r["ratio"] > 0 and r["bare_s"] > 0 for r in data["results"])
+    assert {r["model"] for r in data["results"]} == {"mobilenet_v2", "vgg16 (random)", "resnet50 (random)"}
+    stages = {"forward", "decomposition", "weighting", "preprocess", "render", "png_encode"}
+    for r in data["results"]:
+        assert r["ratio"] > 0 and r["bare_s"] > 0 and set(r["stages"]) == stages and r["provider"] == "CPU"

@@ -184,3 +184,14 @@ def test_reinitialising_a_tapped_model_is_refused():
 def test_a_graph_without_spatial_layers_is_refused():
     with pytest.raises(ModelError, match="no layer to tap"):
         tap_model(graphs.no_spatial_layer())
+
+
+def test_io_binding_gives_the_same_outputs():
+    """The path onnxruntime takes on an accelerator (I/O binding), checked on the CPU."""
+    model, _, _ = graphs.fixed_batch(4)
+    x = batch_for(model, 6)
+    plain = Session(model).run(x)
+    bound_session = Session(model, binding=True)
+    assert bound_session.binding and not Session(model).binding
+    for name, value in bound_session.run(x).items():
+        np.testing.assert_array_equal(value, plain[name])

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +23,14 @@ from ..files import atomic_path
 from ..pipeline import PFV
 from ..preprocess import expand_inputs
 from ..progress import Progress
-from ..report import build_summary, unique_names, write_batch, write_summary
+from ..report import PICTURES, BatchWrite, build_summary, unique_names, write_batch, write_summary
 
 # Without --batch, all inputs form one batch unless there are more than this; then they are split in order
 # into the fewest batches of at most this many images, as equal in size as possible.
 MAX_BATCH = 64
 STATE_FILE = ".pfv-run.json"
+PREFETCH = 2  # batches decoded ahead of the one that runs
+IN_FLIGHT = 2  # batches still being drawn and written behind it
 
 
 def split_batches(count: int, batch: int | None = None) -> list[range]:
@@ -77,43 +81,93 @@ def explain(
     batch: int | None = None,
     show_progress: bool = True,
     overwrite: bool = False,
+    workers: int | None = None,
+    pictures: Sequence[str] = PICTURES,
 ) -> dict:
     """Run PFV over ``inputs`` (files and folders) and write everything to ``out``; return the summary.
 
     Inputs that cannot be decoded are skipped and listed in the summary (``skipped``) with the reason; the
     rest of their batch goes on. Raises :class:`PFVError` for usage errors (a missing input, a folder that
     holds other things) before anything is written.
+
+    The work streams: ``workers`` threads (default one per core, at least two) decode the next
+    :data:`PREFETCH` batches, and draw and write the last :data:`IN_FLIGHT` ones, while the current batch
+    runs; so memory stays flat however many images there are, and decoding and PNG encoding overlap the
+    forward pass.
     """
     paths = expand_inputs(inputs)
     names = unique_names([p.stem for p in paths])
     plan = split_batches(len(paths), batch)
     description = pfv.describe()
     description["options"]["batch"] = batch
+    description["options"]["pictures"] = list(pictures)
     key = {"model": description["model"], "options": description["options"], "inputs": [str(p) for p in paths]}
     state = _start(out, key, overwrite)
     out.mkdir(parents=True, exist_ok=True)
 
     progress = Progress(len(paths), enabled=show_progress)
     started = time.perf_counter()
+    todo = [i for i in range(len(plan)) if str(i) not in state["batches"]]
+    progress.update(len(paths) - sum(len(plan[i]) for i in todo))
+    pool = ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1), thread_name_prefix="pfv-io")
+    decoding: dict[int, list[Future]] = {}
+    writing: deque[tuple[int, BatchWrite | None, list[dict], dict[str, float]]] = deque()
+
+    def decode_ahead(k: int) -> None:
+        if k < len(todo):
+            decoding[todo[k]] = [pool.submit(_decode, pfv, paths[i]) for i in plan[todo[k]]]
+
+    def finish(index: int, written: BatchWrite | None, skipped: list[dict], timings: dict[str, float]) -> None:
+        if written is not None:
+            timings = {**timings, **written.wait()}
+        state["batches"][str(index)] = {
+            "batch": written.batch if written else None,
+            "images": written.images if written else [],
+            "skipped": skipped,
+            "timings": timings,
+        }
+        _save_state(out, state)
+        progress.update(len(plan[index]))
+
     try:
-        for index, part in enumerate(plan):
-            if str(index) not in state["batches"]:
-                state["batches"][str(index)] = _run_batch(pfv, out, index, [paths[i] for i in part], [names[i] for i in part])
-                _save_state(out, state)
-            progress.update(len(part))
+        for k in range(PREFETCH):
+            decode_ahead(k)
+        for k, index in enumerate(todo):
+            decode_ahead(k + PREFETCH)
+            crops, kept, skipped, seconds = [], [], [], 0.0
+            for i, job in zip(plan[index], decoding.pop(index)):
+                crop, reason, spent = job.result()
+                seconds += spent
+                if crop is None:
+                    skipped.append({"source": str(paths[i]), "reason": reason})
+                else:
+                    crops.append(crop)
+                    kept.append(i)
+            written, timings = None, {"preprocess": seconds}
+            if kept:
+                batch = np.stack(crops)
+                result = pfv.run(pfv.model_input(batch), batch, [names[i] for i in kept], preprocess_s=seconds)
+                timings = dict(result.timings)
+                written = write_batch(out, result, index, [str(paths[i]) for i in kept], pool, pictures)
+            writing.append((index, written, skipped, timings))
+            while len(writing) > IN_FLIGHT:
+                finish(*writing.popleft())
+        while writing:
+            finish(*writing.popleft())
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # files being written are finished whole
         progress.close()
 
     done = [state["batches"][str(i)] for i in range(len(plan))]
-    timings: dict[str, float] = defaultdict(float)
+    timings_total: dict[str, float] = defaultdict(float)
     for entry in done:
         for stage, seconds in entry["timings"].items():
-            timings[stage] += seconds
+            timings_total[stage] += seconds
     summary = build_summary(
         description,
         [entry["batch"] for entry in done if entry["batch"] is not None],
         [image for entry in done for image in entry["images"]],
-        timings,
+        timings_total,
         skipped=[skip for entry in done for skip in entry["skipped"]],
         wall_s=round(time.perf_counter() - started, 3),
     )
@@ -122,19 +176,10 @@ def explain(
     return summary
 
 
-def _run_batch(pfv: PFV, out: Path, index: int, paths: list[Path], names: list[str]) -> dict:
-    """Decode, run and write one batch; inputs that cannot be read are skipped with their reason."""
+def _decode(pfv: PFV, path: Path) -> tuple[np.ndarray | None, str | None, float]:
+    """One input decoded and resized in a worker thread: the crop, or ``None`` and the reason."""
     started = time.perf_counter()
-    pixels, kept, skipped = [], [], []
-    for path, name in zip(paths, names):
-        try:
-            pixels.append(pfv.prepare(path))
-            kept.append((path, name))
-        except ImageError as exc:
-            skipped.append({"source": str(path), "reason": str(exc)})
-    if not kept:
-        return {"batch": None, "images": [], "skipped": skipped, "timings": {}}
-    crops = np.stack(pixels)
-    result = pfv.run(pfv.model_input(crops), crops, [name for _, name in kept], preprocess_s=time.perf_counter() - started)
-    entry, images, written = write_batch(out, result, index, [str(path) for path, _ in kept])
-    return {"batch": entry, "images": images, "skipped": skipped, "timings": {**result.timings, **written}}
+    try:
+        return pfv.prepare(path), None, time.perf_counter() - started
+    except ImageError as exc:
+        return None, str(exc), time.perf_counter() - started

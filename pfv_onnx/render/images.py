@@ -7,8 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
-
 from ..files import atomic_path
 
 
@@ -190,11 +188,19 @@ def labelled_grid(
 
 
 def write_png(path: str | Path, picture: np.ndarray) -> Path:
-    """Write an ``(H, W, 3)`` or ``(H, W)`` uint8 picture as PNG, atomically (a temporary file, then rename).
+    """Write an ``(H, W, 3)`` RGB or ``(H, W)`` uint8 picture as PNG, atomically (a temporary file, then rename).
 
-    zlib level 1: four times faster than PIL's default level 6, for files about a fifth larger.
+    The "sub" row filter and zlib's Huffman-only strategy: for these smooth pictures about a seventh larger
+    than Pillow's default and ten times faster (PNG encoding is the largest cost of a folder run). OpenCV
+    releases the GIL while it encodes, so threads can write in parallel.
     """
     path = Path(path)
+    bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR) if picture.ndim == 3 else picture
+    options = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+               cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+    ok, data = cv2.imencode(".png", bgr, options)
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
     with atomic_path(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(data.tobytes())
     return path

@@ -61,10 +61,18 @@ class Session:
         providers: execution providers (``"CUDA"``, ``"CPUExecutionProvider"``, ...); ``None`` picks
             :func:`default_providers`. An explicit list wins; CPU is appended as the fallback.
         threads: intra-op threads (``None``: onnxruntime's default).
+        spin: let onnxruntime's threads spin between runs (faster back-to-back runs, but they take the
+            cores from whatever the process does next).
+        binding: run through I/O binding (default: when the first provider is not the CPU).
     """
 
     def __init__(
-        self, model: onnx.ModelProto | bytes, providers: Sequence[str] | None = None, threads: int | None = None, spin: bool = True
+        self,
+        model: onnx.ModelProto | bytes,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        spin: bool = True,
+        binding: bool | None = None,
     ):
         ort = onnxruntime()
         options = ort.SessionOptions()
@@ -91,6 +99,9 @@ class Session:
         batch = inputs[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         self.output_names: list[str] = [o.name for o in self._session.get_outputs()]
+        # On an accelerator, I/O binding: the input goes to the device once and only the requested outputs
+        # (A^b or the small per-layer maps, F_N, the logits) come back, into host buffers onnxruntime sizes.
+        self.binding = self.providers[0] != "CPUExecutionProvider" if binding is None else binding
 
     @property
     def providers(self) -> list[str]:
@@ -117,7 +128,7 @@ class Session:
             if self.fixed_batch is not None and used < step:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - used, axis=0)])
             try:
-                results = self._session.run(names, {self.input_name: chunk})
+                results = self._run_bound(chunk, names) if self.binding else self._session.run(names, {self.input_name: chunk})
             except Exception as exc:
                 raise ModelError(f"onnxruntime failed to run the model: {first_line(exc)}") from None
             for name, value in zip(names, results):
@@ -125,6 +136,14 @@ class Session:
                     raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
                 parts[name].append(value[:used])
         return {name: values[0] if len(values) == 1 else np.concatenate(values) for name, values in parts.items()}
+
+    def _run_bound(self, chunk: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        binding = self._session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
+        for name in names:
+            binding.bind_output(name, "cpu")
+        self._session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
 
     def output_shape(self, name: str) -> list[int | str | None] | None:
         """The declared shape of output ``name`` (ints, symbolic names or ``None``), ``None`` if unknown."""

@@ -1,0 +1,135 @@
+"""Folders at scale: ``explain`` over hundreds and thousands of photos against a plain loop that only
+decodes, preprocesses and runs the bare forward pass on the same files (images per second, peak memory).
+
+Each run is a subprocess of its own, so its peak resident memory is its own:
+``python -m benchmarks.throughput --mode explain|plain --folder DIR [--out DIR]`` prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pfv_onnx import PFV, bundled
+from pfv_onnx.graph import load_model
+from pfv_onnx.preprocess import expand_inputs, fit_image, load_image, to_model_input
+from pfv_onnx.runtime import Session
+
+BATCH = 32
+
+
+def make_folder(folder: Path, count: int) -> Path:
+    """``count`` photo files (the shipped gcompris5 photos, copied round-robin under distinct names)."""
+    photos = sorted((bundled.sample_images()[0].parent / "gcompris5").rglob("*.webp"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        shutil.copyfile(photos[i % len(photos)], folder / f"{i:05d}_{photos[i % len(photos)].name}")
+    return folder
+
+
+def plain_loop(folder: Path) -> int:
+    """Decode, preprocess and run the bare model on every file, batch by batch, as a user's loop would."""
+    source = load_model(bundled.model_path())
+    session = Session(source)
+    pfv = PFV(source)  # only for the model's input size and preset
+    paths = expand_inputs([folder])
+    for start in range(0, len(paths), BATCH):
+        pixels = np.stack([fit_image(load_image(p), pfv.size) for p in paths[start : start + BATCH]])
+        session.run(to_model_input(pixels, pfv.preset, pfv.input.layout, pfv.input.channels, pfv.input.dtype))
+    return len(paths)
+
+
+def explain_run(folder: Path, out: Path, pictures: list[str]) -> int:
+    from pfv_onnx.apps.explain import explain
+
+    summary = explain(PFV(), [folder], out, batch=BATCH, show_progress=False, overwrite=True, pictures=pictures)
+    return len(summary["images"])
+
+
+def run_once(mode: str, folder: Path, out: Path) -> dict:
+    """One measured run in a fresh process: seconds, images, images per second, peak RSS."""
+    command = [sys.executable, "-m", "benchmarks.throughput", "--mode", mode, "--folder", str(folder), "--out", str(out)]
+    line = subprocess.run(command, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+    return json.loads(line.strip().splitlines()[-1])
+
+
+# explain writes four pictures per image by default; "explain-pfv" only the PFV picture (--pictures pfv).
+MODES = {"explain": 4, "explain-pfv": 1}
+
+
+def compare(counts: list[int], work: Path, repeats: int = 2) -> list[dict]:
+    """The plain loop and each explain mode, in rotating order, ``repeats`` times per count; medians."""
+    rows = []
+    for count in counts:
+        folder = make_folder(work / f"photos_{count}", count)
+        order = ["plain", *MODES]
+        runs: dict[str, list[dict]] = {mode: [] for mode in order}
+        for r in range(repeats):
+            for mode in order[r % len(order):] + order[: r % len(order)]:
+                runs[mode].append(run_once(mode, folder, work / f"out_{count}"))
+        plain = float(np.median([x["images_per_s"] for x in runs["plain"]]))
+        for mode, per_image in MODES.items():
+            rate = float(np.median([x["images_per_s"] for x in runs[mode]]))
+            rows.append({
+                "images": count,
+                "mode": mode,
+                "plain_images_per_s": round(plain, 1),
+                "explain_images_per_s": round(rate, 1),
+                "ratio": round(rate / plain, 3),
+                "pngs_written": per_image * count + -(-count // BATCH),
+                "plain_peak_mb": max(x["peak_mb"] for x in runs["plain"]),
+                "explain_peak_mb": max(x["peak_mb"] for x in runs[mode]),
+            })
+        shutil.rmtree(folder)
+        shutil.rmtree(work / f"out_{count}", ignore_errors=True)
+    return rows
+
+
+HEADER = (
+    "| images | pictures per image | plain loop (images/s) | explain (images/s) | explain / plain | PNGs written "
+    "| peak memory, plain (MB) | peak memory, explain (MB) |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def row(r: dict) -> str:
+    return (
+        f"| {r['images']} | {MODES[r['mode']]} | {r['plain_images_per_s']} | {r['explain_images_per_s']} | **{r['ratio']:.2f}** "
+        f"| {r['pngs_written']} | {r['plain_peak_mb']:.0f} | {r['explain_peak_mb']:.0f} |"
+    )
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory. ``VmHWM`` starts afresh at exec; ``ru_maxrss`` would carry the
+    parent's peak over into the child."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["plain", *MODES], required=True)
+    parser.add_argument("--folder", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.mode == "plain":
+        count = plain_loop(Path(args.folder))
+    else:
+        count = explain_run(Path(args.folder), Path(args.out), ["pfv"] if args.mode == "explain-pfv" else ["pfv", "overlay", "activation", "components"])
+    seconds = time.perf_counter() - start
+    peak_mb = peak_memory_mb()
+    print(json.dumps({"mode": args.mode, "images": count, "seconds": round(seconds, 3), "images_per_s": count / seconds, "peak_mb": round(peak_mb, 1)}))
+
+
+if __name__ == "__main__":
+    main()
