@@ -10,6 +10,21 @@ from onnx import TensorProto, helper, numpy_helper
 VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
+def _classifier(nodes: list, inits: list, name: str, size: int, classes: int) -> onnx.ModelProto:
+    """The graph of ``nodes`` from ``image`` (dynamic batch, 3 x size x size) to ``logits``, checked."""
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def vgg16_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
     """VGG16 (conv + ReLU, max-pools, the 4096-4096-1000 head) with He-normal random weights, dynamic batch."""
     rng = np.random.default_rng(seed)
@@ -46,17 +61,7 @@ def vgg16_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.Mo
             nodes.append(helper.make_node("Relu", [y], [f"fc{j}.relu"]))
             y = f"fc{j}.relu"
         x, width = y, out
-    graph = helper.make_graph(
-        nodes,
-        "vgg16_random",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _classifier(nodes, inits, "vgg16_random", size, classes)
 
 
 def resnet50_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
@@ -97,14 +102,4 @@ def resnet50_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx
     w = rng.standard_normal((classes, channels), dtype=np.float32) * np.float32(np.sqrt(1.0 / channels))
     inits += [numpy_helper.from_array(w, "fc.w"), numpy_helper.from_array(np.zeros(classes, np.float32), "fc.b")]
     nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], transB=1))
-    graph = helper.make_graph(
-        nodes,
-        "resnet50_random",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _classifier(nodes, inits, "resnet50_random", size, classes)

@@ -49,13 +49,21 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", action="append", help="onnxruntime execution provider, e.g. CUDA or CPU (repeatable; default: CUDA if available, else CPU)")
 
 
+def _pfv_command(commands, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that opens a PFV: the model argument, and the options of the tap rule and the method."""
+    parser = commands.add_parser(name, help=help)
+    parser.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    _add_model_options(parser)
+    _add_run_options(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pfv-onnx", description="Principal Feature Visualisation for CNNs in ONNX.")
     parser.add_argument("--version", action="version", version=f"pfv-onnx {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    explain = commands.add_parser("explain", help="PFV pictures, a summary and an HTML report for image files and folders")
-    explain.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    explain = _pfv_command(commands, "explain", "PFV pictures, a summary and an HTML report for image files and folders")
     explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     explain.add_argument("--out", required=True, help="folder to write to")
     explain.add_argument("--batch", type=_positive, help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
@@ -64,48 +72,34 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--basis", help="a basis from 'pfv-onnx fit': colours fixed across batches instead of relative to each")
     explain.add_argument("--quiet", action="store_true", help="no progress bar and no closing line")
     explain.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty (by default only an interrupted run of the same command is continued there)")
-    _add_model_options(explain)
-    _add_run_options(explain)
 
-    fit = commands.add_parser("fit", help="fit a basis on a dataset, so that colours mean the same in every batch")
-    fit.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    fit = _pfv_command(commands, "fit", "fit a basis on a dataset, so that colours mean the same in every batch")
     fit.add_argument("inputs", nargs="+", metavar="DATA", help="image files or folders of images")
     fit.add_argument("--out", required=True, help="the basis file to write (.npz)")
     fit.add_argument("--batch", type=_positive, default=32, help="images per forward pass (default 32; the basis does not depend on it)")
     fit.add_argument("--dask", metavar="ADDRESS", help="fit on Dask: a scheduler address, or 'local' for a local cluster of two worker processes")
     fit.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     fit.add_argument("--quiet", action="store_true", help="no closing line")
-    _add_model_options(fit)
-    _add_run_options(fit)
 
-    debug = commands.add_parser("debug", help="why an image was misclassified: its components against examples of both classes")
-    debug.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    debug = _pfv_command(commands, "debug", "why an image was misclassified: its components against examples of both classes")
     debug.add_argument("--image", required=True, help="the misclassified image")
     debug.add_argument("--true-class", required=True, nargs="+", metavar="DIR_OR_FILES", help="examples of its true class (three are used)")
     debug.add_argument("--predicted-class", required=True, nargs="+", metavar="DIR_OR_FILES", help="examples of the class it was taken for (three are used)")
     debug.add_argument("--out", required=True, help="folder to write to")
     debug.add_argument("--seed", type=int, default=0, help="which three examples a larger folder gives (default 0)")
-    _add_model_options(debug)
-    _add_run_options(debug)
 
-    survey = commands.add_parser("survey", help="which classes of a folder-per-class dataset the model's features separate")
-    survey.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    survey = _pfv_command(commands, "survey", "which classes of a folder-per-class dataset the model's features separate")
     survey.add_argument("dataset", help="a folder with one subfolder of images per class")
     survey.add_argument("--out", required=True, help="folder to write to")
     survey.add_argument("--per-class", type=_positive, default=1, help="images per class in the PFV batch (default 1)")
     survey.add_argument("--seed", type=int, default=0, help="seed of the sample and of the probe's split (default 0)")
     survey.add_argument("--probe", action="store_true", help="also train a linear classifier on the pooled final layer and compare")
-    _add_model_options(survey)
-    _add_run_options(survey)
 
-    sanity = commands.add_parser("sanity", help="the randomisation test: does PFV change when the weights are destroyed?")
-    sanity.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
+    sanity = _pfv_command(commands, "sanity", "the randomisation test: does PFV change when the weights are destroyed?")
     sanity.add_argument("inputs", nargs="+", metavar="IMAGES", help="image files or folders of images")
     sanity.add_argument("--out", required=True, help="folder to write to")
     sanity.add_argument("--steps", type=_positive, default=8, help="steps of the cascade (default 8)")
     sanity.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
-    _add_model_options(sanity)
-    _add_run_options(sanity)
 
     demo = commands.add_parser("demo", help="the paper's figures 2-4 on the bundled model and sample photos")
     demo.add_argument("--out", default="pfv-demo", help="folder to write to (default: pfv-demo)")
@@ -138,6 +132,14 @@ def _open(args: argparse.Namespace, basis: str | None = None):
         size=tuple(args.size) if args.size else None,
         basis=basis,
     )
+
+
+def _folder(path: str) -> Path:
+    """An output folder: it may exist, but not as a file."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise PFVError(f"{out}: exists and is not a folder")
+    return out
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -179,9 +181,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _debug(args: argparse.Namespace) -> int:
     from .apps.debug import debug
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PFVError(f"{out}: exists and is not a folder")
+    out = _folder(args.out)
     summary = debug(_open(args), args.image, args.true_class, args.predicted_class, out, seed=args.seed)
     top = summary["prediction"][0] if summary["prediction"] else None
     if top:
@@ -195,9 +195,7 @@ def _debug(args: argparse.Namespace) -> int:
 def _survey(args: argparse.Namespace) -> int:
     from .apps.survey import survey
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PFVError(f"{out}: exists and is not a folder")
+    out = _folder(args.out)
     summary = survey(_open(args), Path(args.dataset), out, per_class=args.per_class, seed=args.seed, probe=args.probe)
     pairs = "; ".join(f"{a} and {b}" for a, b in (p["classes"] for p in summary["predicted_confusions"]))
     print(f"PFV predicts these classes to be confused: {pairs}")
@@ -211,9 +209,7 @@ def _survey(args: argparse.Namespace) -> int:
 def _sanity(args: argparse.Namespace) -> int:
     from .apps.sanity import sanity
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PFVError(f"{out}: exists and is not a folder")
+    out = _folder(args.out)
     summary = sanity(_open(args), args.inputs, out, steps=args.steps, seed=args.seed)
     for row in summary["cascade"]:
         print(f"  top {row['randomised']:>3} layers random: Spearman {row['spearman']:+.3f}, SSIM {row['ssim']:.3f}")
@@ -226,9 +222,7 @@ def _sanity(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .apps.demo import demo
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PFVError(f"{out}: exists and is not a folder")
+    out = _folder(args.out)
     written = demo(out, args.model, args.provider)
     print(f"wrote {len(written)} files to {out}/: open {out}/index.html")
     return 0
