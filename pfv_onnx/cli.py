@@ -26,6 +26,13 @@ def _names(text: str) -> list[str]:
     return [name for name in text.split(",") if name]
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -86,20 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     debug.add_argument("--true-class", required=True, nargs="+", metavar="DIR_OR_FILES", help="examples of its true class (three are used)")
     debug.add_argument("--predicted-class", required=True, nargs="+", metavar="DIR_OR_FILES", help="examples of the class it was taken for (three are used)")
     debug.add_argument("--out", required=True, help="folder to write to")
-    debug.add_argument("--seed", type=int, default=0, help="which three examples a larger folder gives (default 0)")
+    debug.add_argument("--seed", type=_seed, default=0, help="which three examples a larger folder gives (default 0)")
 
     survey = _pfv_command(commands, "survey", "which classes of a folder-per-class dataset the model's features separate")
     survey.add_argument("dataset", help="a folder with one subfolder of images per class")
     survey.add_argument("--out", required=True, help="folder to write to")
     survey.add_argument("--per-class", type=_positive, default=1, help="images per class in the PFV batch (default 1)")
-    survey.add_argument("--seed", type=int, default=0, help="seed of the sample and of the probe's split (default 0)")
+    survey.add_argument("--seed", type=_seed, default=0, help="seed of the sample and of the probe's split (default 0)")
     survey.add_argument("--probe", action="store_true", help="also train a linear classifier on the pooled final layer and compare")
 
     sanity = _pfv_command(commands, "sanity", "the randomisation test: does PFV change when the weights are destroyed?")
     sanity.add_argument("inputs", nargs="+", metavar="IMAGES", help="image files or folders of images")
     sanity.add_argument("--out", required=True, help="folder to write to")
     sanity.add_argument("--steps", type=_positive, default=8, help="steps of the cascade (default 8)")
-    sanity.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    sanity.add_argument("--seed", type=_seed, default=0, help="seed of the random weights (default 0)")
 
     demo = commands.add_parser("demo", help="the paper's figures 2-4 on the bundled model and sample photos")
     demo.add_argument("--out", default="pfv-demo", help="folder to write to (default: pfv-demo)")
@@ -167,6 +174,8 @@ def _fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise PFVError(f"{out}: exists already (use --overwrite to replace it)")
+    if not out.parent.is_dir():
+        raise PFVError(f"{out.parent}: no such folder")
     started = time.perf_counter()
     pfv = _open(args).fit(args.inputs, batch_size=args.batch, dask=args.dask)
     pfv.save_basis(out)
@@ -255,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PFVError as exc:
         print(f"pfv-onnx: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a folder that cannot be written, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"pfv-onnx: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         hint = ": run the same command again to resume" if args.command == "explain" else ""
         print(f"pfv-onnx: interrupted{hint}", file=sys.stderr)

@@ -57,13 +57,15 @@ def shard_moments(pfv: PFV, paths: Sequence[Path], batch_size: int) -> tuple[Fea
     return total, skipped
 
 
-def shard_stats(pfv: PFV, paths: Sequence[Path], batch_size: int, basis: FittedBasis) -> ValueStats:
-    """Pass 2 over ``paths``: the statistics of their weighted components under ``basis``."""
+def shard_stats(pfv: PFV, paths: Sequence[Path], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
+    """Pass 2 over ``paths``: the statistics of their weighted components under ``basis`` and of their
+    activation maps."""
     batches, _ = _batches(pfv, paths, batch_size)
-    total = ValueStats()
+    weighted, activation = ValueStats(), ValueStats()
     for features, _ in batches:
-        total = total.merge(weighted_stats(features.final, features.maps, pfv.size, basis))
-    return total
+        w, a = weighted_stats(features.final, features.maps, pfv.size, basis)
+        weighted, activation = weighted.merge(w), activation.merge(a)
+    return weighted, activation
 
 
 def fit(pfv: PFV, inputs: Sequence[str | Path], batch_size: int = 32, dask: str | None = None) -> tuple[FittedBasis, list[dict]]:
@@ -76,13 +78,16 @@ def fit(pfv: PFV, inputs: Sequence[str | Path], batch_size: int = 32, dask: str 
     paths = expand_inputs(inputs)
     if batch_size < 1:
         raise PFVError(f"batch size must be at least 1, got {batch_size}")
-    if dask is None:
+    if dask is not None:
+        return _fit_on_dask(pfv, paths, batch_size, dask)
+    try:
         moments, skipped = shard_moments(pfv, paths, batch_size)
         if moments is None:
             raise PFVError("no image could be read to fit a basis")
-        basis = moments.basis(pfv.n_components, pfv.hierarchical, pfv.n_sigma)
-        return basis.with_scaling(shard_stats(pfv, paths, batch_size, basis).scaling(pfv.n_sigma)), skipped
-    return _fit_on_dask(pfv, paths, batch_size, dask)
+        basis = _basis(moments, pfv)
+        return basis.with_statistics(*shard_stats(pfv, paths, batch_size, basis)), skipped
+    except ValueError as exc:  # NaN or infinite features
+        raise PFVError(f"cannot fit the basis: {exc}") from None
 
 
 # ---- Dask -------------------------------------------------------------------------------------------
@@ -90,17 +95,23 @@ def fit(pfv: PFV, inputs: Sequence[str | Path], batch_size: int = 32, dask: str 
 
 @functools.lru_cache(maxsize=4)
 def _worker_pfv(config: str) -> PFV:
-    """The PFV of a task's worker process, opened once per configuration and reused by later tasks."""
+    """The PFV of a task's worker process, opened once per configuration (which holds the model file's
+    SHA-256, so a replaced file is opened afresh) and reused by later tasks."""
     from .pipeline import PFV
 
-    return PFV(**json.loads(config))
+    options = json.loads(config)
+    expected = options.pop("model_sha256")
+    pfv = PFV(**options)
+    if pfv.model_sha256 != expected:
+        raise PFVError(f"{options['model']}: not the same file on this worker as where the fit started")
+    return pfv
 
 
 def _task_moments(config: str, paths: list[str], batch_size: int):
     return shard_moments(_worker_pfv(config), [Path(p) for p in paths], batch_size)
 
 
-def _task_stats(config: str, paths: list[str], batch_size: int, basis: FittedBasis) -> ValueStats:
+def _task_stats(config: str, paths: list[str], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
     return shard_stats(_worker_pfv(config), [Path(p) for p in paths], batch_size, basis)
 
 
@@ -110,8 +121,15 @@ def _merge_moments(a, b):
     return merged, sa + sb
 
 
-def _merge_stats(a: ValueStats, b: ValueStats) -> ValueStats:
-    return a.merge(b)
+def _merge_stats(a: tuple[ValueStats, ValueStats], b: tuple[ValueStats, ValueStats]) -> tuple[ValueStats, ValueStats]:
+    return a[0].merge(b[0]), a[1].merge(b[1])
+
+
+def _basis(moments: FeatureMoments, pfv: PFV) -> FittedBasis:
+    try:
+        return moments.basis(pfv.n_components, pfv.hierarchical, pfv.n_sigma)
+    except ValueError as exc:  # more components than channels
+        raise PFVError(f"cannot fit the basis: {exc}") from None
 
 
 def _tree_reduce(client: Any, futures: list, merge: Callable) -> Any:
@@ -126,9 +144,10 @@ def _fit_on_dask(pfv: PFV, paths: list[Path], batch_size: int, address: str) -> 
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise PFVError("fitting on Dask needs the dask extra: pip install 'pfv-onnx[dask]'") from None
-    config = json.dumps(pfv.config())
+    config = json.dumps({**pfv.config(), "providers": None, "model_sha256": pfv.model_sha256})
     shard = batch_size * SHARD_BATCHES
-    shards = [[str(p) for p in paths[i : i + shard]] for i in range(0, len(paths), shard)]
+    # Absolute paths: the workers need not share this process's working folder.
+    shards = [[str(p.resolve()) for p in paths[i : i + shard]] for i in range(0, len(paths), shard)]
     if not shards:
         raise PFVError("no images to fit a basis on")
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) if address == "local" else None
@@ -139,7 +158,7 @@ def _fit_on_dask(pfv: PFV, paths: list[Path], batch_size: int, address: str) -> 
             moments, skipped = _tree_reduce(client, client.map(_task_moments, [config] * n, shards, [batch_size] * n, pure=False), _merge_moments)
             if moments is None:
                 raise PFVError("no image could be read to fit a basis")
-            basis = moments.basis(pfv.n_components, pfv.hierarchical, pfv.n_sigma)
+            basis = _basis(moments, pfv)
             stats = _tree_reduce(client, client.map(_task_stats, [config] * n, shards, [batch_size] * n, [basis] * n, pure=False), _merge_stats)
     except PFVError:
         raise
@@ -148,4 +167,4 @@ def _fit_on_dask(pfv: PFV, paths: list[Path], batch_size: int, address: str) -> 
     finally:
         if cluster is not None:
             cluster.close()
-    return basis.with_scaling(stats.scaling(pfv.n_sigma)), skipped
+    return basis.with_statistics(*stats), skipped

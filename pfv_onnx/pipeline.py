@@ -437,8 +437,13 @@ class PFV:
             self.basis, self.basis_header = basis, self._basis_header()
             return
         loaded, header = load_basis(basis)
-        check_basis(header, self.model_sha256, self.taps, self.final, str(basis))
+        inputs = {"preset": self.preset.name, "size": list(self.size), "resize": self.resize}
+        check_basis(header, loaded, self.model_sha256, self.taps, self.final, inputs, str(basis))
         self.basis, self.basis_header = loaded, header
+        # The basis fixes the method's options: what the colours mean depends on them.
+        self.n_components = loaded.pca.n_components
+        self.hierarchical = loaded.hierarchical
+        self.n_sigma = loaded.n_sigma
 
     def _basis_header(self) -> dict:
         return {"model_sha256": self.model_sha256, "model_path": self.model_path, "taps": self.taps,
@@ -450,7 +455,7 @@ class PFV:
         """Keyword arguments that open this same PFV elsewhere (another process, a Dask worker)."""
         if self.model_path is None:
             raise PFVError("this PFV was opened from bytes or a ModelProto; give a model file to run it elsewhere")
-        return {"model": self.model_path, "keep_logits": False, **self._options}
+        return {"model": str(Path(self.model_path).resolve()), "keep_logits": False, "providers": self.providers, **self._options}
 
     @functools.cached_property
     def model_sha256(self) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +67,9 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
-# Larger images are refused: a small file can decode to gigabytes (a "decompression bomb"). The limit is
-# Pillow's own (about 89.5 megapixels, e.g. 9459 x 9459), above which it warns.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Larger images are refused: a small file can decode to gigabytes (a "decompression bomb"). 64 megapixels
+# (8000 x 8000) is below Pillow's own warning level (about 89.5), so refusals between the two are quiet.
+MAX_PIXELS = 64_000_000
 # Transparent pixels are shown on white, as most image viewers show them.
 BACKGROUND = (255, 255, 255)
 
@@ -83,18 +82,17 @@ def load_image(path: str | Path) -> Image.Image:
         ImageError: the file is missing, cannot be decoded, or is larger than :data:`MAX_PIXELS`.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise ImageError(f"{path}: {image.width} x {image.height} pixels, over the limit of {MAX_PIXELS:,}")
-                image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+        # Beyond its own limit Pillow warns as it opens the file, and beyond twice that it refuses.
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(f"{path}: {image.width} x {image.height} pixels, over the limit of {MAX_PIXELS:,}")
+            image.load()
+            return to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageError(f"{path}: too many pixels, over the limit of {MAX_PIXELS:,}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: cannot decode image (not an image format Pillow reads)") from None
@@ -106,10 +104,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow image as 8-bit RGB (see :func:`load_image`)."""
     if image.mode.startswith("I") or image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
-        if image.mode == "F" and values.max(initial=0) <= 1.0:
+        if image.mode.startswith("I;16"):
+            values = values / 257.0  # 16-bit: 65535 -> 255, however dark the picture
+        elif image.mode == "F" and values.max(initial=0) <= 1.0:
             values = values * 255.0  # float images in [0, 1]
         elif values.max(initial=0) > 255:
-            values = values / 257.0  # 16-bit: 65535 -> 255
+            values = values / 257.0  # 32-bit integers holding 16-bit values
         image = Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8), "L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
@@ -148,10 +148,12 @@ def fit_image(image: Image.Image, size: tuple[int, int], resize: str = "crop") -
     if resize != "crop":
         raise PFVError(f"unknown resize mode {resize!r} (choose from {', '.join(RESIZE_MODES)})")
     scale = max(height, width) / CROP_FRACTION / min(image.size)
-    scaled = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.Resampling.BILINEAR)
-    left = (scaled.width - width) // 2
-    top = (scaled.height - height) // 2
-    return np.asarray(scaled.crop((left, top, left + width, top + height)))
+    scaled_w, scaled_h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
+    left, top = (scaled_w - width) // 2, (scaled_h - height) // 2
+    # Resample only the crop's box of the source: a long thin image is never scaled up whole.
+    sx, sy = image.width / scaled_w, image.height / scaled_h
+    box = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR, box=box))
 
 
 # ITU-R BT.601 luma, as PIL's "L" mode: greyscale models see the brightness of the photo.

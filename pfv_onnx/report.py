@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core.normalise import Scaling, apply_scaling, scaling
+from .core.normalise import Scaling, ValueStats, apply_scaling, scaling
 from .files import atomic_path
 from .render import Figure, Section, colour_map, mosaic, overlay, page, to_uint8, write_png
 from .render.html import swatch
@@ -71,12 +71,23 @@ class BatchScales:
     components: Scaling | None
 
 
+def activation_range(stats: ValueStats) -> tuple[float, float]:
+    """The colour scale of activation maps: from the lowest value to three standard deviations above the
+    mean (zero padding makes a few border pixels extreme), or the highest value if that is lower."""
+    mean = stats.total / stats.count
+    std = float(np.sqrt(max(stats.squares / stats.count - mean * mean, 0.0)))
+    return stats.lo, min(stats.hi, mean + 3 * std)
+
+
 def batch_scales(result: PFVResult, kinds: Sequence[str] = PICTURES) -> BatchScales:
-    # The 99th percentile tops the activation scale: zero padding makes a few border pixels extreme.
-    activation = (float(result.activation.min()), float(np.percentile(result.activation, 99)))
+    """The scales of a batch's activation and component pictures: the fitted basis's, when it coloured the
+    batch (then they mean the same in every batch), else the batch's own."""
+    basis = result.visualisation.basis
+    if basis is not None and basis.activation is not None:
+        return BatchScales(activation_range(basis.activation), basis.components_scaling())
     # The full-size components are drawn only when asked for: computing them is a pass over the batch.
     components = scaling(result.components[..., :3]) if "components" in kinds else None
-    return BatchScales(activation, components)
+    return BatchScales(activation_range(ValueStats.of(result.activation)), components)
 
 
 def image_pictures(result: PFVResult, b: int, scales: BatchScales, kinds: Sequence[str] = PICTURES) -> dict[str, np.ndarray]:
@@ -115,6 +126,12 @@ class BatchWrite:
         self.batch = batch
         self.images = images
         self._jobs = jobs
+
+    def complete(self) -> bool:
+        """Whether every file was written (no job pending, cancelled or failed)."""
+        return all(
+            not isinstance(job, Future) or (job.done() and not job.cancelled() and job.exception() is None) for job in self._jobs
+        )
 
     def wait(self) -> dict[str, float]:
         """Block until every file is written; the seconds spent rendering and encoding, summed."""

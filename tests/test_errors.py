@@ -82,8 +82,9 @@ def test_wrong_batch_shape(mobilenet):
         mobilenet(np.zeros((2, 3, 100, 100), np.float32))
 
 
-def test_missing_onnxruntime_names_both_extras():
-    code = "import sys; sys.modules['onnxruntime'] = None\nfrom pfv_onnx.cli import main\nsys.exit(main(['demo', '--out', 'unused']))"
+def test_missing_onnxruntime_names_both_extras(tmp_path):
+    out = str(tmp_path / "unused")
+    code = f"import sys; sys.modules['onnxruntime'] = None\nfrom pfv_onnx.cli import main\nsys.exit(main(['demo', '--out', {out!r}]))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert_one_line_error(proc, 2, "pfv-onnx[cpu]")
     assert "pfv-onnx[gpu]" in proc.stderr

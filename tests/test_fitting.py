@@ -72,6 +72,28 @@ def test_an_image_gets_the_same_colours_in_every_batch(fitted):
     assert np.abs(relative[0].rgb[1] - relative[1].rgb[0]).max() > 0.3  # the paper's colours do depend on the batch
 
 
+def test_every_picture_is_fixed_by_the_basis(fitted, tmp_path):
+    """Under a basis, the activation and component pictures share its scales too, whatever the batch."""
+    from pfv_onnx.report import batch_pictures
+
+    dog = bundled.sample_image("dog")
+    a = batch_pictures(fitted([bundled.sample_image("chelsea"), dog]))
+    b = batch_pictures(fitted([dog, bundled.sample_image("coffee"), bundled.sample_image("horses")]))
+    for kind in ("pfv", "overlay", "activation", "components"):
+        assert np.abs(a[kind][1].astype(int) - b[kind][0].astype(int)).max() <= 1, kind
+
+
+def test_the_basis_fixes_the_method_options(fitted, tmp_path):
+    path = fitted.save_basis(tmp_path / "basis.npz")
+    other = PFV(hierarchical=True, n_components=5, n_sigma=2.0, basis=path)
+    assert (other.n_components, other.hierarchical, other.n_sigma) == (3, False, 1.0)
+    assert other.describe()["options"]["n_components"] == 3
+    with pytest.raises(PFVError, match="fitted with preset imagenet, not tf"):
+        PFV(preset="tf", basis=path)
+    with pytest.raises(PFVError, match="fitted with resize crop, not stretch"):
+        PFV(resize="stretch", basis=path)
+
+
 def test_fit_transform_equals_fitting_on_the_batch_then_transforming_it():
     photos = bundled.sample_images()[:5]
     relative = PFV(solver="covariance").fit_transform(photos)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -108,31 +109,44 @@ def test_explain_skips_bad_files_and_finishes_the_rest(corpus, tmp_path):
         assert picture.shape == (224, 224, 3)
 
 
-def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["writing a file", "running a batch"])
+def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch, where):
     photos = [str(p) for p in bundled.sample_images()]
     reference = tmp_path / "reference"
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(reference), "--batch", "3", "--quiet"]) == 0
 
-    import pfv_onnx.report as report
-
-    real_write = report.write_png
     calls = {"n": 0}
+    if where == "writing a file":
+        # Half of the 20th file reaches the disk, then Ctrl-C (in a writer thread).
+        real_write_bytes = Path.write_bytes
 
-    def interrupting_write(path, picture):
-        calls["n"] += 1
-        if calls["n"] == 20:  # in the middle of the second batch
-            raise KeyboardInterrupt
-        return real_write(path, picture)
+        def interrupted_write(self, data):
+            calls["n"] += 1
+            if calls["n"] == 20:
+                real_write_bytes(self, data[: len(data) // 2])
+                raise KeyboardInterrupt
+            return real_write_bytes(self, data)
 
-    monkeypatch.setattr(report, "write_png", interrupting_write)
+        monkeypatch.setattr(Path, "write_bytes", interrupted_write)
+    else:
+        # Ctrl-C in the main thread while the second batch runs; the first is still being written.
+        real_run = PFV.run
+
+        def interrupted_run(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            return real_run(self, *args, **kwargs)
+
+        monkeypatch.setattr(PFV, "run", interrupted_run)
     out = tmp_path / "run"
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 130
+    monkeypatch.undo()
     leftovers = [p for p in out.rglob("*") if p.is_file()]
-    assert not any(p.name.endswith(".tmp") for p in leftovers) and not (out / "summary.json").exists()
+    assert leftovers and not any(p.name.endswith(".tmp") for p in leftovers) and not (out / "summary.json").exists()
     for p in leftovers:
         if p.suffix == ".png":
-            Image.open(p).load()  # every file there is whole
-    monkeypatch.setattr(report, "write_png", real_write)
+            assert p.read_bytes() == (reference / p.relative_to(out)).read_bytes()  # whole, and right
 
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 0
     assert not (out / ".pfv-run.json").exists()
@@ -141,6 +155,38 @@ def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch):
     a = json.loads((reference / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
     assert a["images"] == b["images"] and a["batches"] == b["batches"]
+
+
+def test_resuming_with_other_options_is_refused(tmp_path, monkeypatch):
+    photos = [str(p) for p in bundled.sample_images()]
+    real_run = PFV.run
+    calls = {"n": 0}
+
+    def interrupted_run(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(PFV, "run", interrupted_run)
+    out = tmp_path / "run"
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 130
+    monkeypatch.undo()
+    final = PFV().taps[-1]  # another final layer: another analysis
+    proc_args = ["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--final", final, "--quiet"]
+    assert main(proc_args) == 2
+    assert main(proc_args + ["--overwrite"]) == 0
+
+
+def test_pictures_option(tmp_path):
+    photos = [str(p) for p in bundled.sample_images()[:3]]
+    out = tmp_path / "two"
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--pictures", "pfv,overlay", "--quiet"]) == 0
+    names = sorted(p.name for p in (out / "images").iterdir())
+    assert names == sorted(f"{Path(p).stem}_{kind}.png" for p in photos for kind in ("pfv", "overlay"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(set(image["files"]) == {"pfv", "overlay"} for image in summary["images"])
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(tmp_path / "bad"), "--pictures", "pfv,nope"]) == 2
 
 
 def test_existing_outputs_are_not_overwritten(tmp_path):

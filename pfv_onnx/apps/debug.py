@@ -100,6 +100,8 @@ def _pick(inputs: Sequence[str | Path], exclude: Path, seed: int) -> list[Path]:
 def debug(pfv: PFV, image: str | Path, true_class: Sequence[str | Path], predicted_class: Sequence[str | Path], out: Path, seed: int = 0) -> dict:
     """Write the debug report of ``image`` to ``out`` and return its summary (see the module docstring)."""
     image = Path(image)
+    if not image.is_file():
+        raise PFVError(f"{image}: no such image file (--image takes one file)")
     true_paths = _pick(true_class, image, seed)
     predicted_paths = _pick(predicted_class, image, seed)
     paths = [image, *true_paths, *predicted_paths]

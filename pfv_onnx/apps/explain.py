@@ -101,9 +101,11 @@ def explain(
     description = pfv.describe()
     description["options"]["batch"] = batch
     description["options"]["pictures"] = list(pictures)
-    key = {"model": description["model"], "options": description["options"], "inputs": [str(p) for p in paths]}
+    key = {field: description[field] for field in ("model", "options", "taps", "final", "basis")}
+    key["inputs"] = [str(p) for p in paths]
     state = _start(out, key, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    _save_state(out, state)  # before any picture: a run stopped from here on can be resumed
 
     progress = Progress(len(paths), enabled=show_progress)
     started = time.perf_counter()
@@ -154,8 +156,16 @@ def explain(
                 finish(*writing.popleft())
         while writing:
             finish(*writing.popleft())
+    except BaseException:
+        # Interrupted: the files being written are finished whole, the rest cancelled; the batches written
+        # completely are recorded, so that a resume does not redo them.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for index, written, skipped, timings in writing:
+            if written is None or written.complete():
+                finish(index, written, skipped, timings)
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # files being written are finished whole
+        pool.shutdown(wait=True)
         progress.close()
 
     done = [state["batches"][str(i)] for i in range(len(plan))]

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 
 import numpy as np
 
 from ..core.metrics import rank_correlation, ssim
+from ..errors import ModelError
 from ..files import atomic_path
-from ..graph import load_model, reinitialise, weighted_nodes
+from ..graph import load_model, reinitialise, weighted_nodes, without_weights_dir
 from ..pipeline import PFV, PFVResult
 from ..render import Figure, Section, labelled_grid, line_chart, page, to_uint8, write_png
 
@@ -40,16 +42,22 @@ def similarities(trained: PFVResult, other: PFVResult) -> tuple[float, float]:
 
 
 def cascade_counts(layers: int, steps: int) -> list[int]:
-    """How many of the top layers each cascade step randomises: from 1 to all, about evenly spread."""
-    return sorted({int(round(v)) for v in np.linspace(1, layers, min(steps, layers))})
+    """How many of the top layers each cascade step randomises: from 1 to all (always), evenly spread."""
+    return sorted({int(round(v)) for v in np.linspace(1, layers, max(2, min(steps, layers)))})
 
 
 def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS, seed: int = 0) -> dict:
     """Run the test on ``images`` with ``pfv``'s model and options; write the report to ``out``."""
     options = pfv.config()
-    source = load_model(options.pop("model"))
-    trained = pfv.fit_transform(images)
+    # Weights in external files are read in: they are about to be replaced.
+    source = without_weights_dir(load_model(options.pop("model")))
     layers = [node.name for node in weighted_nodes(source)]
+    if not layers:
+        raise ModelError(
+            "no convolution or linear layer with its weights stored as a constant (a quantised model keeps "
+            "them behind DequantizeLinear): nothing to randomise"
+        )
+    trained = pfv.fit_transform(images)
     counts = cascade_counts(len(layers), steps)
     rows, pictures = [], [[to_uint8(x) for x in trained.rgb]]
     for count in counts:
@@ -80,7 +88,7 @@ def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     table = [["top layers randomised", "from layer", "Spearman", "SSIM"]] + [
-        [str(r["randomised"]), f"<code>{r['from_layer']}</code>", f"{r['spearman']:.3f}", f"{r['ssim']:.3f}"] for r in rows
+        [str(r["randomised"]), f"<code>{escape(r['from_layer'])}</code>", f"{r['spearman']:.3f}", f"{r['ssim']:.3f}"] for r in rows
     ] + [[f"all {len(layers)}, at once", "(another seed)", f"{independent['spearman']:.3f}", f"{independent['ssim']:.3f}"]]
     verdict = "PASSED" if passed else "FAILED"
     section = Section(

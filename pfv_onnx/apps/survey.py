@@ -15,13 +15,14 @@ with PFV's similarity by rank correlation over the class pairs.
 from __future__ import annotations
 
 import json
+from html import escape
 from pathlib import Path
 
 import numpy as np
 
 from ..core.metrics import foreground, rank_correlation
 from ..core.probe import confusion, fit_probe, stratified_split
-from ..errors import PFVError
+from ..errors import ImageError, PFVError
 from ..files import atomic_path
 from ..pipeline import PFV
 from ..preprocess import expand_inputs
@@ -62,15 +63,29 @@ def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0
     """Write the survey of ``dataset`` to ``out`` and return its summary (see the module docstring)."""
     classes = dataset_classes(dataset)
     names = list(classes)
+    if probe and min(len(paths) for paths in classes.values()) < 2:
+        raise PFVError("--probe needs at least two images per class (one to train on, one to test)")
     rng = np.random.default_rng(seed)
-    sample, labels = [], []
+    crops, sample, labels, skipped = [], [], [], []
     for k, name in enumerate(names):
-        paths = classes[name]
-        chosen = sorted(rng.choice(len(paths), min(per_class, len(paths)), replace=False))
-        sample += [paths[i] for i in chosen]
-        labels += [k] * len(chosen)
+        taken = 0
+        for i in rng.permutation(len(classes[name])):  # the seeded sample, past files that cannot be read
+            path = classes[name][i]
+            try:
+                crops.append(pfv.prepare(path))
+            except ImageError as exc:
+                skipped.append({"source": str(path), "reason": str(exc)})
+                continue
+            sample.append(path)
+            labels.append(k)
+            taken += 1
+            if taken == per_class:
+                break
     labels = np.array(labels)
-    result = pfv(sample)
+    if len(np.unique(labels)) < len(names):
+        raise PFVError("a class has no image that can be read")
+    pixels = np.stack(crops)
+    result = pfv.run(pfv.model_input(pixels), pixels, [p.stem for p in sample])
     colours = class_colours(result.rgb, result.activation, labels, len(names))
     sim = similarity(colours)
     pairs = sorted(((float(sim[i, j]), names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))), reverse=True)
@@ -94,6 +109,7 @@ def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0
         "similarity": [[round(float(v), 4) for v in row] for row in sim],
         "predicted_confusions": predicted,
         "explained_variance_ratio": [round(float(r), 6) for r in result.explained_variance_ratio],
+        "skipped": skipped,
     }
     figures = [Figure("grid.png", "PFV over each sampled photo, a row per class", wide=True),
                Figure("class_colours.png", "principal-feature colour per class"),
@@ -101,10 +117,10 @@ def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0
     paragraphs = [
         f"{len(sample)} photos ({per_class} per class, seed {seed}) analysed as one batch. "
         "PFV predicts these pairs to be confused: "
-        + "; ".join(f"{p['classes'][0]} and {p['classes'][1]} ({p['similarity']:.2f})" for p in predicted) + "."
+        + "; ".join(f"{escape(p['classes'][0])} and {escape(p['classes'][1])} ({p['similarity']:.2f})" for p in predicted) + "."
     ]
     if probe:
-        summary["probe"] = _probe(pfv, classes, names, sim, seed, out)
+        summary["probe"] = _probe(pfv, classes, names, sim, seed, out, skipped)
         figures.append(Figure("confusion.png", "probe's confusion on the held-out images (rows: true, columns: predicted)"))
         p = summary["probe"]
         paragraphs.append(
@@ -115,18 +131,28 @@ def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     with atomic_path(out / "index.html") as tmp:
-        tmp.write_text(page("pfv-onnx survey", [f"Dataset <code>{dataset}</code>: {len(names)} classes."], [Section("Survey", paragraphs, figures=figures)]), encoding="utf-8")
+        tmp.write_text(page("pfv-onnx survey", [f"Dataset <code>{escape(str(dataset))}</code>: {len(names)} classes."], [Section("Survey", paragraphs, figures=figures)]), encoding="utf-8")
     return summary
 
 
-def _probe(pfv: PFV, classes: dict[str, list[Path]], names: list[str], sim: np.ndarray, seed: int, out: Path) -> dict:
-    """Train and score the linear probe on the pooled ``F_N`` of every image of the dataset."""
-    paths = [p for name in names for p in classes[name]]
-    labels = np.array([k for k, name in enumerate(names) for _ in classes[name]])
+def _probe(pfv: PFV, classes: dict[str, list[Path]], names: list[str], sim: np.ndarray, seed: int, out: Path, skipped: list[dict]) -> dict:
+    """Train and score the linear probe on the pooled ``F_N`` of every readable image of the dataset."""
+    known = {s["source"] for s in skipped}
+    crops, labels = [], []
+    for k, name in enumerate(names):
+        for path in classes[name]:
+            try:
+                crops.append(pfv.prepare(path))
+                labels.append(k)
+            except ImageError as exc:
+                if str(path) not in known:
+                    skipped.append({"source": str(path), "reason": str(exc)})
+    labels = np.array(labels)
+    if np.bincount(labels, minlength=len(names)).min() < 2:
+        raise PFVError("--probe needs at least two readable images per class")
     pooled = []
-    for start in range(0, len(paths), 32):
-        batch = np.stack([pfv.prepare(p) for p in paths[start : start + 32]])
-        pooled.append(pfv.forward(pfv.model_input(batch)).final.mean(axis=(2, 3)))
+    for start in range(0, len(crops), 32):
+        pooled.append(pfv.forward(pfv.model_input(np.stack(crops[start : start + 32]))).final.mean(axis=(2, 3)))
     features = np.concatenate(pooled)
     train, test = stratified_split(labels, TEST_SHARE, seed)
     model = fit_probe(features[train], labels[train], len(names))

@@ -23,7 +23,7 @@ from dataclasses import astuple, dataclass, replace
 import numpy as np
 
 from .decomposition import PrincipalComponents, pca_from_covariance
-from .normalise import Scaling
+from .normalise import Scaling, ValueStats
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,8 @@ class FittedBasis:
         n_sigma: the clip of the normalisation.
         scaling: the normalisation (``None`` between the two passes of a fit).
         images: images fitted.
+        activation: statistics of the activation map ``A^b`` over the fitted images, so that pictures of
+            it share one scale in every batch too (``None`` between the passes).
     """
 
     pca: PrincipalComponents
@@ -96,6 +98,7 @@ class FittedBasis:
     n_sigma: float
     scaling: Scaling | None
     images: int
+    activation: ValueStats | None = None
 
     def project(self, final: np.ndarray) -> np.ndarray:
         """``(B, C, h, w)`` features to ``(B, h, w, k)`` float32 principal components under this basis."""
@@ -106,8 +109,17 @@ class FittedBasis:
         scores = (X.astype(np.float64) - self.pca.mean) @ self.pca.components.T
         return scores.astype(np.float32).reshape(batch, height, width, -1)
 
-    def with_scaling(self, scaling: Scaling) -> FittedBasis:
-        return replace(self, scaling=scaling)
+    def with_statistics(self, weighted: ValueStats, activation: ValueStats) -> FittedBasis:
+        """The basis completed by the second pass: the normalisation of the weighted components, and the
+        statistics of the activation map."""
+        return replace(self, scaling=weighted.scaling(self.n_sigma), activation=activation)
+
+    def components_scaling(self) -> Scaling:
+        """The normalisation of the unweighted components, fixed by the fit: their mean over the fitted pixels
+        is 0 and their joint spread the root mean of the shown components' variances."""
+        shown = self.pca.explained_variance[:3]
+        spread = float(np.sqrt(np.mean(shown))) if len(shown) else 0.0
+        return Scaling(0.0, spread, -self.n_sigma * spread, self.n_sigma * spread)
 
     def fingerprint(self) -> str:
         """A short hash of the components, layer weights and normalisation: equal bases, equal colours."""

@@ -39,6 +39,7 @@ class Visualisation:
         scaling: the joint normalisation that maps the weighted components to ``rgb``.
         timings: seconds spent in ``decomposition`` (PCA) and ``weighting`` (upsampling, weighting,
             normalisation).
+        basis: the fitted basis that coloured it, or ``None`` when the colours are relative to the batch.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class Visualisation:
         pca: PrincipalComponents,
         scaling: Scaling,
         timings: dict[str, float],
+        basis: FittedBasis | None = None,
     ):
         self.rgb = rgb
         self.activation = activation
@@ -56,6 +58,7 @@ class Visualisation:
         self.pca = pca
         self.scaling = scaling
         self.timings = timings
+        self.basis = basis
 
     @cached_property
     def components(self) -> np.ndarray:
@@ -232,15 +235,19 @@ def transform(
     started = time.perf_counter()
     scores = basis.project(final)
     projected = time.perf_counter()
-    rgb, activation, _ = weigh(scores, layer_sources(final, maps), size, basis.prescale, basis.layer_peaks, basis.hierarchical, activation)
+    sources = layer_sources(final, maps)
+    if len(sources) != len(basis.layer_peaks):
+        raise ValueError(f"the basis weights {len(basis.layer_peaks)} layers, the features have {len(sources)}")
+    rgb, activation, _ = weigh(scores, sources, size, basis.prescale, basis.layer_peaks, basis.hierarchical, activation)
     _rescale(rgb, min(basis.pca.n_components, RGB), basis.scaling)
     timings = {"decomposition": projected - started, "weighting": time.perf_counter() - projected}
-    return Visualisation(rgb, activation, scores, basis.pca, basis.scaling, timings)
+    return Visualisation(rgb, activation, scores, basis.pca, basis.scaling, timings, basis)
 
 
-def weighted_stats(final: np.ndarray, maps: Sequence[np.ndarray], size: tuple[int, int], basis: FittedBasis) -> ValueStats:
-    """The :class:`ValueStats` of one batch's weighted components under ``basis`` (the second pass of a fit)."""
+def weighted_stats(final: np.ndarray, maps: Sequence[np.ndarray], size: tuple[int, int], basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
+    """The second pass of a fit on one batch: the :class:`ValueStats` of its weighted components under
+    ``basis``, and of its activation map."""
     size = (int(size[0]), int(size[1]))
     maps = _check_inputs(final, maps, size, None, basis.n_sigma)
-    _, _, stats = weigh(basis.project(final), layer_sources(final, maps), size, basis.prescale, basis.layer_peaks, basis.hierarchical)
-    return stats
+    _, activation, stats = weigh(basis.project(final), layer_sources(final, maps), size, basis.prescale, basis.layer_peaks, basis.hierarchical)
+    return stats, ValueStats.of(activation)
