@@ -20,7 +20,7 @@ from conftest import spiked_features
 from pfv_onnx import PFV, PFVError, bundled, export
 from pfv_onnx.basis_file import VERSION, load_basis
 from pfv_onnx.cli import main
-from pfv_onnx.core import FeatureMoments, feature_matrix, fit_pca, layer_sources
+from pfv_onnx.core import FeatureMoments, feature_matrix, fit_pca
 
 # Merging partial moments reorders float64 sums: the stated tolerance is relative 1e-9.
 RTOL = 1e-9

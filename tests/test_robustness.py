@@ -109,6 +109,20 @@ def test_explain_skips_bad_files_and_finishes_the_rest(corpus, tmp_path):
         assert picture.shape == (224, 224, 3)
 
 
+def interrupt_second_batch(monkeypatch) -> None:
+    """Ctrl-C while PFV runs the second batch of a call to explain."""
+    real_run = PFV.run
+    calls = {"n": 0}
+
+    def interrupted_run(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(PFV, "run", interrupted_run)
+
+
 @pytest.mark.parametrize("where", ["writing a file", "running a batch"])
 def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch, where):
     photos = [str(p) for p in bundled.sample_images()]
@@ -129,16 +143,7 @@ def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch, w
 
         monkeypatch.setattr(Path, "write_bytes", interrupted_write)
     else:
-        # Ctrl-C in the main thread while the second batch runs; the first is still being written.
-        real_run = PFV.run
-
-        def interrupted_run(self, *args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-            return real_run(self, *args, **kwargs)
-
-        monkeypatch.setattr(PFV, "run", interrupted_run)
+        interrupt_second_batch(monkeypatch)  # in the main thread, the first batch still being written
     out = tmp_path / "run"
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 130
     monkeypatch.undo()
@@ -159,16 +164,7 @@ def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch, w
 
 def test_resuming_with_other_options_is_refused(tmp_path, monkeypatch):
     photos = [str(p) for p in bundled.sample_images()]
-    real_run = PFV.run
-    calls = {"n": 0}
-
-    def interrupted_run(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_run(self, *args, **kwargs)
-
-    monkeypatch.setattr(PFV, "run", interrupted_run)
+    interrupt_second_batch(monkeypatch)
     out = tmp_path / "run"
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 130
     monkeypatch.undo()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 
 import cv2
@@ -27,6 +28,7 @@ from .upsample import resize_bilinear
 RGB = 3
 
 
+@dataclass
 class Visualisation:
     """What :func:`visualise` computes for a batch of ``B`` images of ``H0 x W0`` pixels.
 
@@ -35,30 +37,20 @@ class Visualisation:
             component, when fewer than three are kept, is a black channel).
         activation: ``(B, H0, W0)`` float32, the total activation map ``A^b`` (eq. 2).
         scores: ``(B, h, w, k)`` float32 principal components at the final layer's resolution.
-        pca: the fitted basis (components, explained variance, solver).
+        pca: the principal components of this batch, or of the fitted basis (explained variance, solver).
         scaling: the joint normalisation that maps the weighted components to ``rgb``.
         timings: seconds spent in ``decomposition`` (PCA) and ``weighting`` (upsampling, weighting,
             normalisation).
         basis: the fitted basis that coloured it, or ``None`` when the colours are relative to the batch.
     """
 
-    def __init__(
-        self,
-        rgb: np.ndarray,
-        activation: np.ndarray,
-        scores: np.ndarray,
-        pca: PrincipalComponents,
-        scaling: Scaling,
-        timings: dict[str, float],
-        basis: FittedBasis | None = None,
-    ):
-        self.rgb = rgb
-        self.activation = activation
-        self.scores = scores
-        self.pca = pca
-        self.scaling = scaling
-        self.timings = timings
-        self.basis = basis
+    rgb: np.ndarray
+    activation: np.ndarray
+    scores: np.ndarray
+    pca: PrincipalComponents
+    scaling: Scaling
+    timings: dict[str, float]
+    basis: FittedBasis | None = None
 
     @cached_property
     def components(self) -> np.ndarray:
