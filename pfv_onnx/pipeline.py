@@ -323,14 +323,15 @@ class PFV:
             activation=features.activation,
         )
 
-    def __call__(self, images: ImageLike | Sequence[ImageLike] | np.ndarray) -> PFVResult:
+    def __call__(self, images: ImageLike | Sequence[ImageLike] | np.ndarray, fitted: bool | None = None) -> PFVResult:
         """PFV of one analysis batch: image paths or folders, PIL images, uint8 arrays, or a preprocessed
-        float batch in the model's layout. The colours contrast the images of this call with each other."""
-        started = time.perf_counter()
+        float batch in the model's layout. Coloured with the fitted basis when there is one (``fitted``
+        overrides), else relative to the images of this call."""
         if isinstance(images, np.ndarray) and images.dtype.kind == "f":
-            return self.run(images, None, [f"image_{i}" for i in range(images.shape[0])])
+            return self.run(images, None, [f"image_{i}" for i in range(images.shape[0])], fitted=fitted)
+        started = time.perf_counter()
         batch, pixels, names = self.preprocess(images)
-        return self.run(batch, pixels, names, preprocess_s=time.perf_counter() - started)
+        return self.run(batch, pixels, names, time.perf_counter() - started, fitted=fitted)
 
     def run(
         self, batch: np.ndarray, pixels: np.ndarray | None, names: list[str], preprocess_s: float = 0.0, fitted: bool | None = None
@@ -412,18 +413,12 @@ class PFV:
 
     def transform(self, images: ImageLike | Sequence[ImageLike] | np.ndarray) -> PFVResult:
         """PFV of ``images`` coloured with the fitted basis."""
-        if self.basis is None:
-            raise PFVError("no fitted basis: call fit() first, or give basis=")
-        return self(images)
+        return self(images, fitted=True)
 
     def fit_transform(self, images: ImageLike | Sequence[ImageLike] | np.ndarray) -> PFVResult:
         """PFV of ``images`` coloured relative to themselves (the paper's method, whether or not a basis is
         fitted); equal to fitting on ``images`` alone and transforming them, up to the PCA solver."""
-        if isinstance(images, np.ndarray) and images.dtype.kind == "f":
-            return self.run(images, None, [f"image_{i}" for i in range(images.shape[0])], fitted=False)
-        started = time.perf_counter()
-        batch, pixels, names = self.preprocess(images)
-        return self.run(batch, pixels, names, time.perf_counter() - started, fitted=False)
+        return self(images, fitted=False)
 
     def save_basis(self, path: str | Path) -> Path:
         """Write the fitted basis to ``path`` (``.npz``); :class:`PFV` reads it back with ``basis=``."""

@@ -74,8 +74,7 @@ class BatchScales:
 def activation_range(stats: ValueStats) -> tuple[float, float]:
     """The colour scale of activation maps: from the lowest value to three standard deviations above the
     mean (zero padding makes a few border pixels extreme), or the highest value if that is lower."""
-    mean = stats.total / stats.count
-    std = float(np.sqrt(max(stats.squares / stats.count - mean * mean, 0.0)))
+    mean, std = stats.mean_std()
     return stats.lo, min(stats.hi, mean + 3 * std)
 
 

@@ -56,14 +56,18 @@ class ValueStats:
             min(self.lo, other.lo), max(self.hi, other.hi),
         )
 
+    def mean_std(self) -> tuple[float, float]:
+        """The mean and the (population) standard deviation of the values."""
+        if self.count <= 0:
+            raise ValueError("cannot normalise an empty array")
+        mean = self.total / self.count
+        return mean, float(np.sqrt(max(self.squares / self.count - mean * mean, 0.0)))
+
     def scaling(self, n_sigma: float = 1.0) -> Scaling:
         """The joint normalisation of these values (see the module docstring)."""
         if not n_sigma > 0:
             raise ValueError(f"n_sigma must be positive, got {n_sigma}")
-        if self.count <= 0:
-            raise ValueError("cannot normalise an empty array")
-        mean = self.total / self.count
-        std = float(np.sqrt(max(self.squares / self.count - mean * mean, 0.0)))
+        mean, std = self.mean_std()
         if not (np.isfinite(mean) and np.isfinite(std) and np.isfinite(self.lo) and np.isfinite(self.hi)):
             raise ValueError("the weighted components contain NaN or infinite values")
         return Scaling(mean, std, max(self.lo, mean - n_sigma * std), min(self.hi, mean + n_sigma * std))
