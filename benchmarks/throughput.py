@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from pfv_onnx import PFV, bundled
-from pfv_onnx.graph import load_model
-from pfv_onnx.preprocess import expand_inputs, fit_image, load_image, to_model_input
+from pfv_onnx.graph import image_input, load_model
+from pfv_onnx.preprocess import expand_inputs, fit_image, get_preset, load_image, to_model_input
 from pfv_onnx.runtime import Session
 
 BATCH = 32
@@ -39,11 +39,12 @@ def plain_loop(folder: Path) -> int:
     """Decode, preprocess and run the bare model on every file, batch by batch, as a user's loop would."""
     source = load_model(bundled.model_path())
     session = Session(source)
-    pfv = PFV(source)  # only for the model's input size and preset
+    spec = image_input(source)
+    preset = get_preset({p.key: p.value for p in source.metadata_props}.get("preset", "imagenet"))
     paths = expand_inputs([folder])
     for start in range(0, len(paths), BATCH):
-        pixels = np.stack([fit_image(load_image(p), pfv.size) for p in paths[start : start + BATCH]])
-        session.run(to_model_input(pixels, pfv.preset, pfv.input.layout, pfv.input.channels, pfv.input.dtype))
+        pixels = np.stack([fit_image(load_image(p), spec.size_or_default) for p in paths[start : start + BATCH]])
+        session.run(to_model_input(pixels, preset, spec.layout, spec.channels, spec.dtype))
     return len(paths)
 
 
@@ -65,7 +66,7 @@ def run_once(mode: str, folder: Path, out: Path) -> dict:
 MODES = {"explain": 4, "explain-pfv": 1}
 
 
-def compare(counts: list[int], work: Path, repeats: int = 2) -> list[dict]:
+def compare(counts: list[int], work: Path, repeats: int = 3) -> list[dict]:
     """The plain loop and each explain mode, in rotating order, ``repeats`` times per count; medians."""
     rows = []
     for count in counts:

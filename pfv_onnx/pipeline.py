@@ -304,9 +304,7 @@ class PFV:
     def visualise(self, features: Features, basis: FittedBasis | None = None) -> Visualisation:
         """The NumPy part of PFV on the features of one analysis batch, relative to the batch or with
         ``basis``."""
-        # One BLAS thread: OpenBLAS's idle threads keep spinning after a multi-threaded call and steal the
-        # cores from the next forward pass (measured: +40% on MobileNetV2), for a PCA that gains ~3 ms.
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             if basis is not None:
                 return transform(features.final, features.maps, self.size, basis, activation=features.activation)
             return self._visualise(features)
@@ -345,12 +343,20 @@ class PFV:
             preprocess_s: seconds the caller spent preparing it (reported in ``timings``).
             fitted: colour with the fitted basis (default: when there is one) or relative to the batch.
         """
+        started = time.perf_counter()
+        features = self.forward(batch)
+        timings = {"preprocess": preprocess_s, "forward": time.perf_counter() - started}
+        return self.result(features, pixels, names, timings, fitted)
+
+    def result(
+        self, features: Features, pixels: np.ndarray | None, names: list[str], timings: dict[str, float] | None = None,
+        fitted: bool | None = None,
+    ) -> PFVResult:
+        """The NumPy part of :meth:`run` on the features of one forward pass (another thread may run it while
+        the next batch goes forward). ``timings`` are the caller's stages so far, kept in the result."""
         fitted = self.basis is not None if fitted is None else fitted
         if fitted and self.basis is None:
             raise PFVError("no fitted basis: call fit() first, or give basis=")
-        started = time.perf_counter()
-        features = self.forward(batch)
-        forwarded = time.perf_counter()
         pixels_per_batch = features.final.shape[0] * features.final.shape[2] * features.final.shape[3]
         if not fitted and pixels_per_batch < self.n_components:
             raise PFVError(
@@ -371,7 +377,7 @@ class PFV:
             names=list(names),
             labels=self._class_names(features.logits),
             features=features,
-            timings={"preprocess": preprocess_s, "forward": forwarded - started, **vis.timings},
+            timings={**(timings or {}), **vis.timings},
             description=self.describe(),
         )
 
@@ -482,6 +488,17 @@ class PFV:
 @functools.cache
 def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread.
+
+    OpenBLAS's idle threads keep spinning after a multi-threaded call and steal the cores from the next
+    forward pass (measured: +40% on MobileNetV2), for a PCA that gains ~3 ms. The limit is process-wide:
+    code that visualises from several threads at once holds it around all of them, so that one thread
+    leaving it does not lift it under another.
+    """
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _metadata(model: onnx.ModelProto, key: str) -> str | None:

@@ -6,7 +6,8 @@ Layout of the folder::
     images/<name>_overlay.png      PFV over a greyscale copy of the input (the paper's figures 6 and 7)
     images/<name>_activation.png   the activation map A^b, viridis, one scale per batch
     images/<name>_components.png   the unweighted components, normalised like PFV
-    mosaics/batch_<k>.png          inputs over PFV, one column per image (the paper's figures 2 and 3)
+    mosaics/batch_<k>.png          inputs over PFV, one column per image (the paper's figures 2 and 3),
+                                   shrunk to at most MOSAIC_WIDTH pixels wide
     summary.json, index.html
 """
 
@@ -23,6 +24,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from .core.normalise import Scaling, ValueStats, apply_scaling, scaling
@@ -118,6 +120,24 @@ def colour_legend(ratios: Sequence[float]) -> str:
     return "; ".join(parts)
 
 
+# The mosaic is the batch at a glance (the pictures are full size under images/): a batch of 32 at full size
+# would be a 7,000-pixel-wide PNG that costs as much to encode as all its images together.
+MOSAIC_WIDTH = 2048
+MOSAIC_GAP = 4
+
+
+def _thumbnails(rows: list[list[np.ndarray]], max_width: int) -> list[list[np.ndarray]]:
+    """The pictures of ``rows`` shrunk (area interpolation) so that the mosaic of the longest row fits
+    ``max_width``; unchanged when it fits already."""
+    columns = max(len(row) for row in rows)
+    height, width = rows[0][0].shape[:2]
+    tile = (max_width - (columns - 1) * MOSAIC_GAP) // columns
+    if tile >= width:
+        return rows
+    size = (max(tile, 1), max(round(height * tile / width), 1))
+    return [[cv2.resize(picture, size, interpolation=cv2.INTER_AREA) for picture in row] for row in rows]
+
+
 class BatchWrite:
     """The files of one batch being written: summary entries now, stage timings once written."""
 
@@ -172,8 +192,8 @@ def write_batch(
     mosaic_path = f"mosaics/batch_{index}.png"
 
     def mosaic_render():
-        pfv = [to_uint8(x) for x in result.rgb]
-        return {"mosaic": mosaic([list(result.images), pfv] if result.images is not None else [pfv])}
+        rows = ([list(result.images)] if result.images is not None else []) + [[to_uint8(x) for x in result.rgb]]
+        return {"mosaic": mosaic(_thumbnails(rows, MOSAIC_WIDTH), gap=MOSAIC_GAP)}
 
     jobs = [run(_write_pictures, out, {"mosaic": mosaic_path}, mosaic_render)]
     top = result.top_k(TOP_K) if result.logits is not None else [None] * len(result.names)

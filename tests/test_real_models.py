@@ -110,3 +110,17 @@ def test_inputs_as_pil_and_uint8_arrays_match_paths(mobilenet, animals):
     np.testing.assert_array_equal(a.rgb, c.rgb)
     folder = mobilenet(bundled.sample_images()[0].parent)
     assert folder.names == [p.stem for p in bundled.sample_images()]
+
+
+def test_each_channel_sum_runs_right_after_its_tap(mobilenet):
+    """The sums follow their taps in the graph's order (onnxruntime then runs them while the tap is in
+    the cache), and every other node keeps its relative order."""
+    tapped = mobilenet.tapped.model
+    nodes = list(tapped.graph.node)
+    made_by = {out: i for i, node in enumerate(nodes) for out in node.output}
+    for tap, name in zip(mobilenet.taps, mobilenet.tapped.outputs.maps):
+        between = nodes[made_by[tap] + 1 : made_by[name] + 1]
+        assert between and all(node.name.startswith("pfv") for node in between), tap
+    source = onnx.load(str(bundled.model_path()))
+    own = [node.name for node in source.graph.node]
+    assert [node.name for node in nodes if node.name in set(own)] == own

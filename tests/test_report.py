@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,8 +17,10 @@ import browser
 from pfv_onnx import bundled
 from pfv_onnx.cli import main
 from pfv_onnx.apps.explain import MAX_BATCH, split_batches
+from pfv_onnx.preprocess import expand_inputs
 from pfv_onnx.progress import Progress
-from pfv_onnx.report import PICTURES, unique_names
+from pfv_onnx.render import encode_png
+from pfv_onnx.report import MOSAIC_WIDTH, PICTURES, unique_names
 
 STAGES = {"preprocess", "forward", "decomposition", "weighting", "render", "png_encode"}
 
@@ -102,6 +105,49 @@ def test_result_save(mobilenet, tmp_path):
     assert [i["name"] for i in summary["images"]] == [p.stem for p in bundled.sample_images()[:2]]
     assert (tmp_path / "saved" / "index.html").exists() and (tmp_path / "saved" / "mosaics" / "batch_0.png").exists()
     assert json.loads((tmp_path / "saved" / "summary.json").read_text())["taps"] == mobilenet.taps
+
+
+def test_streaming_run_writes_the_same_bytes_as_the_in_memory_path(explained, mobilenet, tmp_path):
+    """explain (decoding, forward passes, finishing and writing in threads) against one call per batch
+    saved in the calling thread: every picture and mosaic identical to the byte."""
+    out, photos = explained
+    photos = expand_inputs([photos[0].parent])  # in the order explain batched them
+    for index, part in enumerate(split_batches(len(photos), 3)):
+        saved = tmp_path / f"batch_{index}"
+        mobilenet([photos[i] for i in part]).save(saved)
+        assert (saved / "mosaics" / "batch_0.png").read_bytes() == (out / "mosaics" / f"batch_{index}.png").read_bytes()
+        for i in part:
+            for kind in PICTURES:
+                name = f"images/{photos[i].stem}_{kind}.png"
+                assert (saved / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_mosaic_of_a_large_batch_is_shrunk_to_fit(mobilenet, tmp_path):
+    photos = bundled.sample_images()
+    count = 12  # 12 x 224 px and the gaps exceed MOSAIC_WIDTH
+    result = mobilenet([photos[i % len(photos)] for i in range(count)])
+    result.names = [f"photo_{i}" for i in range(count)]
+    result.save(tmp_path / "big")
+    picture = decode(tmp_path / "big" / "mosaics" / "batch_0.png")
+    tile = (MOSAIC_WIDTH - (count - 1) * 4) // count
+    assert picture.shape == (2 * tile + 4, count * tile + (count - 1) * 4, 3) and picture.shape[1] <= MOSAIC_WIDTH
+    assert decode(tmp_path / "big" / "images" / "photo_0_pfv.png").shape == (224, 224, 3)  # the pictures stay whole
+
+
+@pytest.mark.parametrize("shape", [(224, 224, 3), (1, 1, 3), (3, 7, 3), (5, 300), (1, 1)])
+def test_png_encoding_round_trips_through_two_decoders(shape):
+    picture = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    data = encode_png(picture)
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.format == "PNG" and np.array_equal(np.asarray(decoded), picture)
+    by_opencv = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(by_opencv[..., ::-1] if picture.ndim == 3 else by_opencv, picture)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8)])
+def test_png_encoding_refuses_what_it_cannot_write(bad):
+    with pytest.raises(ValueError):
+        encode_png(bad)
 
 
 def test_split_batches_as_documented():

@@ -110,17 +110,17 @@ def test_explain_skips_bad_files_and_finishes_the_rest(corpus, tmp_path):
 
 
 def interrupt_second_batch(monkeypatch) -> None:
-    """Ctrl-C while PFV runs the second batch of a call to explain."""
-    real_run = PFV.run
+    """Ctrl-C during the forward pass of the second batch of a call to explain."""
+    real_forward = PFV.forward
     calls = {"n": 0}
 
-    def interrupted_run(self, *args, **kwargs):
+    def interrupted_forward(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real_run(self, *args, **kwargs)
+        return real_forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(PFV, "run", interrupted_run)
+    monkeypatch.setattr(PFV, "forward", interrupted_forward)
 
 
 @pytest.mark.parametrize("where", ["writing a file", "running a batch"])

@@ -82,12 +82,14 @@ def apply_scaling(x: np.ndarray, s: Scaling, out: np.ndarray | None = None) -> n
     """``clip((x - lo) / (hi - lo), 0, 1)`` as float32 (into ``out`` when given; it may be ``x`` itself)."""
     if out is None:
         out = np.empty(x.shape, dtype=np.float32)
-    span = s.hi - s.lo
+    # The span as float32 arithmetic gives it, so that the largest value maps to exactly 1.
+    lo = np.float32(s.lo)
+    span = np.float32(s.hi) - lo
     if not span > 0.0:
         out[...] = FLAT_VALUE
         return out
-    np.subtract(x, np.float32(s.lo), out=out)
-    np.multiply(out, np.float32(1.0 / span), out=out)
+    np.subtract(x, lo, out=out)
+    np.divide(out, span, out=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -176,6 +176,7 @@ def weigh(
     rgb = np.zeros((batch, *size, RGB), dtype=np.float32)
     stats = ValueStats()
     scratch = np.empty(size, dtype=np.float32)
+    spread = np.empty((*size, channels), dtype=np.float32)
     pixels = size[0] * size[1]
     for b in range(batch):
         if fill_activation:
@@ -190,7 +191,7 @@ def weigh(
             resize_bilinear(weighted[None], size, out=target[None])
         else:
             resize_bilinear(shown[b][None], size, out=target[None])
-            target *= activation[b][..., None]
+            _weight_by(target, activation[b], spread)
         if channels != RGB:
             rgb[b, ..., :channels] = target
         # OpenCV sums in float64; one pass for the mean and spread, two cheap ones for the extremes.
@@ -199,6 +200,16 @@ def weigh(
         total, squares = pixels * float(means.sum()), pixels * float((stds**2 + means**2).sum())
         stats = stats.merge(ValueStats(n, total, squares, float(target.min()), float(target.max())))
     return rgb, activation, stats
+
+
+def _weight_by(target: np.ndarray, weight: np.ndarray, spread: np.ndarray) -> None:
+    """``target *= weight[..., None]`` for ``(H, W, k)`` and ``(H, W)`` float32 arrays, ``spread`` a
+    ``(H, W, k)`` scratch array: NumPy's broadcast over a last axis of 3 is 4x slower than OpenCV's
+    channel-wise product of the weight copied to each channel (the same float32 products)."""
+    if target.shape[-1] == RGB:
+        cv2.multiply(target, cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB, dst=spread), dst=target)
+    else:
+        target *= weight[..., None]
 
 
 def _rescale(rgb: np.ndarray, channels: int, scale: Scaling) -> None:

@@ -163,6 +163,7 @@ def add_pfv_outputs(
     original = [o.name for o in graph.output] if keep_logits else []
     if not keep_logits:
         del graph.output[:]
+    first_added = len(graph.node)
 
     maps = [_channel_sum(build, tap, f"pfv_map_{i}") for i, tap in enumerate(plan.layers)]
     activation = None
@@ -183,6 +184,7 @@ def add_pfv_outputs(
         assert spec.size is not None
         graph.output.append(helper.make_tensor_value_info(activation, TensorProto.FLOAT, [batch, 1, *spec.size]))
 
+    _schedule_early(graph, first_added)
     if not keep_logits:
         _prune(graph)
     tapped = TappedOutputs(
@@ -219,6 +221,40 @@ def _upsample(build: _Builder, tap: Tap, name: str, size: tuple[int, int], i: in
     cols = build.constant(bilinear_matrix(tap.width, size[1]).T.astype(np.float32), f"pfv/upsample_{i}/cols")
     wide = build.node("MatMul", [name, cols], f"pfv/upsample_{i}/wide")
     return build.node("MatMul", [rows, wide], f"pfv/upsample_{i}/full")
+
+
+def _schedule_early(graph: onnx.GraphProto, first_added: int) -> None:
+    """Move each node from ``first_added`` on to just after the node that makes its last input.
+
+    onnxruntime runs nodes in the order of the graph where the dependencies allow: a channel sum placed
+    right after its tap reads the tap while it is still in the cache (run in chunks of a few images, the
+    sums of MobileNetV2 cost half as much as at the end of the graph).
+    """
+    nodes = list(graph.node)
+    original, added = nodes[:first_added], nodes[first_added:]
+    ready = {""} | {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    ordered: list[onnx.NodeProto] = []
+    waiting = list(added)
+
+    def release() -> None:
+        progress = True
+        while progress:
+            progress = False
+            for node in list(waiting):
+                if all(name in ready for name in node.input):
+                    ordered.append(node)
+                    ready.update(node.output)
+                    waiting.remove(node)
+                    progress = True
+
+    release()
+    for node in original:
+        ordered.append(node)
+        ready.update(node.output)
+        release()
+    ordered += waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def _batch_param(model: onnx.ModelProto, input_name: str) -> str:

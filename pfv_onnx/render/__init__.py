@@ -12,8 +12,8 @@ from .images import (
     mosaic,
     overlay,
     to_uint8,
-    write_png,
 )
+from .png import encode_png, write_png
 
 __all__ = [
     "BAR_COLOURS",
@@ -21,6 +21,7 @@ __all__ = [
     "Section",
     "bars",
     "colour_map",
+    "encode_png",
     "labelled_grid",
     "line_chart",
     "mark",
