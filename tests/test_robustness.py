@@ -14,6 +14,7 @@ from PIL import Image
 
 import graphs
 from pfv_onnx import PFV, ImageError, ModelError, PFVError, bundled, export, tap_model
+from pfv_onnx.apps import explain as explain_app
 from pfv_onnx.cli import main
 from pfv_onnx.preprocess import MAX_PIXELS, load_image
 
@@ -154,12 +155,34 @@ def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch, w
             assert p.read_bytes() == (reference / p.relative_to(out)).read_bytes()  # whole, and right
 
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 0
-    assert not (out / ".pfv-run.json").exists()
+    assert not (out / ".pfv-run.jsonl").exists()
     for picture in reference.rglob("*.png"):
         assert (out / picture.relative_to(reference)).read_bytes() == picture.read_bytes()
     a = json.loads((reference / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
     assert a["images"] == b["images"] and a["batches"] == b["batches"]
+
+
+def test_the_journal_grows_a_line_per_batch_and_survives_a_cut_last_line(tmp_path, monkeypatch):
+    photos = [str(p) for p in bundled.sample_images()]
+    out = tmp_path / "run"
+
+    def interrupted_summary(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explain_app, "write_summary", interrupted_summary)  # every batch done, no report yet
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 130
+    monkeypatch.undo()
+    journal = out / ".pfv-run.jsonl"
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 4 and "key" in json.loads(lines[0]) and sorted(json.loads(x)["index"] for x in lines[1:]) == [0, 1, 2]
+    kept = [lines[0]] + [x for x in lines[1:] if json.loads(x)["index"] == 0]
+    journal.write_text("\n".join(kept) + '\n{"index": 1, "batch": {"ind')  # as if cut while recording batch 1
+    (out / "images" / f"{Path(photos[4]).stem}_pfv.png").unlink()  # batch 1 is done again, so this comes back
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [b["index"] for b in summary["batches"]] == [0, 1, 2] and len(summary["images"]) == len(photos)
+    assert (out / "images" / f"{Path(photos[4]).stem}_pfv.png").exists() and not journal.exists()
 
 
 def test_resuming_with_other_options_is_refused(tmp_path, monkeypatch):

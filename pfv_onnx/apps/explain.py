@@ -1,7 +1,7 @@
 """``pfv-onnx explain``: PFV of image files and folders, batch by batch, written as pictures and a report.
 
-A run keeps its progress in ``OUT/.pfv-run.json``: after each batch, what it wrote and which inputs it had
-to skip. An interrupted run (Ctrl-C, a crash) leaves only whole files behind, and the same command run
+A run keeps its progress in ``OUT/.pfv-run.jsonl``: a line per finished batch, what it wrote and which
+inputs it had to skip. An interrupted run (Ctrl-C, a crash) leaves only whole files behind, and the same command run
 again continues with the first unfinished batch. The state file goes once ``summary.json`` is written.
 """
 
@@ -29,7 +29,7 @@ from ..report import PICTURES, build_summary, unique_names, write_batch, write_s
 # Without --batch, all inputs form one batch unless there are more than this; then they are split in order
 # into the fewest batches of at most this many images, as equal in size as possible.
 MAX_BATCH = 64
-STATE_FILE = ".pfv-run.json"
+STATE_FILE = ".pfv-run.jsonl"
 PREFETCH = 2  # batches decoded ahead of the one that runs
 IN_FLIGHT = 2  # batches still being finished, drawn and written behind it
 # Measured on 2 cores: at niceness 10 the workers take the idle time the forward pass leaves (its
@@ -54,13 +54,7 @@ def _start(out: Path, key: dict, overwrite: bool) -> dict:
     """The run's state: a fresh one, or that of an interrupted run of the same command to resume."""
     if out.exists() and not out.is_dir():
         raise PFVError(f"{out}: exists and is not a folder")
-    state_path = out / STATE_FILE
-    previous = None
-    if state_path.is_file():
-        try:
-            previous = json.loads(state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = None
+    previous = _read_journal(out / STATE_FILE)
     if not overwrite:
         if (out / "summary.json").exists():
             raise PFVError(f"{out}: holds a report already (use --overwrite to replace it)")
@@ -70,12 +64,33 @@ def _start(out: Path, key: dict, overwrite: bool) -> dict:
             raise PFVError(f"{out}: holds an unfinished run of other inputs or options (use --overwrite, or the same command)")
         if out.is_dir() and any(out.iterdir()):
             raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / STATE_FILE) as tmp:
+        tmp.write_text(json.dumps({"key": key}) + "\n", encoding="utf-8")
     return {"key": key, "batches": {}}
 
 
-def _save_state(out: Path, state: dict) -> None:
-    with atomic_path(out / STATE_FILE) as tmp:
-        tmp.write_text(json.dumps(state), encoding="utf-8")
+def _read_journal(path: Path) -> dict | None:
+    """The state kept in ``path``: the run's key on the first line, then one line per finished batch (so a
+    run of many batches appends a line each instead of rewriting all of them). A last line cut short by a
+    crash is ignored: that batch is done again."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        state = {"key": json.loads(lines[0])["key"], "batches": {}}
+    except (OSError, ValueError, IndexError, KeyError, TypeError):
+        return None
+    for line in lines[1:]:
+        try:
+            entry = json.loads(line)
+            state["batches"][str(entry.pop("index"))] = entry
+        except (ValueError, KeyError, AttributeError):
+            break
+    return state
+
+
+def _record_batch(out: Path, index: int, entry: dict) -> None:
+    with open(out / STATE_FILE, "a", encoding="utf-8") as journal:
+        journal.write(json.dumps({"index": index, **entry}) + "\n")
 
 
 def explain(
@@ -109,9 +124,7 @@ def explain(
     description["options"]["pictures"] = list(pictures)
     key = {field: description[field] for field in ("model", "options", "taps", "final", "basis")}
     key["inputs"] = [str(p) for p in paths]
-    state = _start(out, key, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    _save_state(out, state)  # before any picture: a run stopped from here on can be resumed
+    state = _start(out, key, overwrite)  # before any picture: a run stopped from here on can be resumed
 
     progress = Progress(len(paths), enabled=show_progress)
     started = time.perf_counter()
@@ -130,13 +143,9 @@ def explain(
         if job is not None:
             timings, written = job.result()
             timings = {**timings, **written.wait()}
-        state["batches"][str(index)] = {
-            "batch": written.batch if written else None,
-            "images": written.images if written else [],
-            "skipped": skipped,
-            "timings": timings,
-        }
-        _save_state(out, state)
+        entry = {"batch": written.batch if written else None, "images": written.images if written else [], "skipped": skipped, "timings": timings}
+        state["batches"][str(index)] = entry
+        _record_batch(out, index, entry)
         progress.update(len(plan[index]))
 
     def visualise_and_write(index: int, features, crops: np.ndarray, kept: list[int], timings: dict[str, float]):
