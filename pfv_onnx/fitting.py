@@ -42,7 +42,7 @@ def _batches(pfv: PFV, paths: Sequence[Path], batch_size: int):
                 except ImageError as exc:
                     skipped.append({"source": str(path), "reason": str(exc)})
             if pixels:
-                yield pfv.forward(pfv.model_input(np.stack(pixels))), kept
+                yield pfv.forward(pfv.model_input(np.stack(pixels)), maps=True), kept
 
     return generate(), skipped
 

@@ -39,7 +39,8 @@ class Features:
 
     Attributes:
         final: ``(B, C, h, w)`` float32, ``F_N``.
-        maps: one ``(B, h_l, w_l)`` float32 channel-sum map per earlier tap, in graph order.
+        maps: one ``(B, h_l, w_l)`` float32 channel-sum map per earlier tap, in graph order; empty when the
+            graph computed ``A^b`` and they were not asked for (they stay on the device).
         activation: ``(B, H0, W0)`` float32 ``A^b`` when the graph computed it, else ``None``.
         logits: ``(B, K)`` float32 model output when kept, else ``None``.
     """
@@ -269,8 +270,14 @@ class PFV:
         spec = self.input
         return to_model_input(pixels, self.preset, spec.layout, spec.channels, spec.dtype)
 
-    def forward(self, batch: np.ndarray) -> Features:
-        """One forward pass (in chunks) of a preprocessed batch in the model's layout."""
+    def forward(self, batch: np.ndarray, maps: bool | None = None) -> Features:
+        """One forward pass (in chunks) of a preprocessed batch in the model's layout.
+
+        Args:
+            maps: also fetch the per-layer maps ``A_l``. Default: when the rest of PFV needs them, that is
+                when the graph does not compute ``A^b``, for the hierarchical weighting, and with a fitted
+                basis; otherwise only ``F_N``, ``A^b`` and the logits leave onnxruntime.
+        """
         spec = self.input
         expected = (spec.channels, *self.size) if spec.layout == "NCHW" else (*self.size, spec.channels)
         if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
@@ -279,12 +286,15 @@ class PFV:
             raise PFVError("no images to run")
         outputs = self.tapped.outputs
         logits = self._logits_output
-        names = [outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else []), *([logits] if logits else [])]
+        if maps is None:
+            maps = self.hierarchical or self.basis is not None
+        layer_maps = list(outputs.maps) if maps or outputs.activation is None else []
+        names = [outputs.final, *layer_maps, *([outputs.activation] if outputs.activation else []), *([logits] if logits else [])]
         values = self.session.run(np.ascontiguousarray(batch, dtype=spec.dtype), names, self.chunk_size)
         as32 = lambda name: np.asarray(values[name], dtype=np.float32)  # noqa: E731  (fp16 models)
         return Features(
             final=as32(outputs.final),
-            maps=[as32(name)[:, 0] for name in outputs.maps],
+            maps=[as32(name)[:, 0] for name in layer_maps],
             activation=as32(outputs.activation)[:, 0] if outputs.activation else None,
             logits=as32(logits).reshape(batch.shape[0], -1) if logits else None,
         )

@@ -109,9 +109,15 @@ def test_activation_in_graph_equals_numpy():
     out = Session(tapped.model).run(x, names)
     expected = total_activation([out[m][:, 0] for m in tapped.outputs.maps], (32, 32))
     np.testing.assert_allclose(out[tapped.outputs.activation][:, 0], expected, rtol=1e-5, atol=1e-4)
-    a = PFV(model, activation_in_graph=True)(x)
+    in_graph = PFV(model, activation_in_graph=True)
+    a = in_graph(x)
     b = PFV(model, activation_in_graph=False)(x)
     np.testing.assert_allclose(a.rgb, b.rgb, atol=1e-5)
+    # With A^b from the graph only F_N, A^b and the logits leave onnxruntime, unless the maps are needed.
+    assert a.features.maps == [] and len(in_graph.forward(x, maps=True).maps) == len(tapped.outputs.maps)
+    hierarchical = [PFV(model, activation_in_graph=flag, hierarchical=True)(x) for flag in (True, False)]
+    assert len(hierarchical[0].features.maps) == len(tapped.outputs.maps)
+    np.testing.assert_allclose(hierarchical[0].rgb, hierarchical[1].rgb, atol=1e-5)
 
 
 @pytest.mark.parametrize("n_in, n_out", [(7, 224), (13, 32), (32, 13), (1, 5), (55, 224)])

@@ -152,7 +152,7 @@ def _probe(pfv: PFV, classes: dict[str, list[Path]], names: list[str], sim: np.n
         raise PFVError("--probe needs at least two readable images per class")
     pooled = []
     for start in range(0, len(crops), 32):
-        pooled.append(pfv.forward(pfv.model_input(np.stack(crops[start : start + 32]))).final.mean(axis=(2, 3)))
+        pooled.append(pfv.forward(pfv.model_input(np.stack(crops[start : start + 32])), maps=False).final.mean(axis=(2, 3)))
     features = np.concatenate(pooled)
     train, test = stratified_split(labels, TEST_SHARE, seed)
     model = fit_probe(features[train], labels[train], len(names))
