@@ -20,14 +20,18 @@ from pfv_onnx.runtime import Session
 @dataclass
 class Overhead:
     """Medians in seconds. ``pfv_s`` is what replaces the bare forward pass: PFV's forward, decomposition
-    and weighting on the same preprocessed batch; ``ratio`` is ``pfv_s / bare_s``. Preprocessing, drawing
-    and PNG encoding are reported beside it (the bare pass has no counterpart for them)."""
+    and weighting on the same preprocessed batch; ``ratio`` is ``pfv_s / bare_s``, both run in the same
+    chunks of ``chunk`` images (PFV's default for the provider). ``bare_one_call_s`` is the bare pass of the
+    whole batch in one call, as a plain script runs it. Preprocessing, drawing and PNG encoding are reported
+    beside it (the bare pass has no counterpart for them)."""
 
     model: str
     batch: int
     provider: str
     runs: int
+    chunk: int
     bare_s: float
+    bare_one_call_s: float
     pfv_s: float
     ratio: float
     stages: dict[str, float] = field(default_factory=dict)
@@ -35,14 +39,15 @@ class Overhead:
     def row(self) -> str:
         ms = {k: f"{v * 1e3:.1f}" for k, v in self.stages.items()}
         return (
-            f"| {self.model} | {self.batch} | {self.provider} | {self.bare_s * 1e3:.1f} | {self.pfv_s * 1e3:.1f} | **{self.ratio:.3f}** "
+            f"| {self.model} | {self.batch} | {self.provider} | {self.chunk} | {self.bare_one_call_s * 1e3:.1f} | {self.bare_s * 1e3:.1f} "
+            f"| {self.pfv_s * 1e3:.1f} | **{self.ratio:.3f}** "
             f"| {ms['forward']} | {ms['decomposition']} | {ms['weighting']} | {ms['preprocess']} | {ms['render']} | {ms['png_encode']} |"
         )
 
 
 HEADER = (
-    "| model | batch | provider | bare forward (ms) | PFV (ms) | PFV / bare | forward | decomposition | weighting "
-    "| preprocess | render | PNG encode |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| model | batch | provider | chunk | bare, one call (ms) | bare, in chunks (ms) | PFV (ms) | PFV / bare | forward | decomposition "
+    "| weighting | preprocess | render | PNG encode |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -53,37 +58,36 @@ def sample_paths(batch: int) -> list[Path]:
 
 
 def measure(name: str, model: onnx.ModelProto | str, batch: int, runs: int = 7, provider: str = "CPUExecutionProvider") -> Overhead:
-    """Medians over ``runs`` interleaved pairs (bare, PFV), the order alternating, after one warm-up each.
+    """Medians over ``runs`` interleaved rounds (bare in PFV's chunks, PFV, bare in one call), the order
+    rotating, after one warm-up each.
 
-    Both sessions see the same preprocessed batch in one call and have the same options; thread spinning is
-    off in both (a session that spins after its run steals a core from what runs next in the process: the
-    other session, or the NumPy core), so the comparison measures PFV, not the interleaving.
+    All sessions see the same preprocessed batch and have the same options; thread spinning is off in all
+    (a session that spins after its run steals a core from what runs next in the process: the other
+    session, or the NumPy core), so the comparison measures PFV, not the interleaving.
     """
     source = load_model(bundled.resolve_model(model) if isinstance(model, str) else model)
-    pfv = PFV(source, providers=[provider], chunk_size=None)
+    pfv = PFV(source, providers=[provider])
     bare = Session(source, providers=[provider], spin=False)
     paths = sample_paths(batch)
     x, pixels, names = pfv.preprocess(paths)
-    bare.run(x)
-    pfv.run(x, pixels, names)
-    bare_t, pfv_t, stages = [], [], {k: [] for k in ("forward", "decomposition", "weighting", "preprocess", "render", "png_encode")}
-
-    def run_bare() -> None:
-        start = time.perf_counter()
-        bare.run(x)
-        bare_t.append(time.perf_counter() - start)
+    times: dict[str, list[float]] = {"bare": [], "pfv": [], "one_call": []}
+    stages: dict[str, list[float]] = {k: [] for k in ("forward", "decomposition", "weighting", "preprocess", "render", "png_encode")}
 
     def run_pfv() -> None:
-        start = time.perf_counter()
         result = pfv.run(x, pixels, names)
-        pfv_t.append(time.perf_counter() - start)
         for stage in ("forward", "decomposition", "weighting"):
             stages[stage].append(result.timings[stage])
 
+    steps = {"bare": lambda: bare.run(x, chunk_size=pfv.chunk_size), "pfv": run_pfv, "one_call": lambda: bare.run(x)}
+    for step in steps.values():
+        step()
+    for key in stages:
+        stages[key].clear()
     for i in range(runs):
-        first, second = (run_bare, run_pfv) if i % 2 == 0 else (run_pfv, run_bare)
-        first()
-        second()
+        for key in list(steps)[i % 3 :] + list(steps)[: i % 3]:
+            start = time.perf_counter()
+            steps[key]()
+            times[key].append(time.perf_counter() - start)
     # Beside the comparison: decoding the files, and drawing and writing the pictures (one thread).
     result = pfv.run(x, pixels, names)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,10 +98,10 @@ def measure(name: str, model: onnx.ModelProto | str, batch: int, runs: int = 7, 
             written = write_batch(Path(tmp), result, 0).wait()
             stages["render"].append(written["render"])
             stages["png_encode"].append(written["png_encode"])
-    med = statistics.median
+    med = {k: statistics.median(v) for k, v in times.items()}
     return Overhead(
-        name, batch, provider.replace("ExecutionProvider", ""), runs, med(bare_t), med(pfv_t), med(pfv_t) / med(bare_t),
-        {k: med(v) for k, v in stages.items()},
+        name, batch, provider.replace("ExecutionProvider", ""), runs, pfv.chunk_size or batch, med["bare"], med["one_call"],
+        med["pfv"], med["pfv"] / med["bare"], {k: statistics.median(v) for k, v in stages.items()},
     )
 
 

@@ -54,6 +54,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", choices=SOLVERS, default="auto", help="PCA solver (default: chosen by shape)")
     parser.add_argument("--resize", choices=RESIZE_MODES, default="crop", help="crop: the ImageNet evaluation crop (default); stretch: the whole photo")
     parser.add_argument("--provider", action="append", help="onnxruntime execution provider, e.g. CUDA or CPU (repeatable; default: CUDA if available, else CPU)")
+    parser.add_argument("--chunk", type=_positive, help="images per inference call (default: 8 on the CPU, 32 on a GPU); the results do not depend on it")
 
 
 def _pfv_command(commands, name: str, help: str) -> argparse.ArgumentParser:
@@ -130,6 +131,7 @@ def _open(args: argparse.Namespace, basis: str | None = None):
         layers=args.layers,
         final=args.final,
         providers=args.provider,
+        chunk_size=args.chunk or "auto",
         preset=args.preset,
         n_components=args.components,
         hierarchical=args.hierarchical,

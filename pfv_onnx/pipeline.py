@@ -16,17 +16,31 @@ from pathlib import Path
 import numpy as np
 import onnx
 from PIL import Image
-from threadpoolctl import ThreadpoolController
 
 from . import __version__, bundled
 from .basis_file import check_basis, load_basis, save_basis
 from .core import FittedBasis, Visualisation, transform, visualise
 from .core.decomposition import SOLVERS
 from .errors import ImageError, PFVError
-from .graph import InputSpec, LinearHead, image_input, linear_head, load_model, model_sha256
-from .preprocess import RESIZE_MODES, Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
+from .graph import (
+    InputSpec,
+    LinearHead,
+    image_input,
+    linear_head,
+    load_model,
+    model_sha256,
+)
+from .preprocess import (
+    RESIZE_MODES,
+    Preset,
+    expand_inputs,
+    fit_image,
+    get_preset,
+    to_image,
+    to_model_input,
+)
 from .report import build_summary, write_batch, write_summary
-from .runtime import Session, resolve_providers
+from .runtime import Session, default_chunk, resolve_providers, single_threaded
 from .tapping import TappedModel, tap_model
 
 ImageLike = str | Path | Image.Image | np.ndarray
@@ -143,7 +157,9 @@ class PFV:
             ``preset`` entry, else ``imagenet``.
         n_components, hierarchical, n_sigma, solver: the method's options (:func:`pfv_onnx.core.visualise`).
         keep_logits: keep the model's own output for predictions.
-        chunk_size: images per inference call for a dynamic batch (a fixed batch runs in its own size).
+        chunk_size: images per inference call for a dynamic batch (a fixed batch runs in its own size);
+            ``"auto"``: 8 on the CPU (cache-sized chunks are faster there), 32 on an accelerator; ``None``:
+            the whole batch in one call. The decomposition spans the whole batch whatever the chunks.
             The PCA always spans every image of the call.
         resize: ``crop`` (ImageNet evaluation crop) or ``stretch`` (whole photo).
         activation_in_graph: compute ``A^b`` at full size inside the graph; default on for CUDA, off on
@@ -172,7 +188,7 @@ class PFV:
         n_sigma: float = 1.0,
         solver: str = "auto",
         keep_logits: bool = True,
-        chunk_size: int | None = 32,
+        chunk_size: int | str | None = "auto",
         resize: str = "crop",
         activation_in_graph: bool | None = None,
         threads: int | None = None,
@@ -188,8 +204,8 @@ class PFV:
             raise PFVError(f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
         if resize not in RESIZE_MODES:
             raise PFVError(f"unknown resize mode {resize!r} (choose from {', '.join(RESIZE_MODES)})")
-        if chunk_size is not None and chunk_size < 1:
-            raise PFVError(f"chunk_size must be at least 1, got {chunk_size}")
+        if chunk_size is not None and chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size >= 1):
+            raise PFVError(f"chunk_size must be a positive integer, 'auto' or None, got {chunk_size!r}")
         resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
         self.model_path = str(resolved) if isinstance(resolved, (str, Path)) else None
         source = load_model(resolved)
@@ -208,7 +224,7 @@ class PFV:
         self.hierarchical = hierarchical
         self.n_sigma = n_sigma
         self.solver = solver
-        self.chunk_size = chunk_size
+        self.chunk_size = default_chunk(self.providers) if chunk_size == "auto" else chunk_size
         self.resize = resize
         self._labels = list(labels) if labels is not None else None
         self._options = {"layers": list(layers) if layers else None, "final": final, "preset": self.preset.name,
@@ -314,7 +330,7 @@ class PFV:
     def visualise(self, features: Features, basis: FittedBasis | None = None) -> Visualisation:
         """The NumPy part of PFV on the features of one analysis batch, relative to the batch or with
         ``basis``."""
-        with one_blas_thread():
+        with single_threaded():
             if basis is not None:
                 return transform(features.final, features.maps, self.size, basis, activation=features.activation)
             return self._visualise(features)
@@ -493,22 +509,6 @@ class PFV:
         if logits is not None and logits.shape[1] == 1000:
             return bundled.imagenet_labels()
         return None
-
-
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """A context in which BLAS runs on one thread.
-
-    OpenBLAS's idle threads keep spinning after a multi-threaded call and steal the cores from the next
-    forward pass (measured: +40% on MobileNetV2), for a PCA that gains ~3 ms. The limit is process-wide:
-    code that visualises from several threads at once holds it around all of them, so that one thread
-    leaving it does not lift it under another.
-    """
-    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _metadata(model: onnx.ModelProto, key: str) -> str | None:

@@ -27,6 +27,8 @@ def test_presets(name):
     nchw = to_model_input(pixels, preset, "NCHW", 3, np.dtype(np.float32))
     nhwc = to_model_input(pixels, preset, "NHWC", 3, np.dtype(np.float32))
     np.testing.assert_array_equal(nchw.transpose(0, 2, 3, 1), nhwc)
+    assert nchw.flags.c_contiguous and nhwc.flags.c_contiguous  # what onnxruntime reads without a copy
+    np.testing.assert_array_equal(to_model_input(pixels, preset, "NCHW", 3, np.dtype(np.float16)), nchw.astype(np.float16))
     expected = (pixels - np.array(preset.mean)) / np.array(preset.std)
     if preset.bgr:
         expected = expected[..., ::-1]

@@ -124,3 +124,13 @@ def test_each_channel_sum_runs_right_after_its_tap(mobilenet):
     source = onnx.load(str(bundled.model_path()))
     own = [node.name for node in source.graph.node]
     assert [node.name for node in nodes if node.name in set(own)] == own
+
+
+def test_chunks_change_the_speed_not_the_outputs(mobilenet, animals):
+    """Forward passes in chunks of any size give the same numbers to the bit (so the default chunk, 8 on
+    the CPU, is only a matter of speed)."""
+    assert mobilenet.chunk_size == 8
+    x = mobilenet.preprocess(animals)[0]
+    runs = [mobilenet.session.run(x, chunk_size=size) for size in (None, 4, 1)]
+    for name in runs[0]:
+        assert all(np.array_equal(runs[0][name], other[name]) for other in runs[1:]), name

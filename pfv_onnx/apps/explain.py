@@ -21,10 +21,11 @@ import numpy as np
 
 from ..errors import ImageError, PFVError
 from ..files import atomic_path
-from ..pipeline import PFV, one_blas_thread
+from ..pipeline import PFV
 from ..preprocess import expand_inputs
 from ..progress import Progress
 from ..report import PICTURES, build_summary, unique_names, write_batch, write_summary
+from ..runtime import single_threaded
 
 # Without --batch, all inputs form one batch unless there are more than this; then they are split in order
 # into the fewest batches of at most this many images, as equal in size as possible.
@@ -152,7 +153,7 @@ def explain(
         result = pfv.result(features, crops, [names[i] for i in kept], timings)
         return dict(result.timings), write_batch(out, result, index, [str(paths[i]) for i in kept], pool, pictures)
 
-    with one_blas_thread():  # the batches are visualised in several threads at once
+    with single_threaded():  # held around the whole run: its batches are visualised in several threads at once
         try:
             for k in range(PREFETCH):
                 decode_ahead(k)

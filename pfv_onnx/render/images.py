@@ -22,8 +22,12 @@ def colour_map(values: np.ndarray, lo: float | None = None, hi: float | None = N
     lo = float(values.min()) if lo is None else lo
     hi = float(values.max()) if hi is None else hi
     scaled = np.zeros(values.shape, np.float32) if hi <= lo else (values - lo) / (hi - lo)
-    bgr = cv2.applyColorMap(to_uint8(scaled), cv2.COLORMAP_VIRIDIS)
-    return np.ascontiguousarray(bgr[..., ::-1])
+    return cv2.applyColorMap(to_uint8(scaled), _VIRIDIS_RGB)
+
+
+# OpenCV's viridis as a 256-entry lookup table in RGB order: OpenCV applies it as it is, so the picture
+# comes out RGB without a channel swap.
+_VIRIDIS_RGB = np.ascontiguousarray(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_VIRIDIS)[:, :, ::-1])
 
 
 def overlay(colours: np.ndarray, image: np.ndarray, alpha: float = 0.6) -> np.ndarray:

@@ -1,10 +1,12 @@
-"""PNG files of uint8 pictures, encoded for speed: PNG encoding is the largest cost of a folder run.
+"""PNG files of uint8 pictures, encoded for speed: PNG encoding is the largest cost of a folder run after
+the forward pass.
 
 Each row is stored as its difference from the row above (PNG's "up" filter, which turns the smooth PFV
-pictures into runs of small numbers) and compressed with zlib's Huffman-only strategy. For 224 x 224 pictures
-this takes about 0.7 ms, under half of OpenCV's encoder with the same options and a third of Pillow's
-fastest, for files about a third the size of uncompressed ones. NumPy and zlib release the GIL, so
-threads encode in parallel.
+pictures into runs of small numbers) and deflated by Intel ISA-L (the ``isal`` package) at its fastest
+level: about 0.15 ms for a 224 x 224 picture, 7x faster than zlib's Huffman-only strategy and 10x faster
+than OpenCV's or Pillow's encoders, for files a quarter to a third the size of uncompressed ones. Where
+``isal`` is missing, zlib's Huffman-only strategy stands in (same pictures, other bytes). NumPy and the
+compressors release the GIL, so threads encode in parallel.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+try:
+    from isal import isal_zlib
+except ImportError:  # isal is a dependency; an install without it still writes PNGs
+    isal_zlib = None
 
 from ..files import atomic_path
 
@@ -34,10 +41,17 @@ def encode_png(picture: np.ndarray) -> bytes:
     rows[:, 0] = _UP
     rows[0, 1:] = flat[0]  # the first row has zeros above it: "up" leaves it as it is
     np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
-    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-    data = deflate.compress(rows) + deflate.flush()
+    data = _deflate(rows)
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[picture.ndim], 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def _deflate(rows: np.ndarray) -> bytes:
+    """The zlib stream of the filtered rows (an IDAT chunk's content)."""
+    if isal_zlib is not None:
+        return isal_zlib.compress(rows, 0)
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    return deflate.compress(rows) + deflate.flush()
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

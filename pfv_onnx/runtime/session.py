@@ -16,6 +16,20 @@ from ..graph import weights_dir
 PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
+# Images per inference call when the caller names no chunk size. On the CPU small chunks keep a chunk's
+# activations in the cache: measured on 2 cores, MobileNetV2 and EfficientNet-Lite0 run 14-17% faster per
+# image in chunks of 8 than in one call of 32 (20% in chunks of 4), while VGG16 and ResNet50 stay within
+# 2.5% (chunks of 4 cost them up to 4%). Outputs are the same to the bit whatever the chunk. Accelerators
+# take larger batches.
+DEFAULT_CHUNK = {"CPUExecutionProvider": 8}
+ACCELERATOR_CHUNK = 32
+
+
+def default_chunk(providers: Sequence[str]) -> int:
+    """Images per call on the first of ``providers`` (see :data:`DEFAULT_CHUNK`)."""
+    return DEFAULT_CHUNK.get(providers[0], ACCELERATOR_CHUNK) if providers else ACCELERATOR_CHUNK
+
+
 def onnxruntime() -> ModuleType:
     """The onnxruntime module, or a one-line error naming the extras that install it."""
     try:
