@@ -173,7 +173,8 @@ def weigh(
     channels = shown.shape[-1]
     fill_activation = activation is None
     activation = np.empty((batch, *size), dtype=np.float32) if fill_activation else np.asarray(activation, dtype=np.float32)
-    rgb = np.zeros((batch, *size, RGB), dtype=np.float32)
+    # Every value is written below when all three colours are used; a missing colour stays black (0).
+    rgb = (np.empty if channels == RGB else np.zeros)((batch, *size, RGB), dtype=np.float32)
     stats = ValueStats()
     scratch = np.empty(size, dtype=np.float32)
     spread = np.empty((*size, channels), dtype=np.float32)
