@@ -122,6 +122,13 @@ def results_markdown(data: dict) -> str:
         "",
         overhead.HEADER,
         *[overhead.Overhead(**r).row() for r in data["results"]],
+        "",
+        "*PFV / bare* compares PFV with the bare model run the same way: in PFV's chunks (its default for the provider,",
+        "8 images per inference call on the CPU). *bare, one call* is the whole batch in one call, as a plain script runs",
+        "it; on the CPU, chunks that fit the cache make the light models faster, for the bare pass and PFV alike. The",
+        "*forward* column is PFV's forward pass: the model plus the channel sums of the taps inside the graph (a 1x1",
+        "convolution per tap, one multiply-add per channel and pixel). *decomposition* is the PCA of `F_N`; *weighting*",
+        "is upsampling, weighting by `A^b` and the joint normalisation.",
     ]
     for provider, reason in data["unusable"].items():
         lines += ["", f"{provider}: installed but not usable here ({reason})."]
@@ -131,8 +138,10 @@ def results_markdown(data: dict) -> str:
                   "machine with onnxruntime-gpu and a GPU (`pip install -e '.[gpu]'`, then `python -m benchmarks`)."]
     if data["throughput"]:
         lines += ["", "## Folders at scale", "", "`pfv-onnx explain` against a plain loop that only decodes, preprocesses and runs the bare",
-                  "forward pass on the same files (batches of 32, the shipped gcompris5 photos copied round-robin); each run a",
-                  "process of its own, for its peak resident memory.", "", throughput.HEADER, *[throughput.row(r) for r in data["throughput"]]]
+                  "forward pass on the same files (batches of 32, the shipped gcompris5 photos copied round-robin): one inference",
+                  "call per batch, as a script would, and in chunks of 8 images, as PFV runs its forward passes on the CPU. Each",
+                  "run is a process of its own, for its peak resident memory; medians of three runs in rotating order.", "",
+                  throughput.HEADER, *[throughput.row(r) for r in data["throughput"]]]
     if data["torch"]:
         lines += ["", "## The PyTorch reference", "", "The paper's method in PyTorch with forward hooks, on the same weights as the ONNX model.",
                   "", torch_reference.HEADER, *[torch_reference.row(r) for r in data["torch"]]]
