@@ -139,7 +139,8 @@ def results_markdown(data: dict) -> str:
     if data["throughput"]:
         lines += ["", "## Folders at scale", "", "`pfv-onnx explain` against a plain loop that only decodes, preprocesses and runs the bare",
                   "forward pass on the same files (batches of 32, the shipped gcompris5 photos copied round-robin): one inference",
-                  "call per batch, as a script would, and in chunks of 8 images, as PFV runs its forward passes on the CPU. Each",
+                  f"call per batch, as a script would, and in chunks of {throughput.PLAIN['plain-chunked']} images, as PFV runs its "
+                  "forward passes on the CPU. Each",
                   "run is a process of its own, for its peak resident memory; medians of three runs in rotating order.", "",
                   throughput.HEADER, *[throughput.row(r) for r in data["throughput"]]]
     if data["torch"]:

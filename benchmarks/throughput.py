@@ -20,7 +20,8 @@ import numpy as np
 
 from pfv_onnx import PFV, bundled
 from pfv_onnx.graph import image_input, load_model
-from pfv_onnx.preprocess import expand_inputs, fit_image, get_preset, load_image, to_model_input
+from pfv_onnx.pipeline import model_preset
+from pfv_onnx.preprocess import expand_inputs, fit_image, load_image, to_model_input
 from pfv_onnx.runtime import Session, default_chunk
 
 BATCH = 32
@@ -41,7 +42,7 @@ def plain_loop(folder: Path, chunk: int | None = None) -> int:
     source = load_model(bundled.model_path())
     session = Session(source)
     spec = image_input(source)
-    preset = get_preset({p.key: p.value for p in source.metadata_props}.get("preset", "imagenet"))
+    preset = model_preset(source)
     paths = expand_inputs([folder])
     for start in range(0, len(paths), BATCH):
         pixels = np.stack([fit_image(load_image(p), spec.size_or_default) for p in paths[start : start + BATCH]])
@@ -99,7 +100,7 @@ def compare(counts: list[int], work: Path, repeats: int = 3) -> list[dict]:
 
 
 HEADER = (
-    "| images | pictures per image | plain loop (images/s) | plain loop in chunks of 8 (images/s) | explain (images/s) "
+    f"| images | pictures per image | plain loop (images/s) | plain loop in chunks of {PLAIN['plain-chunked']} (images/s) | explain (images/s) "
     "| explain / plain | explain / plain in chunks | PNGs written | peak memory, plain (MB) | peak memory, explain (MB) |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
 )

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit = _pfv_command(commands, "fit", "fit a basis on a dataset, so that colours mean the same in every batch")
     fit.add_argument("inputs", nargs="+", metavar="DATA", help="image files or folders of images")
     fit.add_argument("--out", required=True, help="the basis file to write (.npz)")
-    fit.add_argument("--batch", type=_positive, default=32, help="images per forward pass (default 32; the basis does not depend on it)")
+    fit.add_argument("--batch", type=_positive, default=32, help="images read and run at a time (default 32; the basis does not depend on it)")
     fit.add_argument("--dask", metavar="ADDRESS", help="fit on Dask: a scheduler address, or 'local' for a local cluster of two worker processes")
     fit.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     fit.add_argument("--quiet", action="store_true", help="no closing line")

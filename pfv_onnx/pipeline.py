@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,14 +54,14 @@ class Features:
 
     Attributes:
         final: ``(B, C, h, w)`` float32, ``F_N``.
-        maps: one ``(B, h_l, w_l)`` float32 channel-sum map per earlier tap, in graph order; empty when the
-            graph computed ``A^b`` and they were not asked for (they stay on the device).
+        maps: one ``(B, h_l, w_l)`` float32 channel-sum map per earlier tap, in graph order; ``None`` when
+            the graph computed ``A^b`` and they were not fetched (they stayed in onnxruntime).
         activation: ``(B, H0, W0)`` float32 ``A^b`` when the graph computed it, else ``None``.
         logits: ``(B, K)`` float32 model output when kept, else ``None``.
     """
 
     final: np.ndarray
-    maps: list[np.ndarray]
+    maps: list[np.ndarray] | None
     activation: np.ndarray | None = None
     logits: np.ndarray | None = None
 
@@ -159,8 +160,8 @@ class PFV:
         keep_logits: keep the model's own output for predictions.
         chunk_size: images per inference call for a dynamic batch (a fixed batch runs in its own size);
             ``"auto"``: 8 on the CPU (cache-sized chunks are faster there), 32 on an accelerator; ``None``:
-            the whole batch in one call. The decomposition spans the whole batch whatever the chunks.
-            The PCA always spans every image of the call.
+            the whole batch in one call. The decomposition spans every image of the call whatever the
+            chunks.
         resize: ``crop`` (ImageNet evaluation crop) or ``stretch`` (whole photo).
         activation_in_graph: compute ``A^b`` at full size inside the graph; default on for CUDA, off on
             the CPU, where upsampling the small per-layer maps in OpenCV costs less.
@@ -204,7 +205,8 @@ class PFV:
             raise PFVError(f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
         if resize not in RESIZE_MODES:
             raise PFVError(f"unknown resize mode {resize!r} (choose from {', '.join(RESIZE_MODES)})")
-        if chunk_size is not None and chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        positive = isinstance(chunk_size, numbers.Integral) and not isinstance(chunk_size, bool) and chunk_size >= 1
+        if not (chunk_size is None or chunk_size == "auto" or positive):
             raise PFVError(f"chunk_size must be a positive integer, 'auto' or None, got {chunk_size!r}")
         resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
         self.model_path = str(resolved) if isinstance(resolved, (str, Path)) else None
@@ -219,12 +221,12 @@ class PFV:
         )
         # No spinning: the NumPy core runs right after each forward pass and needs the cores.
         self.session = Session(self.tapped.model, self.providers, threads, spin=False)
-        self.preset: Preset = get_preset(preset or _metadata(source, PRESET_METADATA_KEY) or "imagenet")
+        self.preset: Preset = model_preset(source, preset)
         self.n_components = n_components
         self.hierarchical = hierarchical
         self.n_sigma = n_sigma
         self.solver = solver
-        self.chunk_size = default_chunk(self.providers) if chunk_size == "auto" else chunk_size
+        self.chunk_size = default_chunk(self.providers) if chunk_size == "auto" else (None if chunk_size is None else int(chunk_size))
         self.resize = resize
         self._labels = list(labels) if labels is not None else None
         self._options = {"layers": list(layers) if layers else None, "final": final, "preset": self.preset.name,
@@ -290,9 +292,9 @@ class PFV:
         """One forward pass (in chunks) of a preprocessed batch in the model's layout.
 
         Args:
-            maps: also fetch the per-layer maps ``A_l``. Default: when the rest of PFV needs them, that is
-                when the graph does not compute ``A^b``, for the hierarchical weighting, and with a fitted
-                basis; otherwise only ``F_N``, ``A^b`` and the logits leave onnxruntime.
+            maps: fetch the per-layer maps ``A_l`` when the graph computes ``A^b`` (without ``A^b`` in the
+                graph they are always fetched: ``A^b`` is made from them). Default: for the hierarchical
+                weighting only; otherwise only ``F_N``, ``A^b`` and the logits leave onnxruntime.
         """
         spec = self.input
         expected = (spec.channels, *self.size) if spec.layout == "NCHW" else (*self.size, spec.channels)
@@ -302,15 +304,14 @@ class PFV:
             raise PFVError("no images to run")
         outputs = self.tapped.outputs
         logits = self._logits_output
-        if maps is None:
-            maps = self.hierarchical or self.basis is not None
-        layer_maps = list(outputs.maps) if maps or outputs.activation is None else []
+        fetch_maps = outputs.activation is None or (self.hierarchical if maps is None else maps)
+        layer_maps = list(outputs.maps) if fetch_maps else []
         names = [outputs.final, *layer_maps, *([outputs.activation] if outputs.activation else []), *([logits] if logits else [])]
         values = self.session.run(np.ascontiguousarray(batch, dtype=spec.dtype), names, self.chunk_size)
         as32 = lambda name: np.asarray(values[name], dtype=np.float32)  # noqa: E731  (fp16 models)
         return Features(
             final=as32(outputs.final),
-            maps=[as32(name)[:, 0] for name in layer_maps],
+            maps=[as32(name)[:, 0] for name in layer_maps] if fetch_maps else None,
             activation=as32(outputs.activation)[:, 0] if outputs.activation else None,
             logits=as32(logits).reshape(batch.shape[0], -1) if logits else None,
         )
@@ -330,22 +331,17 @@ class PFV:
     def visualise(self, features: Features, basis: FittedBasis | None = None) -> Visualisation:
         """The NumPy part of PFV on the features of one analysis batch, relative to the batch or with
         ``basis``."""
+        hierarchical = basis.hierarchical if basis is not None else self.hierarchical
+        if features.maps is None and hierarchical:
+            raise PFVError("the hierarchical weighting needs the per-layer maps: forward(batch, maps=True)")
+        maps = features.maps if features.maps is not None else []
         with single_threaded():
             if basis is not None:
-                return transform(features.final, features.maps, self.size, basis, activation=features.activation)
-            return self._visualise(features)
-
-    def _visualise(self, features: Features) -> Visualisation:
-        return visualise(
-            features.final,
-            features.maps,
-            self.size,
-            n_components=self.n_components,
-            hierarchical=self.hierarchical,
-            n_sigma=self.n_sigma,
-            solver=self.solver,
-            activation=features.activation,
-        )
+                return transform(features.final, maps, self.size, basis, activation=features.activation)
+            return visualise(
+                features.final, maps, self.size, n_components=self.n_components, hierarchical=self.hierarchical,
+                n_sigma=self.n_sigma, solver=self.solver, activation=features.activation,
+            )
 
     def __call__(self, images: ImageLike | Sequence[ImageLike] | np.ndarray, fitted: bool | None = None) -> PFVResult:
         """PFV of one analysis batch: image paths or folders, PIL images, uint8 arrays, or a preprocessed
@@ -427,6 +423,7 @@ class PFV:
                 "n_sigma": self.n_sigma,
                 "solver": self.solver,
                 "resize": self.resize,
+                "chunk_size": self.chunk_size,
             },
             "basis": None if self.basis is None else {"images": self.basis.images, "fingerprint": self.basis.fingerprint()},
         }
@@ -509,6 +506,11 @@ class PFV:
         if logits is not None and logits.shape[1] == 1000:
             return bundled.imagenet_labels()
         return None
+
+
+def model_preset(model: onnx.ModelProto, name: str | None = None) -> Preset:
+    """The preset ``name``, else the one the model's metadata names (``preset``), else ``imagenet``."""
+    return get_preset(name or _metadata(model, PRESET_METADATA_KEY) or "imagenet")
 
 
 def _metadata(model: onnx.ModelProto, key: str) -> str | None:

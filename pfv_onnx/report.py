@@ -121,20 +121,28 @@ def colour_legend(ratios: Sequence[float]) -> str:
 
 
 # The mosaic is the batch at a glance (the pictures are full size under images/): a batch of 32 at full size
-# would be a 7,000-pixel-wide PNG that costs as much to encode as all its images together.
+# would be a 7,000-pixel-wide PNG that costs as much to encode as all its images together. Tiles shrink to
+# fit MOSAIC_WIDTH; below MIN_TILE pixels the rows wrap instead.
 MOSAIC_WIDTH = 2048
 MOSAIC_GAP = 4
+MIN_TILE = 48
 
 
-def _thumbnails(rows: list[list[np.ndarray]], max_width: int) -> list[list[np.ndarray]]:
-    """The pictures of ``rows`` shrunk (area interpolation) so that the mosaic of the longest row fits
-    ``max_width``; unchanged when it fits already."""
+def overview_rows(rows: list[list[np.ndarray]], max_width: int = MOSAIC_WIDTH) -> list[list[np.ndarray]]:
+    """Rows of equally sized pictures (one row per kind, one column per image) arranged for a
+    :func:`~pfv_onnx.render.mosaic` at most ``max_width`` pixels wide: shrunk (area interpolation), and
+    wrapped into several bands of rows when even ``MIN_TILE``-pixel tiles would not fit; unchanged when
+    they fit already."""
     columns = max(len(row) for row in rows)
     height, width = rows[0][0].shape[:2]
+    per_band = max(1, (max_width + MOSAIC_GAP) // (min(MIN_TILE, width) + MOSAIC_GAP))
+    if columns > per_band:
+        rows = [row[start : start + per_band] for start in range(0, columns, per_band) for row in rows]
+        columns = per_band
     tile = (max_width - (columns - 1) * MOSAIC_GAP) // columns
     if tile >= width:
         return rows
-    size = (max(tile, 1), max(round(height * tile / width), 1))
+    size = (tile, max(round(height * tile / width), 1))
     return [[cv2.resize(picture, size, interpolation=cv2.INTER_AREA) for picture in row] for row in rows]
 
 
@@ -193,7 +201,7 @@ def write_batch(
 
     def mosaic_render():
         rows = ([list(result.images)] if result.images is not None else []) + [[to_uint8(x) for x in result.rgb]]
-        return {"mosaic": mosaic(_thumbnails(rows, MOSAIC_WIDTH), gap=MOSAIC_GAP)}
+        return {"mosaic": mosaic(overview_rows(rows), gap=MOSAIC_GAP)}
 
     jobs = [run(_write_pictures, out, {"mosaic": mosaic_path}, mosaic_render)]
     top = result.top_k(TOP_K) if result.logits is not None else [None] * len(result.names)

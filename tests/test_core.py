@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pfv_onnx.core import channel_sum, normalise, resize_bilinear, total_activation, visualise
-from pfv_onnx.core.normalise import FLAT_VALUE
+from pfv_onnx.core.normalise import FLAT_VALUE, ValueStats
 
 import reference
 from conftest import spiked_features
@@ -131,3 +131,14 @@ def test_bad_arguments_are_value_errors():
         visualise(final, [np.ones((3, 5, 5), np.float32)], SIZE)
     with pytest.raises(ValueError, match="NaN"):
         visualise(np.full((2, 4, 3, 3), np.nan, np.float32), [], SIZE)
+
+
+@pytest.mark.parametrize("shape, scale", [((5,), 1.0), ((4097,), 3.0), ((8, 224, 224, 3), 1.0), ((3, 7), 1e35)])
+def test_value_statistics_match_float64_sums(shape, scale):
+    """Row-wise float32 partial sums, float64 totals: within 1e-6 of float64 sums over everything, and
+    values whose sums leave float32's range are summed in float64."""
+    x = (np.random.default_rng(len(shape)).standard_normal(shape) * 2 + 1).astype(np.float32) * np.float32(scale)
+    stats, x64 = ValueStats.of(x), x.astype(np.float64)
+    assert stats.count == x.size and stats.lo == x.min() and stats.hi == x.max()
+    np.testing.assert_allclose(stats.total, x64.sum(), rtol=1e-6)
+    np.testing.assert_allclose(stats.squares, np.square(x64).sum(), rtol=1e-6)

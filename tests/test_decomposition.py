@@ -100,3 +100,15 @@ def test_huge_features_fall_back_to_float64_instead_of_overflowing(scale):
     np.testing.assert_allclose(fast.explained_variance_ratio, exact.explained_variance_ratio, rtol=0.01)
     for i in range(3):
         assert np.corrcoef(exact_scores[:, i], fast_scores[:, i])[0, 1] >= 0.99
+
+
+@pytest.mark.parametrize("scale", [1e18, 1e30])
+def test_huge_float32_features_centred_in_place_keep_their_variance(scale):
+    """Squares beyond float32's range while the input itself is centred in place (copy=False, as the
+    pipeline calls it): the variance is summed again in float64, the data is not centred twice."""
+    X64 = wide_features(700, 600, 0.1).astype(np.float64) * scale
+    exact = fit_pca(X64, 3, solver="covariance")
+    X32 = X64.astype(np.float32)
+    fast, _ = fit_transform_pca(X32, 3, solver="randomized", copy=False)
+    np.testing.assert_allclose(fast.explained_variance_ratio, exact.explained_variance_ratio, rtol=0.01)
+    np.testing.assert_allclose(fast.total_variance, exact.total_variance, rtol=1e-5)

@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 import graphs
-from pfv_onnx import PFV, LayerError, ModelError, PFVError, export, tap_model
+from pfv_onnx import PFV, LayerError, ModelError, PFVError, bundled, export, tap_model
 from pfv_onnx.core import total_activation
 from pfv_onnx.graph import infer_tensors, shape_candidates
 from pfv_onnx.graph.rewrite import bilinear_matrix
@@ -114,10 +114,18 @@ def test_activation_in_graph_equals_numpy():
     b = PFV(model, activation_in_graph=False)(x)
     np.testing.assert_allclose(a.rgb, b.rgb, atol=1e-5)
     # With A^b from the graph only F_N, A^b and the logits leave onnxruntime, unless the maps are needed.
-    assert a.features.maps == [] and len(in_graph.forward(x, maps=True).maps) == len(tapped.outputs.maps)
-    hierarchical = [PFV(model, activation_in_graph=flag, hierarchical=True)(x) for flag in (True, False)]
-    assert len(hierarchical[0].features.maps) == len(tapped.outputs.maps)
-    np.testing.assert_allclose(hierarchical[0].rgb, hierarchical[1].rgb, atol=1e-5)
+    assert a.features.maps is None and len(in_graph.forward(x, maps=True).maps) == len(tapped.outputs.maps)
+    hierarchical = [PFV(model, activation_in_graph=flag, hierarchical=True) for flag in (True, False)]
+    results = [h(x) for h in hierarchical]
+    assert len(results[0].features.maps) == len(tapped.outputs.maps)
+    np.testing.assert_allclose(results[0].rgb, results[1].rgb, atol=1e-5)
+    with pytest.raises(PFVError, match="per-layer maps"):
+        hierarchical[0].visualise(hierarchical[0].forward(x, maps=False))
+    # A fitted basis colours features without their maps the same as with them.
+    basis = PFV(model, activation_in_graph=False).fit([str(p) for p in bundled.sample_images()[:4]]).basis
+    assert basis is not None and not basis.hierarchical
+    without = in_graph.visualise(in_graph.forward(x), basis)
+    np.testing.assert_allclose(without.rgb, in_graph.visualise(in_graph.forward(x, maps=True), basis).rgb, atol=1e-6)
 
 
 @pytest.mark.parametrize("n_in, n_out", [(7, 224), (13, 32), (32, 13), (1, 5), (55, 224)])

@@ -19,8 +19,8 @@ from pfv_onnx.cli import main
 from pfv_onnx.apps.explain import MAX_BATCH, split_batches
 from pfv_onnx.preprocess import expand_inputs
 from pfv_onnx.progress import Progress
-from pfv_onnx.render import encode_png, png
-from pfv_onnx.report import MOSAIC_WIDTH, PICTURES, unique_names
+from pfv_onnx.render import encode_png, mosaic, png
+from pfv_onnx.report import MIN_TILE, MOSAIC_GAP, MOSAIC_WIDTH, PICTURES, overview_rows, unique_names
 
 STAGES = {"preprocess", "forward", "decomposition", "weighting", "render", "png_encode"}
 
@@ -132,6 +132,15 @@ def test_mosaic_of_a_large_batch_is_shrunk_to_fit(mobilenet, tmp_path):
     tile = (MOSAIC_WIDTH - (count - 1) * 4) // count
     assert picture.shape == (2 * tile + 4, count * tile + (count - 1) * 4, 3) and picture.shape[1] <= MOSAIC_WIDTH
     assert decode(tmp_path / "big" / "images" / "photo_0_pfv.png").shape == (224, 224, 3)  # the pictures stay whole
+
+
+@pytest.mark.parametrize("count", [1, 8, 39, 40, 500])
+def test_mosaic_fits_its_width_at_any_batch_size(count):
+    pictures = [np.full((224, 224, 3), i % 256, np.uint8) for i in range(count)]
+    grid = mosaic(overview_rows([pictures, pictures]), gap=MOSAIC_GAP)
+    assert grid.shape[1] <= MOSAIC_WIDTH and grid.shape[0] >= 2 * MIN_TILE
+    if count <= 8:  # fits at full size
+        assert grid.shape == (2 * 224 + MOSAIC_GAP, count * 224 + (count - 1) * MOSAIC_GAP, 3)
 
 
 @pytest.mark.parametrize("deflater", ["isal", "zlib"])

@@ -179,6 +179,11 @@ def test_the_journal_grows_a_line_per_batch_and_survives_a_cut_last_line(tmp_pat
     kept = [lines[0]] + [x for x in lines[1:] if json.loads(x)["index"] == 0]
     journal.write_text("\n".join(kept) + '\n{"index": 1, "batch": {"ind')  # as if cut while recording batch 1
     (out / "images" / f"{Path(photos[4]).stem}_pfv.png").unlink()  # batch 1 is done again, so this comes back
+    monkeypatch.setattr(explain_app, "write_summary", interrupted_summary)  # interrupted once more
+    assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 130
+    monkeypatch.undo()
+    lines = journal.read_text().splitlines()  # the cut line is gone: what the resumed run added is kept
+    assert len(lines) == 4 and sorted(json.loads(x)["index"] for x in lines[1:]) == [0, 1, 2]
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert [b["index"] for b in summary["batches"]] == [0, 1, 2] and len(summary["images"]) == len(photos)

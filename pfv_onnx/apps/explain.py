@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -60,15 +61,22 @@ def _start(out: Path, key: dict, overwrite: bool) -> dict:
         if (out / "summary.json").exists():
             raise PFVError(f"{out}: holds a report already (use --overwrite to replace it)")
         if previous is not None and previous.get("key") == key:
+            _write_journal(out, previous)  # without a last line cut short, so that new lines follow whole ones
             return previous
         if previous is not None:
             raise PFVError(f"{out}: holds an unfinished run of other inputs or options (use --overwrite, or the same command)")
         if out.is_dir() and any(out.iterdir()):
             raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
     out.mkdir(parents=True, exist_ok=True)
+    state: dict = {"key": key, "batches": {}}
+    _write_journal(out, state)
+    return state
+
+
+def _write_journal(out: Path, state: dict) -> None:
+    lines = [json.dumps({"key": state["key"]})] + [json.dumps({"index": int(i), **entry}) for i, entry in state["batches"].items()]
     with atomic_path(out / STATE_FILE) as tmp:
-        tmp.write_text(json.dumps({"key": key}) + "\n", encoding="utf-8")
-    return {"key": key, "batches": {}}
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _read_journal(path: Path) -> dict | None:
@@ -84,7 +92,7 @@ def _read_journal(path: Path) -> dict | None:
         try:
             entry = json.loads(line)
             state["batches"][str(entry.pop("index"))] = entry
-        except (ValueError, KeyError, AttributeError):
+        except (ValueError, KeyError, AttributeError, TypeError):
             break
     return state
 
@@ -211,13 +219,6 @@ def explain(
     return summary
 
 
-def _nice():
-    n = int(os.environ.get("PFV_NICE", "0"))
-    if n:
-        import threading
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), n)
-
-
 def _written_whole(job: Future) -> bool:
     """Whether a batch's job ran and every file it started was written."""
     if not job.done() or job.cancelled() or job.exception() is not None:
@@ -226,11 +227,15 @@ def _written_whole(job: Future) -> bool:
 
 
 def _lower_priority() -> None:
-    """Run this worker thread at a lower priority (Linux gives each thread its own nice value; elsewhere
-    this changes nothing), so the forward pass keeps its cores."""
+    """Run this worker thread at a lower priority than the thread that started it, so the forward pass
+    keeps its cores. Only on Linux, which gives each thread its own nice value (elsewhere the call would
+    renice the whole process)."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
-    except (AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + WORKER_NICENESS)
+    except OSError:
         pass
 
 

@@ -152,14 +152,17 @@ def fit_transform_pca(
 
 def _centred(X: np.ndarray, mean: np.ndarray, dtype: type, copy: bool) -> tuple[np.ndarray, float]:
     """``X - mean`` as ``dtype`` (in place when ``copy`` is false and ``X`` already is that dtype), and the
-    total variance (``ddof=1``) summed in float64."""
-    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32: the caller sees inf and retries
+    total variance (``ddof=1``) summed in float64; infinite only when ``X`` does not fit ``dtype`` (then
+    ``X`` was copied, not changed, and the caller retries in float64)."""
+    with np.errstate(over="ignore", invalid="ignore"):
         Xc = np.array(X, dtype=dtype, order="K", copy=copy or None)
         Xc -= mean.astype(dtype)
-    # Per-channel sums of squares in the working dtype, then their float64 total: for the explained-variance
-    # ratios this is as good as a float64 sum over every value (1e-6 relative or better) at a quarter of its
-    # cost; a float32 overflow shows as inf and the caller retries in float64.
-    squares = np.einsum("ij,ij->j", Xc, Xc).astype(np.float64)
+        # Per-channel sums of squares in the working dtype, then their float64 total: for the explained-
+        # variance ratios as good as a float64 sum over every value (1e-6 relative or better) at a quarter
+        # of its cost. Squares beyond float32's range are summed in float64.
+        squares = np.einsum("ij,ij->j", Xc, Xc).astype(np.float64)
+        if not np.isfinite(squares).all():
+            squares = np.einsum("ij,ij->j", Xc, Xc, dtype=np.float64)
     return Xc, float(squares.sum()) / max(len(X) - 1, 1)
 
 

@@ -240,7 +240,8 @@ def transform(
     scores = basis.project(final)
     projected = time.perf_counter()
     sources = layer_sources(final, maps)
-    if len(sources) != len(basis.layer_peaks):
+    # The layers weight the components unless A^b is given and the weighting is not hierarchical.
+    if (activation is None or basis.hierarchical) and len(sources) != len(basis.layer_peaks):
         raise ValueError(f"the basis weights {len(basis.layer_peaks)} layers, the features have {len(sources)}")
     rgb, activation, _ = weigh(scores, sources, size, basis.prescale, basis.layer_peaks, basis.hierarchical, activation)
     _rescale(rgb, min(basis.pca.n_components, RGB), basis.scaling)

@@ -3,7 +3,7 @@ the forward pass.
 
 Each row is stored as its difference from the row above (PNG's "up" filter, which turns the smooth PFV
 pictures into runs of small numbers) and deflated by Intel ISA-L (the ``isal`` package) at its fastest
-level: about 0.15 ms for a 224 x 224 picture, 7x faster than zlib's Huffman-only strategy and 10x faster
+level: about 0.2 ms for a 224 x 224 picture, 3-7x faster than zlib's Huffman-only strategy and 8-12x faster
 than OpenCV's or Pillow's encoders, for files a quarter to a third the size of uncompressed ones. Where
 ``isal`` is missing, zlib's Huffman-only strategy stands in (same pictures, other bytes). NumPy and the
 compressors release the GIL, so threads encode in parallel.
