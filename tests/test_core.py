@@ -142,3 +142,29 @@ def test_value_statistics_match_float64_sums(shape, scale):
     assert stats.count == x.size and stats.lo == x.min() and stats.hi == x.max()
     np.testing.assert_allclose(stats.total, x64.sum(), rtol=1e-6)
     np.testing.assert_allclose(stats.squares, np.square(x64).sum(), rtol=1e-6)
+
+
+def test_images_shared_between_threads_give_the_same_pictures(monkeypatch):
+    from pfv_onnx.core import pfv as core_pfv
+
+    final, maps = spiked_features(batch=5), layer_maps(batch=5)
+    shared = visualise(final, maps, (32, 32))
+    monkeypatch.setattr(core_pfv, "THREADS", 1)
+    alone = visualise(final, maps, (32, 32))
+    assert np.array_equal(shared.rgb, alone.rgb) and np.array_equal(shared.activation, alone.activation)
+    assert shared.scaling == alone.scaling
+
+
+def test_in_parallel_covers_every_item_once_and_raises_the_first_error():
+    from pfv_onnx.core.pfv import in_parallel
+
+    seen = []
+    in_parallel(lambda part: seen.extend(part), 7, threads=3)
+    assert sorted(seen) == list(range(7))
+
+    def failing(part):
+        if 0 not in part:
+            raise ValueError("in a helper thread")
+
+    with pytest.raises(ValueError, match="helper"):
+        in_parallel(failing, 4, threads=2)

@@ -23,20 +23,22 @@ def channel_sum(features: np.ndarray) -> np.ndarray:
     return features.sum(axis=1, dtype=np.float32)
 
 
-def total_activation(maps: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+def total_activation(maps: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
     """Eq. 2, ``A^b = sum_l P(A_l^b; H0, W0)``: the raw channel-sum maps upsampled and added, not normalised.
 
     Args:
         maps: one ``(B, h_l, w_l)`` channel-sum map per tapped layer before the final one.
         size: ``(H0, W0)``, the input image size.
+        out: a ``(B, H0, W0)`` float32 array to write into.
 
     Returns:
-        ``(B, H0, W0)`` float32.
+        ``(B, H0, W0)`` float32 (``out`` when given).
     """
     if not maps:
         raise ValueError("total_activation needs at least one map")
     batch = maps[0].shape[0]
-    out = np.empty((batch, *size), dtype=np.float32)
+    if out is None:
+        out = np.empty((batch, *size), dtype=np.float32)
     scratch = np.empty(size, dtype=np.float32)
     for b in range(batch):
         add_upsampled([m[b] for m in maps], size, out[b], scratch)

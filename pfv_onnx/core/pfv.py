@@ -6,11 +6,13 @@ the principal contrasting features of the batch.
 
 The full-resolution work (upsampling, weighting, the statistics of the joint normalisation) runs image by
 image while each image's arrays are in cache, so the ``(B, H0, W0, 3)`` output is written once and
-rescaled in place once; the unweighted components at full resolution are computed when first read.
+rescaled in place once, the images shared between two threads; ``A^b`` is summed in a thread of its own
+while the decomposition runs. The unweighted components at full resolution are computed when first read.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,13 +21,43 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from .activation import add_upsampled, channel_sum
+from .activation import add_upsampled, channel_sum, total_activation
 from .decomposition import PrincipalComponents, fit_transform_pca
 from .fitted import FittedBasis
 from .normalise import Scaling, ValueStats, apply_scaling
 from .upsample import resize_bilinear
 
 RGB = 3
+# Threads that share a batch's images (OpenCV and NumPy release the GIL for the large work on each).
+THREADS = 2
+
+
+def in_parallel(work, count: int, threads: int | None = None) -> None:
+    """Run ``work(part)`` on consecutive parts of ``range(count)``, one per thread (this one included; default
+    :data:`THREADS` threads), and wait for all; the first exception is raised here."""
+    threads = threads or THREADS
+    bounds = [round(i * count / threads) for i in range(threads + 1)]
+    parts = [range(bounds[i], bounds[i + 1]) for i in range(threads) if bounds[i + 1] > bounds[i]]
+    if len(parts) < 2:
+        for part in parts:
+            work(part)
+        return
+    errors: list[BaseException] = []
+
+    def guarded(part: range) -> None:
+        try:
+            work(part)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    helpers = [threading.Thread(target=guarded, args=(part,)) for part in parts[1:]]
+    for helper in helpers:
+        helper.start()
+    guarded(parts[0])
+    for helper in helpers:
+        helper.join()
+    if errors:
+        raise errors[0]
 
 
 @dataclass
@@ -127,14 +159,25 @@ def visualise(
     size = (int(size[0]), int(size[1]))
     maps = _check_inputs(final, maps, size, activation, n_sigma)
     batch, _, height, width = final.shape
+    sources = layer_sources(final, maps)
     started = time.perf_counter()
-    pca, projected = fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False)
+    # A^b does not depend on the decomposition: it is summed in another thread meanwhile (the PCA keeps
+    # one core busy with one BLAS thread).
+    helper = None
+    if activation is None and not hierarchical:
+        activation = np.empty((batch, *size), dtype=np.float32)
+        helper = threading.Thread(target=total_activation, args=(sources, size, activation))
+        helper.start()
+    try:
+        pca, projected = fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False)
+    finally:
+        if helper is not None:
+            helper.join()
     scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
     decomposed = time.perf_counter()
 
     # A positive scale changes nothing after the joint normalisation and keeps float32 products finite.
     peak = float(np.abs(scores[..., :RGB]).max())
-    sources = layer_sources(final, maps)
     peaks = [float(np.abs(m).max()) or 1.0 for m in sources]
     rgb, activation, stats = weigh(scores, sources, size, 1.0 / peak if peak > 0 else 1.0, peaks, hierarchical, activation)
     scale = stats.scaling(n_sigma)
@@ -175,31 +218,38 @@ def weigh(
     activation = np.empty((batch, *size), dtype=np.float32) if fill_activation else np.asarray(activation, dtype=np.float32)
     # Every value is written below when all three colours are used; a missing colour stays black (0).
     rgb = (np.empty if channels == RGB else np.zeros)((batch, *size, RGB), dtype=np.float32)
-    stats = ValueStats()
-    scratch = np.empty(size, dtype=np.float32)
-    spread = np.empty((*size, channels), dtype=np.float32)
     pixels = size[0] * size[1]
-    for b in range(batch):
-        if fill_activation:
-            add_upsampled([s[b] for s in sources], size, activation[b], scratch)
-        # Written straight into the output when all three colours are used.
-        target = rgb[b] if channels == RGB else np.empty((*size, channels), dtype=np.float32)
-        if hierarchical:
-            weighted = shown[b]
-            for m, m_peak in zip(reversed(sources), reversed(layer_peaks)):
-                weighted = resize_bilinear(weighted[None], m.shape[1:])[0]
-                weighted *= (m[b] * np.float32(1.0 / m_peak))[..., None]
-            resize_bilinear(weighted[None], size, out=target[None])
-        else:
-            resize_bilinear(shown[b][None], size, out=target[None])
-            _weight_by(target, activation[b], spread)
-        if channels != RGB:
-            rgb[b, ..., :channels] = target
-        # OpenCV sums in float64; one pass for the mean and spread, two cheap ones for the extremes.
-        means, stds = cv2.meanStdDev(target)
-        n = pixels * channels
-        total, squares = pixels * float(means.sum()), pixels * float((stds**2 + means**2).sum())
-        stats = stats.merge(ValueStats(n, total, squares, float(target.min()), float(target.max())))
+    per_image: list[ValueStats] = [ValueStats()] * batch
+
+    def images(part: range) -> None:
+        scratch = np.empty(size, dtype=np.float32)
+        spread = np.empty((*size, channels), dtype=np.float32)
+        for b in part:
+            if fill_activation:
+                add_upsampled([s[b] for s in sources], size, activation[b], scratch)
+            # Written straight into the output when all three colours are used.
+            target = rgb[b] if channels == RGB else np.empty((*size, channels), dtype=np.float32)
+            if hierarchical:
+                weighted = shown[b]
+                for m, m_peak in zip(reversed(sources), reversed(layer_peaks)):
+                    weighted = resize_bilinear(weighted[None], m.shape[1:])[0]
+                    weighted *= (m[b] * np.float32(1.0 / m_peak))[..., None]
+                resize_bilinear(weighted[None], size, out=target[None])
+            else:
+                resize_bilinear(shown[b][None], size, out=target[None])
+                _weight_by(target, activation[b], spread)
+            if channels != RGB:
+                rgb[b, ..., :channels] = target
+            # OpenCV sums in float64; one pass for the mean and spread, two cheap ones for the extremes.
+            means, stds = cv2.meanStdDev(target)
+            n = pixels * channels
+            total, squares = pixels * float(means.sum()), pixels * float((stds**2 + means**2).sum())
+            per_image[b] = ValueStats(n, total, squares, float(target.min()), float(target.max()))
+
+    in_parallel(images, batch)
+    stats = ValueStats()
+    for image_stats in per_image:  # merged in image order: the same sums however the images were shared
+        stats = stats.merge(image_stats)
     return rgb, activation, stats
 
 
@@ -215,8 +265,12 @@ def _weight_by(target: np.ndarray, weight: np.ndarray, spread: np.ndarray) -> No
 
 def _rescale(rgb: np.ndarray, channels: int, scale: Scaling) -> None:
     """Apply the normalisation in place, image by image (each image's values stay in cache)."""
-    for b in range(rgb.shape[0]):
-        apply_scaling(rgb[b, ..., :channels], scale, out=rgb[b, ..., :channels])
+
+    def images(part: range) -> None:
+        for b in part:
+            apply_scaling(rgb[b, ..., :channels], scale, out=rgb[b, ..., :channels])
+
+    in_parallel(images, rgb.shape[0])
 
 
 def transform(
