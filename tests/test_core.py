@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -158,9 +159,17 @@ def test_images_shared_between_threads_give_the_same_pictures(monkeypatch):
 def test_in_parallel_covers_every_item_once_and_raises_the_first_error():
     from pfv_onnx.core.pfv import in_parallel
 
-    seen = []
-    in_parallel(lambda part: seen.extend(part), 7, threads=3)
-    assert sorted(seen) == list(range(7))
+    seen, names = [], []
+
+    def record(part):
+        seen.extend(part)
+        names.append(threading.current_thread().name)
+
+    in_parallel(record, 7, threads=3)
+    assert sorted(seen) == list(range(7)) and len(set(names)) == 3
+    names.clear()
+    in_parallel(record, 2, threads=3)  # too few images to be worth a thread
+    assert names == [threading.current_thread().name]
 
     def failing(part):
         if 0 not in part:

@@ -28,14 +28,16 @@ from .normalise import Scaling, ValueStats, apply_scaling
 from .upsample import resize_bilinear
 
 RGB = 3
-# Threads that share a batch's images (OpenCV and NumPy release the GIL for the large work on each).
+# Threads that share a batch's images (OpenCV and NumPy release the GIL for the large work on each), from
+# batches of PARALLEL_FROM images on (below that, starting a thread costs more than it saves).
 THREADS = 2
+PARALLEL_FROM = 4
 
 
 def in_parallel(work, count: int, threads: int | None = None) -> None:
     """Run ``work(part)`` on consecutive parts of ``range(count)``, one per thread (this one included; default
     :data:`THREADS` threads), and wait for all; the first exception is raised here."""
-    threads = threads or THREADS
+    threads = (threads or THREADS) if count >= PARALLEL_FROM else 1
     bounds = [round(i * count / threads) for i in range(threads + 1)]
     parts = [range(bounds[i], bounds[i + 1]) for i in range(threads) if bounds[i + 1] > bounds[i]]
     if len(parts) < 2:
@@ -164,7 +166,7 @@ def visualise(
     # A^b does not depend on the decomposition: it is summed in another thread meanwhile (the PCA keeps
     # one core busy with one BLAS thread).
     helper = None
-    if activation is None and not hierarchical:
+    if activation is None and not hierarchical and batch >= PARALLEL_FROM:
         activation = np.empty((batch, *size), dtype=np.float32)
         helper = threading.Thread(target=total_activation, args=(sources, size, activation))
         helper.start()
