@@ -23,23 +23,8 @@ from .basis_file import check_basis, load_basis, save_basis
 from .core import FittedBasis, Visualisation, transform, visualise
 from .core.decomposition import SOLVERS
 from .errors import ImageError, PFVError
-from .graph import (
-    InputSpec,
-    LinearHead,
-    image_input,
-    linear_head,
-    load_model,
-    model_sha256,
-)
-from .preprocess import (
-    RESIZE_MODES,
-    Preset,
-    expand_inputs,
-    fit_image,
-    get_preset,
-    to_image,
-    to_model_input,
-)
+from .graph import InputSpec, LinearHead, image_input, linear_head, load_model, model_sha256
+from .preprocess import RESIZE_MODES, Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
 from .report import build_summary, write_batch, write_summary
 from .runtime import Session, default_chunk, resolve_providers, single_threaded
 from .tapping import TappedModel, tap_model

@@ -1,8 +1,9 @@
 """``pfv-onnx explain``: PFV of image files and folders, batch by batch, written as pictures and a report.
 
 A run keeps its progress in ``OUT/.pfv-run.jsonl``: a line per finished batch, what it wrote and which
-inputs it had to skip. An interrupted run (Ctrl-C, a crash) leaves only whole files behind, and the same command run
-again continues with the first unfinished batch. The state file goes once ``summary.json`` is written.
+inputs it had to skip. An interrupted run (Ctrl-C, a crash) leaves only whole files behind, and the same
+command run again continues with the first unfinished batch. The state file goes once ``summary.json`` is
+written.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ MAX_BATCH = 64
 STATE_FILE = ".pfv-run.jsonl"
 PREFETCH = 2  # batches decoded ahead of the one that runs
 IN_FLIGHT = 2  # batches still being finished, drawn and written behind it
-# Measured on 2 cores: at niceness 10 the workers take the idle time the forward pass leaves (its
-# single-threaded stretches) and a folder run is about 10% faster than with the workers at equal priority.
+# Measured on 2 cores: 10 steps below the forward pass, the workers take the idle time it leaves (its
+# single-threaded stretches) and a folder run is 5-10% faster than with the workers at equal priority.
 WORKER_NICENESS = 10
 
 
