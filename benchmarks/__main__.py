@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.throughput:
         print(throughput.HEADER)
         with tempfile.TemporaryDirectory() as work:
-            scale = throughput.compare([int(n) for n in args.throughput.split(",")], Path(work))
+            scale = throughput.compare([int(n) for n in args.throughput.split(",")], Path(work), repeats=1 if args.quick else 3)
         for r in scale:
             print(throughput.row(r))
 

@@ -23,10 +23,16 @@ def test_export_command(tmp_path):
 def test_benchmark_smoke_run_writes_json(tmp_path):
     path = tmp_path / "bench.json"
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(path)], cwd=root, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--throughput", "12", "--json", str(path)]
+    proc = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(path.read_text())
     assert {r["model"] for r in data["results"]} == {"mobilenet_v2", "vgg16 (random)", "resnet50 (random)"}
     stages = {"forward", "decomposition", "weighting", "preprocess", "render", "png_encode"}
     for r in data["results"]:
-        assert r["ratio"] > 0 and r["bare_s"] > 0 and set(r["stages"]) == stages and r["provider"] == "CPU"
+        assert r["ratio"] > 0 and r["bare_s"] > 0 and r["bare_one_call_s"] > 0 and r["chunk"] == 8
+        assert set(r["stages"]) == stages and r["provider"] == "CPU"
+    # Folder runs: the plain loops and both explain modes ran on 12 photos, each in a process of its own.
+    assert [(r["images"], r["mode"], r["pngs_written"]) for r in data["throughput"]] == [(12, "explain", 49), (12, "explain-pfv", 13)]
+    for r in data["throughput"]:
+        assert r["ratio"] > 0 and r["ratio_chunked"] > 0 and r["explain_peak_mb"] > 0
