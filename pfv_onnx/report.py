@@ -258,6 +258,8 @@ def report_page(summary: dict, title: str) -> str:
         + f". Decomposed layer F<sub>N</sub>: <code>{escape(summary['final'])}</code>.",
         "Time per stage: " + ", ".join(f"{escape(k)} {v:.2f} s" for k, v in timings.items()) + ".",
     ]
+    height, width = model["input"]["size"]
+    picture_size = (width, height)
     by_batch: dict[int, list[dict]] = {}
     for image in summary["images"]:
         by_batch.setdefault(image["batch"], []).append(image)
@@ -268,7 +270,7 @@ def report_page(summary: dict, title: str) -> str:
             lines = [
                 f"{i + 1}. {escape(str(t['label'] or t['class']))} ({t['probability']:.1%})" for i, t in enumerate(image.get("top5", []))
             ]
-            figures = [Figure(image["files"][kind], CAPTIONS[kind]) for kind in PICTURES if kind in image["files"]]
+            figures = [Figure(image["files"][kind], CAPTIONS[kind], size=picture_size) for kind in PICTURES if kind in image["files"]]
             cards.append((image["name"], lines, figures))
         sections.append(
             Section(

@@ -19,7 +19,8 @@ from pfv_onnx.cli import main
 from pfv_onnx.apps.explain import MAX_BATCH, split_batches
 from pfv_onnx.preprocess import expand_inputs
 from pfv_onnx.progress import Progress
-from pfv_onnx.render import encode_png, mosaic, png
+from pfv_onnx.render import Figure, Section, encode_png, mosaic, page, png
+from pfv_onnx.render.html import EAGER_PICTURES
 from pfv_onnx.report import MIN_TILE, MOSAIC_GAP, MOSAIC_WIDTH, PICTURES, overview_rows, unique_names
 
 STAGES = {"preprocess", "forward", "decomposition", "weighting", "render", "png_encode"}
@@ -86,6 +87,25 @@ def test_browser_check_catches_a_missing_picture(explained, tmp_path):
     (broken / "index.html").write_text(page)
     html = browser.dom(broken / "index.html", tmp_path / "profile")
     assert not re.search(r'data-broken-images="0"', html) and "could not be loaded" in html
+
+
+def test_a_long_report_marks_its_later_pictures_lazy_and_still_counts_failures(tmp_path):
+    """Past EAGER_PICTURES the pictures are marked to load lazily (the browser decides when; headless
+    Chromium loads them at once); a failed picture is counted whether it was eager or lazy."""
+    (tmp_path / "tile.png").write_bytes(encode_png(np.full((64, 64, 3), 200, np.uint8)))
+    count = EAGER_PICTURES + 50
+    figures = [Figure("tile.png", f"picture {i}", size=(64, 64)) for i in range(count)]
+    html_text = page("long", [], [Section("all", figures=figures)])
+    assert html_text.count('loading="lazy"') == 50 and html_text.count('width="64" height="64"') == count
+    (tmp_path / "long.html").write_text(html_text)
+    assert 'data-broken-images="0"' in browser.dom(tmp_path / "long.html", tmp_path / "profile")
+    first, last = html_text.index('src="tile.png"'), html_text.rindex('src="tile.png"')
+    eager_missing = html_text[:first] + 'src="nowhere.png"' + html_text[first + len('src="tile.png"'):]
+    lazy_missing = html_text[:last] + 'src="far.png"' + html_text[last + len('src="tile.png"'):]
+    for name, text, missing in (("eager", eager_missing, "nowhere.png"), ("lazy", lazy_missing, "far.png")):
+        (tmp_path / f"{name}.html").write_text(text)
+        html = browser.dom(tmp_path / f"{name}.html", tmp_path / f"profile_{name}")
+        assert 'data-broken-images="1"' in html and missing in html, name
 
 
 def test_demo_reproduces_the_figures(tmp_path):

@@ -1,7 +1,9 @@
 """Self-contained HTML reports: one file, inline style, pictures by relative links, readable offline.
 
 On load, a few lines of script count the pictures that failed to load, write the count to
-``<body data-broken-images>`` and show a warning above the report when it is not zero.
+``<body data-broken-images>`` and show a warning above the report when it is not zero. Pictures after the
+first :data:`EAGER_PICTURES` are marked ``loading="lazy"``, so that a browser may read them as they come
+into view rather than all of a folder run's thousands first; they are counted if and when they fail.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; 
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 p, li { line-height: 1.45; } code { background: #f3f3f3; padding: 0 .2em; }
 figure { display: inline-block; margin: .4em; vertical-align: top; max-width: 100%; }
-figure img { display: block; max-width: 100%; image-rendering: auto; border: 1px solid #ddd; }
+figure img { display: block; max-width: 100%; height: auto; image-rendering: auto; border: 1px solid #ddd; }
 figcaption { font-size: .85em; margin-top: .25em; max-width: 240px; }
 figure.wide figcaption { max-width: none; }
 table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
@@ -27,18 +29,28 @@ td, th { border: 1px solid #ddd; padding: .2em .6em; text-align: left; }
 
 SELF_CHECK = """
 window.addEventListener("load", function () {
-  var broken = Array.prototype.filter.call(document.images, function (img) {
-    return !img.complete || img.naturalWidth === 0;
-  });
-  document.body.dataset.brokenImages = String(broken.length);
-  if (broken.length) {
-    var note = document.getElementById("broken");
-    note.textContent = broken.length + " picture(s) could not be loaded: " +
-      broken.map(function (img) { return img.getAttribute("src"); }).join(", ");
-    note.style.display = "block";
+  var broken = [];
+  function show() {
+    document.body.dataset.brokenImages = String(broken.length);
+    if (broken.length) {
+      var note = document.getElementById("broken");
+      note.textContent = broken.length + " picture(s) could not be loaded: " +
+        broken.map(function (img) { return img.getAttribute("src"); }).join(", ");
+      note.style.display = "block";
+    }
   }
+  Array.prototype.forEach.call(document.images, function (img) {
+    if (img.loading === "lazy" && !img.complete) {  // not requested yet: judged when it loads
+      img.addEventListener("error", function () { broken.push(img); show(); });
+    } else if (!img.complete || img.naturalWidth === 0) {
+      broken.push(img);
+    }
+  });
+  show();
 });
 """
+# Pictures of a page that load at once; the rest load as they scroll into view.
+EAGER_PICTURES = 200
 
 
 @dataclass
@@ -48,6 +60,7 @@ class Figure:
     src: str
     caption: str = ""
     wide: bool = False
+    size: tuple[int, int] | None = None  # (width, height) in pixels, when known: room is kept while it loads
 
 
 @dataclass
@@ -65,14 +78,27 @@ def swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}"></span>'
 
 
-def _figure(figure: Figure) -> str:
+def _figure(figure: Figure, lazy: bool = False) -> str:
     cls = ' class="wide"' if figure.wide else ""
     alt = escape(figure.caption.split("<")[0] or figure.src, quote=True)
-    return f'<figure{cls}><img src="{escape(figure.src, quote=True)}" alt="{alt}"><figcaption>{figure.caption}</figcaption></figure>'
+    attributes = f' width="{figure.size[0]}" height="{figure.size[1]}"' if figure.size else ""
+    attributes += ' loading="lazy"' if lazy else ""
+    return (
+        f'<figure{cls}><img src="{escape(figure.src, quote=True)}" alt="{alt}"{attributes}>'
+        f"<figcaption>{figure.caption}</figcaption></figure>"
+    )
 
 
 def page(title: str, intro: list[str], sections: list[Section]) -> str:
-    """The whole HTML document. Titles are escaped; paragraphs, cells and captions are HTML as given."""
+    """The whole HTML document. Titles are escaped; paragraphs, cells and captions are HTML as given.
+    Pictures after the first :data:`EAGER_PICTURES` load lazily."""
+    shown = 0
+
+    def figure(f: Figure) -> str:
+        nonlocal shown
+        shown += 1
+        return _figure(f, lazy=shown > EAGER_PICTURES)
+
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -88,11 +114,11 @@ def page(title: str, intro: list[str], sections: list[Section]) -> str:
             parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>")
             parts += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in body]
             parts.append("</table>")
-        parts += [_figure(f) for f in section.figures]
+        parts += [figure(f) for f in section.figures]
         for heading, lines, figures in section.cards:
             parts.append(f'<div class="card"><h3>{escape(heading)}</h3>')
             parts += [f"<div>{line}</div>" for line in lines]
-            parts += [_figure(f) for f in figures]
+            parts += [figure(f) for f in figures]
             parts.append("</div>")
         parts.append("</section>")
     parts.append("</body></html>")
