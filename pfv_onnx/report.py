@@ -121,7 +121,7 @@ def colour_legend(ratios: Sequence[float]) -> str:
 
 
 # The mosaic is the batch at a glance (the pictures are full size under images/): a batch of 32 at full size
-# would be a 7,000-pixel-wide PNG that costs as much to encode as all its images together. Tiles shrink to
+# would be a 7,000-pixel-wide PNG with as many pixels as 64 of its pictures. Tiles shrink to
 # fit MOSAIC_WIDTH; below MIN_TILE pixels the rows wrap instead.
 MOSAIC_WIDTH = 2048
 MOSAIC_GAP = 4
