@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from .normalise import float64_sums
+
 SOLVERS = ("auto", "covariance", "gram", "randomized")
 EXACT_LIMIT = 256
 
@@ -157,13 +159,7 @@ def _centred(X: np.ndarray, mean: np.ndarray, dtype: type, copy: bool) -> tuple[
     with np.errstate(over="ignore", invalid="ignore"):
         Xc = np.array(X, dtype=dtype, order="K", copy=copy or None)
         Xc -= mean.astype(dtype)
-        # Per-channel sums of squares in the working dtype, then their float64 total: for the explained-
-        # variance ratios as good as a float64 sum over every value (1e-6 relative or better) at a quarter
-        # of its cost. Squares beyond float32's range are summed in float64.
-        squares = np.einsum("ij,ij->j", Xc, Xc).astype(np.float64)
-        if not np.isfinite(squares).all():
-            squares = np.einsum("ij,ij->j", Xc, Xc, dtype=np.float64)
-    return Xc, float(squares.sum()) / max(len(X) - 1, 1)
+    return Xc, float64_sums(Xc, squares_only=True)[1] / max(len(X) - 1, 1)
 
 
 def pca_from_covariance(mean: np.ndarray, covariance: np.ndarray, n_samples: int, n_components: int) -> PrincipalComponents:
