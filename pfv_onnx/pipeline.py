@@ -23,7 +23,7 @@ from .basis_file import check_basis, load_basis, save_basis
 from .core import FittedBasis, Visualisation, transform, visualise
 from .core.decomposition import SOLVERS
 from .errors import ImageError, PFVError
-from .graph import InputSpec, LinearHead, image_input, linear_head, load_model, model_sha256
+from .graph import InputSpec, LinearHead, image_input, linear_head, load_model, model_sha256, weights_folder
 from .preprocess import RESIZE_MODES, Preset, expand_inputs, fit_image, get_preset, to_image, to_model_input
 from .report import build_summary, write_batch, write_summary
 from .runtime import Session, default_chunk, resolve_providers, single_threaded
@@ -202,10 +202,11 @@ class PFV:
             activation_in_graph = self.providers[0] != "CPUExecutionProvider"
         spec = image_input(source)
         self.tapped: TappedModel = tap_model(
-            source, list(layers) if layers else None, final, keep_logits, activation_in_graph, size=size or spec.size_or_default
+            source, list(layers) if layers else None, final, keep_logits, activation_in_graph, size=size or spec.size_or_default,
+            weights_dir=weights_folder(resolved, source),
         )
         # No spinning: the NumPy core runs right after each forward pass and needs the cores.
-        self.session = Session(self.tapped.model, self.providers, threads, spin=False)
+        self.session = Session(self.tapped.model, self.providers, threads, spin=False, weights_dir=self.tapped.weights_dir)
         self.preset: Preset = model_preset(source, preset)
         self.n_components = n_components
         self.hierarchical = hierarchical

@@ -15,30 +15,33 @@ from .errors import LayerError, PFVError
 from .files import atomic_path
 from .graph import (
     InputSpec,
-    without_weights_dir,
     TappedOutputs,
     add_pfv_outputs,
+    external_tensors,
     find_taps,
     image_input,
     infer_tensors,
     load_model,
-    pin_input_size,
     model_sha256,
+    pin_input_size,
     read_tapped_outputs,
     shape_candidates,
+    weights_folder,
+    with_weights,
 )
 from .graph.rewrite import set_source
-from .graph.model_io import external_tensors
 from .runtime import probe_tensors
 
 
 @dataclass(frozen=True)
 class TappedModel:
-    """A model rewritten for PFV, what it outputs, and how to feed it."""
+    """A model rewritten for PFV, what it outputs, how to feed it, and the folder of its external weights
+    (``None`` when they are inside it)."""
 
     model: onnx.ModelProto
     outputs: TappedOutputs
     input: InputSpec
+    weights_dir: Path | None = None
 
 
 def tap_model(
@@ -48,6 +51,7 @@ def tap_model(
     keep_logits: bool = True,
     activation_in_graph: bool = True,
     size: tuple[int, int] | None = None,
+    weights_dir: Path | None = None,
 ) -> TappedModel:
     """Load ``src`` and rewrite it to output what PFV needs. A model tapped before is used as it is.
 
@@ -57,8 +61,11 @@ def tap_model(
         activation_in_graph: also compute ``A^b`` at the input size inside the graph (only possible when the
             input size is fixed, by the graph or by ``size``).
         size: ``(H, W)`` to fix the input size of a model that leaves it open.
+        weights_dir: the folder of the external weights of a model given in memory (for a path, the
+            model file's own folder).
     """
     model = load_model(src)
+    weights_dir = weights_dir or weights_folder(src, model)
     spec = image_input(model)
     if size is not None:
         model, spec = pin_input_size(model, spec, size)
@@ -66,19 +73,19 @@ def tap_model(
     if existing is not None:
         if layers or final:
             raise LayerError("this model was tapped already; give the original model to choose other layers")
-        return TappedModel(model, existing, spec)
+        return TappedModel(model, existing, spec, weights_dir)
     tensors = infer_tensors(model)
     produced = {out for node in model.graph.node for out in node.output}
     wanted = shape_candidates(model) + list(layers or []) + ([final] if final else [])
     unknown = [name for name in dict.fromkeys(wanted) if name in produced and not (name in tensors and tensors[name].known)]
     if unknown:
-        tensors.update(probe_tensors(model, unknown, spec, tensors))
+        tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
     plan = find_taps(model, tensors, layers, final)
     in_graph = activation_in_graph and spec.size is not None
     tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph)
     outputs = read_tapped_outputs(tapped)
     assert outputs is not None
-    return TappedModel(tapped, outputs, spec)
+    return TappedModel(tapped, outputs, spec, weights_dir)
 
 
 def export(
@@ -105,7 +112,7 @@ def export(
         raise PFVError(f"{dst}: is a folder; give the path of the .onnx file to write")
     if not dst.parent.is_dir():
         raise PFVError(f"{dst.parent}: no such folder")
-    model = without_weights_dir(tapped.model)
+    model = with_weights(tapped.model, tapped.weights_dir)
     # The export records which model it was made from, so a basis fitted with that model fits it too.
     identity = src if isinstance(src, (str, Path, bytes)) else src.SerializeToString()
     set_source(model, tapped.outputs.source_sha256 or model_sha256(identity))

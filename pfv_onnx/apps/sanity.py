@@ -25,7 +25,7 @@ import numpy as np
 from ..core.metrics import rank_correlation, ssim
 from ..errors import ModelError
 from ..files import atomic_path
-from ..graph import load_model, reinitialise, weighted_nodes, without_weights_dir
+from ..graph import load_model, reinitialise, weighted_nodes, weights_folder, with_weights
 from ..pipeline import PFV, PFVResult
 from ..render import Figure, Section, labelled_grid, line_chart, page, to_uint8, write_png
 
@@ -50,7 +50,9 @@ def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS
     """Run the test on ``images`` with ``pfv``'s model and options; write the report to ``out``."""
     options = pfv.config()
     # Weights in external files are read in: they are about to be replaced.
-    source = without_weights_dir(load_model(options.pop("model")))
+    path = options.pop("model")
+    model = load_model(path)
+    source = with_weights(model, weights_folder(path, model))
     layers = [node.name for node in weighted_nodes(source)]
     if not layers:
         raise ModelError(

@@ -5,7 +5,7 @@ Every function here takes and returns ``onnx.ModelProto`` (never mutating its ar
 
 from .head import LinearHead, linear_head
 from .inputs import DEFAULT_SIZE, InputSpec, image_input, pin_input_size
-from .model_io import load_model, model_sha256, weights_dir, without_weights_dir
+from .model_io import external_tensors, load_model, model_sha256, weights_folder, with_weights
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
 from .shapes import TensorInfo, infer_tensors
 from .taps import Tap, TapPlan, find_taps, shape_candidates
@@ -22,6 +22,7 @@ __all__ = [
     "TensorInfo",
     "add_outputs",
     "add_pfv_outputs",
+    "external_tensors",
     "find_taps",
     "image_input",
     "infer_tensors",
@@ -32,7 +33,7 @@ __all__ = [
     "read_tapped_outputs",
     "reinitialise",
     "shape_candidates",
-    "weights_dir",
+    "weights_folder",
     "weighted_nodes",
-    "without_weights_dir",
+    "with_weights",
 ]

@@ -1,9 +1,9 @@
 """Reading a model from a path, bytes or a ``ModelProto``, with one-line errors for what is not a model.
 
 Weights in external files (every model over 2 GB, and others saved that way) stay on disk: the graph is
-read without them and the folder they are in is recorded in the model's metadata under
-:data:`WEIGHTS_DIR_KEY`, where onnxruntime is pointed at it (:mod:`pfv_onnx.runtime`). Such a model is
-never serialised whole, so it is never limited by protobuf's 2 GB.
+read without them, and they are read from the folder of the model file itself (:func:`weights_folder`),
+never from a folder the model names. onnx and onnxruntime both refuse a weight file whose location
+leaves that folder. Such a model is never serialised whole, so it is never limited by protobuf's 2 GB.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ import hashlib
 from pathlib import Path
 
 import onnx
-from onnx.external_data_helper import uses_external_data
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
 from ..errors import ModelError, first_line
-
-WEIGHTS_DIR_KEY = "pfv_onnx.weights_dir"
 
 
 def load_model(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
@@ -39,14 +37,12 @@ def load_model(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # protobuf raises several unrelated types for corrupt files
             raise ModelError(f"{path}: not an ONNX model ({first_line(exc)})") from None
-        if external_tensors(model):
-            _set_weights_dir(model, path.resolve().parent)
     if not model.opset_import or not model.graph.node:
         raise ModelError(f"{where}: not an ONNX model (no graph)")
     try:
-        if weights_dir(model) is None:
+        if not external_tensors(model):
             onnx.checker.check_model(model)
-        elif not isinstance(src, onnx.ModelProto):
+        elif not isinstance(src, (onnx.ModelProto, bytes, bytearray)):
             onnx.checker.check_model(str(src))  # by path: checks that the weight files are there, any size
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"{where}: invalid ONNX model ({first_line(exc)})") from None
@@ -72,28 +68,25 @@ def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     return [init for init in model.graph.initializer if uses_external_data(init)]
 
 
-def weights_dir(model: onnx.ModelProto) -> Path | None:
-    """The folder of the model's external weight files, or ``None`` when its weights are inside it."""
-    value = next((p.value for p in model.metadata_props if p.key == WEIGHTS_DIR_KEY), None)
-    return Path(value) if value else None
+def weights_folder(src: str | Path | bytes | onnx.ModelProto, model: onnx.ModelProto) -> Path | None:
+    """The folder the external weights of ``model``, loaded from ``src``, are read from: the folder of the
+    model file. ``None`` when its weights are inside it, or when it was given in memory (the caller then
+    names the folder)."""
+    if isinstance(src, (str, Path)) and external_tensors(model):
+        return Path(src).resolve().parent
+    return None
 
 
-def _set_weights_dir(model: onnx.ModelProto, folder: Path) -> None:
-    entry = model.metadata_props.add()
-    entry.key, entry.value = WEIGHTS_DIR_KEY, str(folder)
-
-
-def without_weights_dir(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` with its external weights read into it and the private metadata entry dropped:
-    ready to be saved anywhere."""
+def with_weights(model: onnx.ModelProto, folder: Path | None) -> onnx.ModelProto:
+    """A copy of ``model`` with its external weights read into it from ``folder``: ready to be saved anywhere
+    or edited. With ``folder`` ``None``, a plain copy."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    folder = weights_dir(out)
     if folder is not None:
-        onnx.external_data_helper.load_external_data_for_model(out, str(folder))
-    kept = [p for p in out.metadata_props if p.key != WEIGHTS_DIR_KEY]
-    del out.metadata_props[:]
-    out.metadata_props.extend(kept)
+        try:
+            load_external_data_for_model(out, str(folder))
+        except (OSError, onnx.checker.ValidationError) as exc:
+            raise ModelError(f"cannot read the model's external weights ({first_line(exc)})") from None
     return out
 
 

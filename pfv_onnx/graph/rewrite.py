@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import ModelError
 from .inputs import InputSpec
-from .model_io import weights_dir
+from .model_io import external_tensors
 from .taps import Tap, TapPlan
 
 METADATA_KEY = "pfv_onnx"
@@ -195,7 +195,7 @@ def add_pfv_outputs(
         original=tuple(original),
     )
     _set_metadata(out, tapped)
-    if weights_dir(out) is None:  # the checker cannot follow external weights of an in-memory model
+    if not external_tensors(out):  # the checker cannot follow external weights of an in-memory model
         try:
             onnx.checker.check_model(out)
         except onnx.checker.ValidationError as exc:  # a bug of ours, but say where

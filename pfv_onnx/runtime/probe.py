@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 
@@ -9,8 +11,11 @@ from ..graph import InputSpec, TensorInfo, add_outputs
 from .session import Session
 
 
-def probe_tensors(model: onnx.ModelProto, names: list[str], spec: InputSpec, known: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
-    """Run ``model`` once on zeros and return the type and shape of each tensor in ``names``.
+def probe_tensors(
+    model: onnx.ModelProto, names: list[str], spec: InputSpec, known: dict[str, TensorInfo], weights_dir: Path | None = None
+) -> dict[str, TensorInfo]:
+    """Run ``model`` once on zeros and return the type and shape of each tensor in ``names``
+    (``weights_dir``: the folder of its external weights, if any).
 
     The batch dimension is reported as ``None`` unless the model fixes it, as shape inference reports it.
     """
@@ -21,7 +26,7 @@ def probe_tensors(model: onnx.ModelProto, names: list[str], spec: InputSpec, kno
     batch = spec.batch or 1
     height, width = spec.size_or_default
     shape = (batch, spec.channels, height, width) if spec.layout == "NCHW" else (batch, height, width, spec.channels)
-    results = Session(probe, providers=["CPUExecutionProvider"]).run(np.zeros(shape, dtype=spec.dtype), names)
+    results = Session(probe, providers=["CPUExecutionProvider"], weights_dir=weights_dir).run(np.zeros(shape, dtype=spec.dtype), names)
     found = {}
     for name, value in results.items():
         elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)

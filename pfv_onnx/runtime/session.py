@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import onnx
 
 from ..errors import ModelError, PFVError, RuntimeMissingError, first_line
-from ..graph import weights_dir
+from ..graph import external_tensors
 
 # Preferred order when the user names none; the first installed and usable one wins, CPU always last.
 PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -78,6 +79,8 @@ class Session:
         spin: let onnxruntime's threads spin between runs (faster back-to-back runs, but they take the
             cores from whatever the process does next).
         binding: run through I/O binding (default: when the first provider is not the CPU).
+        weights_dir: the folder of the model's external weight files (:func:`pfv_onnx.graph.weights_folder`);
+            needed when its weights are not inside it.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class Session:
         threads: int | None = None,
         spin: bool = True,
         binding: bool | None = None,
+        weights_dir: Path | None = None,
     ):
         ort = onnxruntime()
         options = ort.SessionOptions()
@@ -96,9 +100,11 @@ class Session:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = int(threads)
-        if isinstance(model, onnx.ModelProto) and weights_dir(model) is not None:
+        if weights_dir is not None:
             # The graph goes as bytes, its external weights are read from their folder.
-            options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(weights_dir(model)))
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(weights_dir))
+        elif isinstance(model, onnx.ModelProto) and external_tensors(model):
+            raise ModelError("the model's weights are in external files: open it by its path, so that they are read from its folder")
         data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
         try:
             self._session = ort.InferenceSession(data, options, providers=resolve_providers(providers))
