@@ -124,8 +124,12 @@ def results_markdown(data: dict) -> str:
         *[overhead.Overhead(**r).row() for r in data["results"]],
         "",
         "*PFV / bare* compares PFV with the bare model run the same way: in PFV's chunks (its default for the provider,",
-        "8 images per inference call on the CPU). *bare, one call* is the whole batch in one call, as a plain script runs",
-        "it; on the CPU, chunks that fit the cache make the light models faster, for the bare pass and PFV alike. The",
+        "8 images per inference call on the CPU), on a session with the same options (onnxruntime's threads do not spin",
+        "between operators or runs, so that the NumPy core, and a folder run's decoding and writing threads, get the",
+        "cores). *bare, default session* is the bare model in the same chunks on a session with onnxruntime's default",
+        "options, as a user's own script makes one (its threads spin); *PFV / bare default* compares with that. *bare,",
+        "one call* is the whole batch in one call, as a plain script runs it; on the CPU, chunks that fit the cache make",
+        "the light models faster, for the bare pass and PFV alike. The",
         "*forward* column is PFV's forward pass: the model plus the channel sums of the taps inside the graph (a 1x1",
         "convolution per tap, one multiply-add per channel and pixel). *decomposition* is the PCA of `F_N`; *weighting*",
         "is upsampling, weighting by `A^b` and the joint normalisation.",
@@ -144,7 +148,12 @@ def results_markdown(data: dict) -> str:
                   "run is a process of its own, for its peak resident memory; medians of three runs in rotating order.", "",
                   throughput.HEADER, *[throughput.row(r) for r in data["throughput"]]]
     if data["torch"]:
-        lines += ["", "## The PyTorch reference", "", "The paper's method in PyTorch with forward hooks, on the same weights as the ONNX model.",
+        lines += ["", "## The PyTorch reference", "",
+                  "The paper's method in PyTorch with forward hooks, on the same weights as the ONNX model, doing the same work as",
+                  "pfv-onnx: hooks on the modules that make the tensors pfv-onnx taps, the forward passes in the same chunks, only the",
+                  "three components that are drawn (`torch.linalg.eigh` of the covariance, or `torch.pca_lowrank` where pfv-onnx's",
+                  "solver is randomised too), the model in channels-last memory and inference mode. Its OpenMP threads wait",
+                  "passively, as onnxruntime's do in the comparison, so that none slows the next candidate.",
                   "", torch_reference.HEADER, *[torch_reference.row(r) for r in data["torch"]]]
     return "\n".join(lines) + "\n"
 

@@ -6,24 +6,29 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from pfv_onnx import PFV, bundled
 from pfv_onnx.graph import load_model
 from pfv_onnx.report import write_batch
-from pfv_onnx.runtime import Session
+from pfv_onnx.runtime import Session, onnxruntime
 
 
 @dataclass
 class Overhead:
     """Medians in seconds. ``pfv_s`` is what replaces the bare forward pass: PFV's forward, decomposition
     and weighting on the same preprocessed batch; ``ratio`` is ``pfv_s / bare_s``, both run in the same
-    chunks of ``chunk`` images (PFV's default for the provider). ``bare_one_call_s`` is the bare pass of the
-    whole batch in one call, as a plain script runs it. Preprocessing, drawing and PNG encoding are reported
-    beside it (the bare pass has no counterpart for them)."""
+    chunks of ``chunk`` images (PFV's default for the provider) with the same session options (threads
+    that do not spin). ``bare_default_s`` is the bare pass in the same chunks on a session
+    with onnxruntime's default options, as a user makes one (``ratio_default`` = ``pfv_s`` over it);
+    ``bare_one_call_s`` is the bare pass of the whole batch in one call, as a plain script runs it.
+    Preprocessing, drawing and PNG encoding are reported beside it (the bare pass has no counterpart
+    for them)."""
 
     model: str
     batch: int
@@ -31,23 +36,27 @@ class Overhead:
     runs: int
     chunk: int
     bare_s: float
+    bare_default_s: float
     bare_one_call_s: float
     pfv_s: float
     ratio: float
+    ratio_default: float
     stages: dict[str, float] = field(default_factory=dict)
 
     def row(self) -> str:
         ms = {k: f"{v * 1e3:.1f}" for k, v in self.stages.items()}
         return (
-            f"| {self.model} | {self.batch} | {self.provider} | {self.chunk} | {self.bare_one_call_s * 1e3:.1f} | {self.bare_s * 1e3:.1f} "
-            f"| {self.pfv_s * 1e3:.1f} | **{self.ratio:.3f}** "
-            f"| {ms['forward']} | {ms['decomposition']} | {ms['weighting']} | {ms['preprocess']} | {ms['render']} | {ms['png_encode']} |"
+            f"| {self.model} | {self.batch} | {self.provider} | {self.chunk} | {self.bare_one_call_s * 1e3:.1f} "
+            f"| {self.bare_default_s * 1e3:.1f} | {self.bare_s * 1e3:.1f} | {self.pfv_s * 1e3:.1f} | **{self.ratio:.3f}** "
+            f"| {self.ratio_default:.3f} | {ms['forward']} | {ms['decomposition']} | {ms['weighting']} | {ms['preprocess']} "
+            f"| {ms['render']} | {ms['png_encode']} |"
         )
 
 
 HEADER = (
-    "| model | batch | provider | chunk | bare, one call (ms) | bare, in chunks (ms) | PFV (ms) | PFV / bare | forward | decomposition "
-    "| weighting | preprocess | render | PNG encode |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| model | batch | provider | chunk | bare, one call (ms) | bare, default session (ms) | bare (ms) | PFV (ms) | PFV / bare "
+    "| PFV / bare default | forward | decomposition | weighting | preprocess | render | PNG encode |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -57,51 +66,69 @@ def sample_paths(batch: int) -> list[Path]:
     return [photos[i % len(photos)] for i in range(batch)]
 
 
-def measure(name: str, model: onnx.ModelProto | str, batch: int, runs: int = 7, provider: str = "CPUExecutionProvider") -> Overhead:
-    """Medians over ``runs`` interleaved rounds (bare in PFV's chunks, PFV, bare in one call), the order
-    rotating, after one warm-up each.
+def default_session(source: onnx.ModelProto, provider: str) -> Callable[[np.ndarray, int | None], None]:
+    """A run in chunks on an onnxruntime session with its default options (threads spin between runs), as
+    a user's own script makes one."""
+    session = onnxruntime().InferenceSession(source.SerializeToString(), providers=[provider])
+    name = session.get_inputs()[0].name
 
-    All sessions see the same preprocessed batch and have the same options; thread spinning is off in all
-    (a session that spins after its run steals a core from what runs next in the process: the other
-    session, or the NumPy core), so the comparison measures PFV, not the interleaving.
-    """
-    source = load_model(bundled.resolve_model(model) if isinstance(model, str) else model)
-    pfv = PFV(source, providers=[provider])
-    bare = Session(source, providers=[provider], spin=False)
-    paths = sample_paths(batch)
-    x, pixels, names = pfv.preprocess(paths)
-    times: dict[str, list[float]] = {"bare": [], "pfv": [], "one_call": []}
-    stages: dict[str, list[float]] = {k: [] for k in ("forward", "decomposition", "weighting", "preprocess", "render", "png_encode")}
+    def run(x: np.ndarray, chunk: int | None) -> None:
+        step = chunk or len(x)
+        for start in range(0, len(x), step):
+            session.run(None, {name: x[start : start + step]})
 
-    def run_pfv() -> None:
-        result = pfv.run(x, pixels, names)
-        for stage in ("forward", "decomposition", "weighting"):
-            stages[stage].append(result.timings[stage])
+    return run
 
-    steps = {"bare": lambda: bare.run(x, chunk_size=pfv.chunk_size), "pfv": run_pfv, "one_call": lambda: bare.run(x)}
+
+def interleaved(steps: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median seconds of each step over ``runs`` rounds, after one warm-up each, the order rotating."""
     for step in steps.values():
         step()
-    for key in stages:
-        stages[key].clear()
+    times: dict[str, list[float]] = {key: [] for key in steps}
+    keys = list(steps)
     for i in range(runs):
-        for key in list(steps)[i % 3 :] + list(steps)[: i % 3]:
+        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
             start = time.perf_counter()
             steps[key]()
             times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def measure(name: str, model: onnx.ModelProto | str, batch: int, runs: int = 7, provider: str = "CPUExecutionProvider") -> Overhead:
+    """Medians over ``runs`` interleaved rounds of the bare pass (our session options, onnxruntime's
+    defaults, and in one call) and PFV, all on the same preprocessed batch."""
+    source = load_model(bundled.resolve_model(model) if isinstance(model, str) else model)
+    pfv = PFV(source, providers=[provider])
+    chunk = pfv.featurizer.chunk_size
+    bare = Session(source, providers=[provider], spin=False)
+    default = default_session(source, provider)
+    paths = sample_paths(batch)
+    loaded = pfv.featurizer.load(paths)
+    x = loaded.inputs
+    stages: dict[str, list[float]] = {k: [] for k in ("forward", "decomposition", "weighting", "preprocess", "render", "png_encode")}
+
+    def run_pfv() -> None:
+        result = pfv(loaded)
+        for stage in ("forward", "decomposition", "weighting"):
+            stages[stage].append(result.timings[stage])
+
+    steps = {"bare": lambda: bare.run(x, chunk_size=chunk), "pfv": run_pfv, "default": lambda: default(x, chunk), "one_call": lambda: bare.run(x)}
+    med = interleaved(steps, runs)
+    for stage in ("forward", "decomposition", "weighting"):
+        del stages[stage][0]  # the warm-up
     # Beside the comparison: decoding the files, and drawing and writing the pictures (one thread).
-    result = pfv.run(x, pixels, names)
+    result = pfv(loaded)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(max(1, runs // 2)):
             start = time.perf_counter()
-            pfv.preprocess(paths)
+            pfv.featurizer.load(paths)
             stages["preprocess"].append(time.perf_counter() - start)
             written = write_batch(Path(tmp), result, 0).wait()
             stages["render"].append(written["render"])
             stages["png_encode"].append(written["png_encode"])
-    med = {k: statistics.median(v) for k, v in times.items()}
     return Overhead(
-        name, batch, provider.replace("ExecutionProvider", ""), runs, pfv.chunk_size or batch, med["bare"], med["one_call"],
-        med["pfv"], med["pfv"] / med["bare"], {k: statistics.median(v) for k, v in stages.items()},
+        name, batch, provider.replace("ExecutionProvider", ""), runs, chunk or batch, med["bare"], med["default"], med["one_call"],
+        med["pfv"], med["pfv"] / med["bare"], med["pfv"] / med["default"], {k: statistics.median(v) for k, v in stages.items()},
     )
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from pfv_onnx import PFV, bundled
 from pfv_onnx.graph import image_input, load_model
-from pfv_onnx.pipeline import model_preset
 from pfv_onnx.preprocess import expand_inputs, fit_image, load_image, to_model_input
+from pfv_onnx.presets import get_preset
 from pfv_onnx.runtime import Session, default_chunk
 
 BATCH = 32
@@ -42,7 +42,7 @@ def plain_loop(folder: Path, chunk: int | None = None) -> int:
     source = load_model(bundled.model_path())
     session = Session(source)
     spec = image_input(source)
-    preset = model_preset(source)
+    preset = get_preset(next(p.value for p in source.metadata_props if p.key == "preset"))
     paths = expand_inputs([folder])
     for start in range(0, len(paths), BATCH):
         pixels = np.stack([fit_image(load_image(p), spec.size_or_default) for p in paths[start : start + BATCH]])

@@ -1,10 +1,9 @@
 """The reference a user would otherwise pick: the paper's method in PyTorch, with forward hooks on the
 same weights. Optional: used only where torch is installed (``pip install -e '.[export]'``).
 
-The hooks catch the inputs of the layers the tap rule names (max-pools and strided convolutions, the
-reference code's choice, and the module entering global pooling), then PFV is computed with torch
-operations, as the authors' code does: channel sums upsampled and added, an SVD of the centred pixel
-matrix, bilinear upsampling, the joint normalisation.
+The comparison is of the same work: the hooks catch the tensors pfv-onnx taps, the forward passes run in
+the same chunks, and only the three components that are drawn are computed (``torch.linalg.eigh`` of the
+covariance, where the authors' code takes a full SVD of the pixel matrix).
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 # torch's OpenMP threads spin after each call and would slow whatever runs next in the process (the other
-# candidates of the interleaved comparison): they wait passively here, as onnxruntime's do.
+# candidates of the interleaved comparison): they wait passively here, as pfv-onnx's onnxruntime threads
+# do. (It costs torch's own forward pass about a fifth on MobileNetV2 at batch 8 on 2 cores.)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -79,88 +79,111 @@ def to_onnx(model, size: int = 224) -> onnx.ModelProto:
     return onnx.load_from_string(buffer.getvalue())
 
 
+def module_path(tensor: str) -> str:
+    """The PyTorch module whose output an exported tensor is, from the scope in its ONNX name:
+    ``/features/features.2/conv/conv.0/conv.0.2/Clip_output_0`` is the output of ``features.2.conv.0.2``."""
+    scopes = tensor.strip("/").split("/")[:-1]
+    parts: list[str] = []
+    for i, scope in enumerate(scopes):
+        parent = scopes[i - 1] if i else ""
+        parts.append(scope[len(parent) + 1 :] if parent and scope.startswith(parent + ".") else scope)
+    return ".".join(parts)
+
+
+# pfv-onnx's solver="auto" (pfv_onnx.core.decomposition): exact up to this many pixels or channels, else
+# a randomised range finder with these knobs.
+EXACT_LIMIT = 256
+OVERSAMPLES = 10
+POWER_ITERATIONS = 3
+
+
 class ReferencePFV:
-    """PFV in PyTorch: forward hooks on the inputs of every max-pool and strided convolution (the reference
-    code's rule) and of the global pooling; the last one caught is ``F_N``."""
+    """The paper's method in PyTorch, doing the same work as pfv-onnx: forward hooks on the modules that
+    produce the tensors pfv-onnx taps (its earlier taps and ``F_N``), the forward pass in the same chunks,
+    then over the whole batch: the channel sums upsampled and added, the three components pfv-onnx draws
+    (``torch.linalg.eigh`` of ``F_N``'s ``C x C`` covariance, or ``torch.pca_lowrank`` where pfv-onnx's
+    solver is randomised too), bilinear upsampling, the weighting and the joint normalisation.
 
-    def __init__(self, model):
-        from torch import nn
+    The model runs as a CPU user would run it at its best: channels-last memory, inference mode."""
 
+    def __init__(self, model, taps: list[str], final: str, chunk: int | None):
         self.model = model
-        self.caught = []
-        last = None
-        for module in model.modules():
-            if isinstance(module, nn.MaxPool2d) or (isinstance(module, nn.Conv2d) and max(module.stride) > 1):
-                module.register_forward_hook(lambda _m, inputs, _o: self.caught.append(inputs[0]))
-            last = module
-        self.final_hook = None
-        if not isinstance(last, (nn.MaxPool2d,)):  # MobileNet: F_N is what enters the adaptive pooling
-            features = getattr(model, "features", None)
-            if features is not None:
-                features.register_forward_hook(lambda _m, _i, output: self.caught.append(output))
+        self.chunk = chunk
+        self.caught: list[list] = []
+        for i, name in enumerate([*taps, final]):
+            self.caught.append([])
+            model.get_submodule(module_path(name)).register_forward_hook(lambda _m, _i, output, i=i: self.caught[i].append(output))
 
     def __call__(self, x):
         import torch
         import torch.nn.functional as F
 
-        self.caught.clear()
-        with torch.no_grad():
-            self.model(x)
-            *earlier, final = [t for t in self.caught if t.shape[-1] > 1 and t.shape[1] > 3]  # not the image itself
+        for parts in self.caught:
+            parts.clear()
+        with torch.inference_mode():
+            for chunk in x.split(self.chunk or len(x)):
+                self.model(chunk)
+            *earlier, final = [torch.cat(parts) for parts in self.caught]
             size = x.shape[-2:]
             activation = sum(F.interpolate(t.sum(dim=1, keepdim=True), size=size, mode="bilinear", align_corners=False) for t in earlier)
             b, c, h, w = final.shape
             pixels = final.permute(0, 2, 3, 1).reshape(-1, c)
             pixels = pixels - pixels.mean(dim=0)
-            u, s, _ = torch.linalg.svd(pixels, full_matrices=False)
-            components = (u[:, :3] * s[:3]).reshape(b, h, w, 3).permute(0, 3, 1, 2)
+            if min(pixels.shape) > EXACT_LIMIT:  # as pfv-onnx's solver="auto": randomised for wide layers
+                _, _, vectors = torch.pca_lowrank(pixels, q=3 + OVERSAMPLES, center=False, niter=POWER_ITERATIONS)
+                top = vectors[:, :3]
+            else:
+                top = torch.linalg.eigh(pixels.T @ pixels)[1][:, -3:].flip(-1)
+            components = (pixels @ top).reshape(b, h, w, 3).permute(0, 3, 1, 2)
             weighted = F.interpolate(components, size=size, mode="bilinear", align_corners=False) * activation
-            z = (weighted - weighted.mean()) / weighted.std()
-            z = z.clamp(-1, 1)
+            z = ((weighted - weighted.mean()) / weighted.std()).clamp(-1, 1)
             return ((z - z.min()) / (z.max() - z.min())).permute(0, 2, 3, 1).numpy()
 
 
 def measure(name: str, batch: int, runs: int = 5) -> dict:
-    """Medians of the bare onnxruntime pass, pfv-onnx and the PyTorch reference, interleaved, same weights;
-    the two onnxruntime runs in the same chunks, the reference in one call."""
+    """Medians of the bare onnxruntime pass (our session options and onnxruntime's defaults), pfv-onnx and
+    the PyTorch reference, interleaved, same weights, all forward passes in pfv-onnx's chunks."""
     import numpy as np
     import torch
 
     from pfv_onnx import PFV
     from pfv_onnx.runtime import Session
 
-    from .overhead import sample_paths
+    from .overhead import default_session, interleaved, sample_paths
 
     model = MODELS[name]()
     exported = to_onnx(model)
     pfv = PFV(exported, providers=["CPUExecutionProvider"])
+    chunk = pfv.featurizer.chunk_size
     bare = Session(exported, providers=["CPUExecutionProvider"], spin=False)
-    x, pixels, names = pfv.preprocess(sample_paths(batch))
-    reference = ReferencePFV(model)
-    tx = torch.from_numpy(np.ascontiguousarray(x))
-    timings = {"bare": [], "pfv": [], "torch": []}
-    steps = {"bare": lambda: bare.run(x, chunk_size=pfv.chunk_size), "pfv": lambda: pfv.run(x, pixels, names), "torch": lambda: reference(tx)}
-    for step in steps.values():
-        step()
-    for i in range(runs):
-        order = list(steps)[i % 3:] + list(steps)[: i % 3]
-        for key in order:
-            start = time.perf_counter()
-            steps[key]()
-            timings[key].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in timings.items()}
-    return {"model": name, "batch": batch, "bare_s": med["bare"], "pfv_s": med["pfv"], "torch_s": med["torch"],
-            "pfv_ratio": med["pfv"] / med["bare"], "torch_ratio": med["torch"] / med["bare"], "torch_threads": torch.get_num_threads()}
+    default = default_session(exported, "CPUExecutionProvider")
+    loaded = pfv.featurizer.load(sample_paths(batch))
+    x = loaded.inputs
+    reference = ReferencePFV(model.to(memory_format=torch.channels_last), pfv.taps, pfv.final, chunk)
+    tx = torch.from_numpy(np.ascontiguousarray(x)).to(memory_format=torch.channels_last)
+    check = reference(tx)
+    assert check.shape == (batch, *pfv.size, 3) and len(reference.caught) == len(pfv.taps) + 1
+    steps = {
+        "bare": lambda: bare.run(x, chunk_size=chunk),
+        "default": lambda: default(x, chunk),
+        "pfv": lambda: pfv(loaded),
+        "torch": lambda: reference(tx),
+    }
+    med = interleaved(steps, runs)
+    return {"model": name, "batch": batch, "chunk": chunk, "bare_s": med["bare"], "bare_default_s": med["default"], "pfv_s": med["pfv"],
+            "torch_s": med["torch"], "pfv_ratio": med["pfv"] / med["bare"], "torch_ratio": med["torch"] / med["bare"],
+            "torch_ratio_default": med["torch"] / med["default"], "torch_threads": torch.get_num_threads()}
 
 
 HEADER = (
-    "| model | batch | bare onnxruntime (ms) | pfv-onnx (ms) | PyTorch reference (ms) | pfv-onnx / bare | PyTorch / bare |\n"
-    "|---|---|---|---|---|---|---|"
+    "| model | batch | chunk | bare onnxruntime (ms) | bare, default session (ms) | pfv-onnx (ms) | PyTorch reference (ms) "
+    "| pfv-onnx / bare | PyTorch / bare | PyTorch / bare default |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def row(r: dict) -> str:
     return (
-        f"| {r['model']} | {r['batch']} | {r['bare_s'] * 1e3:.0f} | {r['pfv_s'] * 1e3:.0f} | {r['torch_s'] * 1e3:.0f} "
-        f"| **{r['pfv_ratio']:.2f}** | **{r['torch_ratio']:.2f}** |"
+        f"| {r['model']} | {r['batch']} | {r['chunk']} | {r['bare_s'] * 1e3:.0f} | {r['bare_default_s'] * 1e3:.0f} | {r['pfv_s'] * 1e3:.0f} "
+        f"| {r['torch_s'] * 1e3:.0f} | **{r['pfv_ratio']:.2f}** | **{r['torch_ratio']:.2f}** | {r['torch_ratio_default']:.2f} |"
     )

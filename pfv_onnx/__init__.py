@@ -2,24 +2,39 @@
 
 One onnxruntime pass of a tapped graph gives the features; a NumPy core turns them into one RGB picture per
 image whose colours are the principal contrasting features of the batch.
+
+The names below are imported when first used, so that ``import pfv_onnx`` (and the command line's
+``--help``) stays cheap.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .errors import ImageError, LayerError, ModelError, PFVError  # noqa: E402
-from .pipeline import PFV, Features, PFVResult  # noqa: E402
-from .preprocess import PRESETS  # noqa: E402
-from .tapping import export, tap_model  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = [
-    "PFV",
-    "PRESETS",
-    "Features",
-    "ImageError",
-    "LayerError",
-    "ModelError",
-    "PFVError",
-    "PFVResult",
-    "export",
-    "tap_model",
-]
+from .version import __version__
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "PFV": "pfv",
+    "PFVResult": "pfv",
+    "Options": "options",
+    "OptionError": "options",
+    "Features": "features",
+    "Featurizer": "featurizer",
+    "PRESETS": "presets",
+    "export": "tapping",
+    "tap_model": "tapping",
+    "PFVError": "errors",
+    "ModelError": "errors",
+    "LayerError": "errors",
+    "ImageError": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .core import FittedBasis, PrincipalComponents
 from .core.normalise import Scaling, ValueStats
 from .errors import PFVError

@@ -1,11 +1,13 @@
-"""``PFV.fit`` and ``pfv-onnx fit``: a basis fitted on any number of images, in process or on Dask.
+"""Fitting a basis on any number of images, in process or on Dask (``PFV.fit`` and ``pfv-onnx fit``).
 
 Two passes over the data (see :mod:`pfv_onnx.core.fitted`): moments of ``F_N`` to fix the components,
-then the statistics of the weighted components to fix the normalisation. The data is read in shards of a
-few batches; each shard's partial result is small (a ``C x C`` matrix, a few numbers) and partial results
-merge in a tree. On Dask (the optional ``[dask]`` extra) each task opens the model itself, reads its shard
-of files (the workers must see the same paths) and returns its partial result; a task lost with its worker
-is run again by Dask, and a fit whose task keeps failing stops with a clear error, never with a wrong basis.
+then the statistics of the weighted components to fix the normalisation. Each pass streams the images
+(:mod:`pfv_onnx.stream`); each batch's partial result is small (a ``C x C`` matrix, a few numbers) and
+partial results merge in any order. On Dask (the optional ``[dask]`` extra) the images are read in shards
+of a few batches: each task opens the model itself, reads its shard of files (the workers must see the
+same paths) and returns its partial result, and the results merge in a tree. A task lost with its worker
+is run again by Dask, and a fit whose task keeps failing stops with a clear error, never with a wrong
+basis.
 """
 
 from __future__ import annotations
@@ -14,105 +16,119 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from .core import FeatureMoments, FittedBasis, ValueStats, feature_matrix, layer_sources, weighted_stats
-from .errors import ImageError, PFVError
-from .preprocess import expand_inputs
-
-if TYPE_CHECKING:
-    from .pipeline import PFV
+from .errors import PFVError
+from .features import Features
+from .featurizer import Featurizer, ImageLike
+from .options import Options
+from .stream import BatchStream, Decoded, plan_batches
 
 SHARD_BATCHES = 4  # batches per Dask task
 
 
-def _batches(pfv: PFV, paths: Sequence[Path], batch_size: int):
-    """Yield ``(features, paths kept)`` per batch; collect the inputs that cannot be read in ``skipped``."""
-    skipped: list[dict] = []
-
-    def generate():
-        for start in range(0, len(paths), batch_size):
-            pixels, kept = [], []
-            for path in paths[start : start + batch_size]:
-                try:
-                    pixels.append(pfv.prepare(path))
-                    kept.append(path)
-                except ImageError as exc:
-                    skipped.append({"source": str(path), "reason": str(exc)})
-            if pixels:
-                yield pfv.forward(pfv.model_input(np.stack(pixels)), maps=True), kept
-
-    return generate(), skipped
-
-
-def shard_moments(pfv: PFV, paths: Sequence[Path], batch_size: int) -> tuple[FeatureMoments | None, list[dict]]:
-    """Pass 1 over ``paths``: the merged :class:`FeatureMoments` of their batches, and the skipped inputs."""
-    batches, skipped = _batches(pfv, paths, batch_size)
-    total = None
-    for features, kept in batches:
-        part = FeatureMoments.of(feature_matrix(features.final), layer_sources(features.final, features.maps), len(kept))
-        total = part if total is None else total.merge(part)
-    return total, skipped
-
-
-def shard_stats(pfv: PFV, paths: Sequence[Path], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
-    """Pass 2 over ``paths``: the statistics of their weighted components under ``basis`` and of their
-    activation maps."""
-    batches, _ = _batches(pfv, paths, batch_size)
-    weighted, activation = ValueStats(), ValueStats()
-    for features, _ in batches:
-        w, a = weighted_stats(features.final, features.maps, pfv.size, basis)
-        weighted, activation = weighted.merge(w), activation.merge(a)
-    return weighted, activation
-
-
-def fit(pfv: PFV, inputs: Sequence[str | Path], batch_size: int = 32, dask: str | None = None) -> tuple[FittedBasis, list[dict]]:
-    """Fit a basis on every image of ``inputs`` (files and folders); returns it and the skipped inputs.
+def fit_basis(
+    featurizer: Featurizer, items: Sequence[ImageLike], options: Options, batch_size: int = 32, dask: str | None = None
+) -> tuple[FittedBasis, list[dict]]:
+    """Fit a basis on every image of ``items`` with the ``method`` options; returns it and the items
+    that could not be read (``{"source", "reason"}``).
 
     Args:
         batch_size: images per forward pass (any size gives the same basis).
         dask: ``None`` to fit in this process, ``"local"`` for a local Dask cluster, or a scheduler address.
     """
-    paths = expand_inputs(inputs)
     if batch_size < 1:
         raise PFVError(f"batch size must be at least 1, got {batch_size}")
     if dask is not None:
-        return _fit_on_dask(pfv, paths, batch_size, dask)
+        return _fit_on_dask(featurizer, items, options, batch_size, dask)
+    moments, skipped = shard_moments(featurizer, items, batch_size)
+    basis = _basis(moments, options)
+    return _complete(basis, shard_stats(featurizer, items, batch_size, basis)), skipped
+
+
+def basis_of(features: Features, size: tuple[int, int], options: Options, images: int) -> FittedBasis:
+    """The basis fitted on the features of one batch already in memory (both passes on them)."""
+    if features.maps is None:
+        raise PFVError("fitting needs the per-layer maps: forward(inputs, maps=True)")
+    moments = FeatureMoments.of(feature_matrix(features.final), layer_sources(features.final, features.maps), images)
+    basis = _basis(moments, options)
+    return _complete(basis, _checked(weighted_stats, features.final, features.maps, size, basis))
+
+
+def shard_moments(featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int) -> tuple[FeatureMoments | None, list[dict]]:
+    """Pass 1 over ``items``: the merged :class:`FeatureMoments` of their batches, and the skipped items."""
+    def moments(decoded: Decoded, features: Features) -> FeatureMoments:
+        sources = layer_sources(features.final, features.maps)
+        return _checked(FeatureMoments.of, feature_matrix(features.final), sources, len(decoded.positions))
+
+    return _reduce(featurizer, items, batch_size, moments, FeatureMoments.merge)
+
+
+def shard_stats(featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
+    """Pass 2 over ``items``: the statistics of their weighted components under ``basis`` and of their
+    activation maps."""
+    def stats(_decoded: Decoded, features: Features) -> tuple[ValueStats, ValueStats]:
+        return _checked(weighted_stats, features.final, features.maps, featurizer.size, basis)
+
+    merged, _ = _reduce(featurizer, items, batch_size, stats, _merge_stats)
+    return merged if merged is not None else (ValueStats(), ValueStats())
+
+
+def _reduce(
+    featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, finish: Callable[[Decoded, Features], Any], merge: Callable
+) -> tuple[Any, list[dict]]:
+    """``finish`` on each batch (in the stream's workers), the outcomes merged in order as they come; and
+    the items that could not be read."""
+    merged: list = [None]
+    skipped: list[dict] = []
+
+    def done(decoded: Decoded, outcome: Any) -> None:
+        skipped.extend(decoded.skipped)
+        if outcome is not None:
+            merged[0] = outcome if merged[0] is None else merge(merged[0], outcome)
+
+    BatchStream(featurizer, items, plan_batches(len(items), batch_size), maps=True).run(finish, done)
+    return merged[0], skipped
+
+
+def _checked(step: Callable, *args: Any) -> Any:
     try:
-        moments, skipped = shard_moments(pfv, paths, batch_size)
-        if moments is None:
-            raise PFVError("no image could be read to fit a basis")
-        basis = _basis(moments, pfv)
-        return basis.with_statistics(*shard_stats(pfv, paths, batch_size, basis)), skipped
+        return step(*args)
     except ValueError as exc:  # NaN or infinite features
         raise PFVError(f"cannot fit the basis: {exc}") from None
+
+
+def _basis(moments: FeatureMoments | None, options: Options) -> FittedBasis:
+    if moments is None:
+        raise PFVError("no image could be read to fit a basis")
+    return _checked(moments.basis, options.n_components, options.hierarchical, options.n_sigma)
+
+
+def _complete(basis: FittedBasis, stats: tuple[ValueStats, ValueStats]) -> FittedBasis:
+    return _checked(basis.with_statistics, *stats)
 
 
 # ---- Dask -------------------------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=4)
-def _worker_pfv(config: str) -> PFV:
-    """The PFV of a task's worker process, opened once per configuration (which holds the model file's
-    SHA-256, so a replaced file is opened afresh) and reused by later tasks."""
-    from .pipeline import PFV
-
-    options = json.loads(config)
-    expected = options.pop("model_sha256")
-    pfv = PFV(**options)
-    if pfv.model_sha256 != expected:
-        raise PFVError(f"{options['model']}: not the same file on this worker as where the fit started")
-    return pfv
+def _worker_featurizer(config: str) -> Featurizer:
+    """The featurizer of a task's worker process, opened once per configuration (which holds the model
+    file's SHA-256, so a replaced file is opened afresh) and reused by later tasks."""
+    data = json.loads(config)
+    featurizer = Featurizer(data["model"], Options.from_dict(data["options"]))
+    if featurizer.model_sha256 != data["model_sha256"]:
+        raise PFVError(f"{data['model']}: not the same file on this worker as where the fit started")
+    return featurizer
 
 
 def _task_moments(config: str, paths: list[str], batch_size: int):
-    return shard_moments(_worker_pfv(config), [Path(p) for p in paths], batch_size)
+    return shard_moments(_worker_featurizer(config), [Path(p) for p in paths], batch_size)
 
 
 def _task_stats(config: str, paths: list[str], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
-    return shard_stats(_worker_pfv(config), [Path(p) for p in paths], batch_size, basis)
+    return shard_stats(_worker_featurizer(config), [Path(p) for p in paths], batch_size, basis)
 
 
 def _merge_moments(a, b):
@@ -125,13 +141,6 @@ def _merge_stats(a: tuple[ValueStats, ValueStats], b: tuple[ValueStats, ValueSta
     return a[0].merge(b[0]), a[1].merge(b[1])
 
 
-def _basis(moments: FeatureMoments, pfv: PFV) -> FittedBasis:
-    try:
-        return moments.basis(pfv.n_components, pfv.hierarchical, pfv.n_sigma)
-    except ValueError as exc:  # more components than channels
-        raise PFVError(f"cannot fit the basis: {exc}") from None
-
-
 def _tree_reduce(client: Any, futures: list, merge: Callable) -> Any:
     """Merge the results of ``futures`` pairwise on the cluster, level by level, and fetch the last one."""
     while len(futures) > 1:
@@ -139,26 +148,30 @@ def _tree_reduce(client: Any, futures: list, merge: Callable) -> Any:
     return futures[0].result()
 
 
-def _fit_on_dask(pfv: PFV, paths: list[Path], batch_size: int, address: str) -> tuple[FittedBasis, list[dict]]:
+def _fit_on_dask(
+    featurizer: Featurizer, items: Sequence[ImageLike], options: Options, batch_size: int, address: str
+) -> tuple[FittedBasis, list[dict]]:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise PFVError("fitting on Dask needs the dask extra: pip install 'pfv-onnx[dask]'") from None
-    config = json.dumps({**pfv.config(), "providers": None, "model_sha256": pfv.model_sha256})
+    if featurizer.model_path is None:
+        raise PFVError("a model given in memory cannot be fitted on Dask; give a model file")
+    if not all(isinstance(item, (str, Path)) for item in items):
+        raise PFVError("fitting on Dask reads image files: give paths and folders, not images in memory")
+    # Each worker opens the model itself, on its own default providers, without the classifier head.
+    worker_options = options.replace(providers=None, keep_logits=False).view()
+    config = json.dumps({"model": str(Path(featurizer.model_path).resolve()), "options": worker_options, "model_sha256": featurizer.model_sha256})
     shard = batch_size * SHARD_BATCHES
     # Absolute paths: the workers need not share this process's working folder.
-    shards = [[str(p.resolve()) for p in paths[i : i + shard]] for i in range(0, len(paths), shard)]
-    if not shards:
-        raise PFVError("no images to fit a basis on")
+    shards = [[str(Path(p).resolve()) for p in items[i : i + shard]] for i in range(0, len(items), shard)]
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) if address == "local" else None
     try:
         with Client(cluster if cluster is not None else address) as client:
             n = len(shards)
             # (Client.map has a batch_size argument of its own: ours goes positionally.)
             moments, skipped = _tree_reduce(client, client.map(_task_moments, [config] * n, shards, [batch_size] * n, pure=False), _merge_moments)
-            if moments is None:
-                raise PFVError("no image could be read to fit a basis")
-            basis = _basis(moments, pfv)
+            basis = _basis(moments, options)
             stats = _tree_reduce(client, client.map(_task_stats, [config] * n, shards, [batch_size] * n, [basis] * n, pure=False), _merge_stats)
     except PFVError:
         raise
@@ -167,4 +180,4 @@ def _fit_on_dask(pfv: PFV, paths: list[Path], batch_size: int, address: str) -> 
     finally:
         if cluster is not None:
             cluster.close()
-    return basis.with_statistics(*stats), skipped
+    return _complete(basis, stats), skipped

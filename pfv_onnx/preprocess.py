@@ -1,53 +1,24 @@
-"""From photos to the model's input: decoding, resizing, and the one table of normalisation presets."""
+"""From photos to the model's input: decoding, resizing, and normalising by a preset (:mod:`pfv_onnx.presets`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, PFVError, first_line
+from .errors import ImageError, first_line
+from .presets import PRESETS, Preset
+
+__all__ = [
+    "IMAGE_SUFFIXES", "LUMA", "MAX_PIXELS", "PRESETS", "Preset", "expand_inputs", "fit_image", "load_image", "to_image", "to_model_input",
+    "to_rgb",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-RESIZE_MODES = ("crop", "stretch")
 # The evaluation crop of ImageNet models: resize the shorter side to size / 0.875 (256 for 224), crop the centre.
 CROP_FRACTION = 0.875
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Pixel normalisation ``(pixel - mean) / std`` with ``pixel`` in 0..255, channels in RGB order.
-
-    ``bgr`` reverses the channel order after normalising (Caffe-trained models).
-    """
-
-    name: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    bgr: bool
-    description: str
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("imagenet", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), False,
-               "x/255, ImageNet mean and std (torchvision, timm)"),
-        Preset("lite", (127.0,) * 3, (128.0,) * 3, False, "(x - 127) / 128 (EfficientNet-Lite)"),
-        Preset("tf", (127.5,) * 3, (127.5,) * 3, False, "x / 127.5 - 1 (Keras 'tf' mode: MobileNet, Inception)"),
-        Preset("caffe", (123.68, 116.779, 103.939), (1.0,) * 3, True, "BGR, ImageNet mean subtracted (Caffe, Keras VGG/ResNet)"),
-    )
-}
-
-
-def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise PFVError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -145,8 +116,6 @@ def fit_image(image: Image.Image, size: tuple[int, int], resize: str = "crop") -
     height, width = size
     if resize == "stretch":
         return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
-    if resize != "crop":
-        raise PFVError(f"unknown resize mode {resize!r} (choose from {', '.join(RESIZE_MODES)})")
     scale = max(height, width) / CROP_FRACTION / min(image.size)
     scaled_w, scaled_h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
     left, top = (scaled_w - width) // 2, (scaled_h - height) // 2

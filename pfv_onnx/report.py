@@ -14,7 +14,6 @@ Layout of the folder::
 from __future__ import annotations
 
 import functools
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -22,20 +21,17 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
+from .colouring import BatchResult
 from .core.normalise import Scaling, ValueStats, apply_scaling, scaling
-from .files import atomic_path
+from .files import write_report
+from .options import PICTURES
 from .render import Figure, Section, colour_map, mosaic, overlay, page, to_uint8, write_png
 from .render.html import swatch
-
-if TYPE_CHECKING:
-    from .pipeline import PFVResult
-
-PICTURES = ("pfv", "overlay", "activation", "components")
 CAPTIONS = {
     "pfv": "PFV",
     "overlay": "PFV over the input",
@@ -80,7 +76,7 @@ def activation_range(stats: ValueStats) -> tuple[float, float]:
     return stats.lo, min(stats.hi, mean + 3 * std)
 
 
-def batch_scales(result: PFVResult, kinds: Sequence[str] = PICTURES) -> BatchScales:
+def batch_scales(result: BatchResult, kinds: Sequence[str] = PICTURES) -> BatchScales:
     """The scales of a batch's activation and component pictures: the fitted basis's, when it coloured the
     batch (then they mean the same in every batch), else the batch's own."""
     basis = result.visualisation.basis
@@ -91,7 +87,7 @@ def batch_scales(result: PFVResult, kinds: Sequence[str] = PICTURES) -> BatchSca
     return BatchScales(activation_range(ValueStats.of(result.activation)), components)
 
 
-def image_pictures(result: PFVResult, b: int, scales: BatchScales, kinds: Sequence[str] = PICTURES) -> dict[str, np.ndarray]:
+def image_pictures(result: BatchResult, b: int, scales: BatchScales, kinds: Sequence[str] = PICTURES) -> dict[str, np.ndarray]:
     """The ``(H0, W0, 3)`` uint8 pictures of image ``b`` of a result, by kind (see the module doc)."""
     pfv = to_uint8(result.rgb[b])
     pictures = {"pfv": pfv}
@@ -107,7 +103,7 @@ def image_pictures(result: PFVResult, b: int, scales: BatchScales, kinds: Sequen
     return pictures
 
 
-def batch_pictures(result: PFVResult) -> dict[str, np.ndarray]:
+def batch_pictures(result: BatchResult) -> dict[str, np.ndarray]:
     """The four pictures of every image of a result, ``(B, H0, W0, 3)`` uint8 by kind."""
     scales = batch_scales(result)
     per_image = [image_pictures(result, b, scales) for b in range(len(result.names))]
@@ -180,7 +176,7 @@ def _write_pictures(out: Path, files: dict[str, str], render) -> dict[str, float
 
 def write_batch(
     out: Path,
-    result: PFVResult,
+    result: BatchResult,
     index: int,
     sources: Sequence[str] | None = None,
     pool: Executor | None = None,
@@ -238,10 +234,7 @@ def build_summary(description: dict, batches: list[dict], images: list[dict], ti
 
 def write_summary(out: Path, summary: dict, title: str = "PFV report") -> None:
     """Write ``summary.json`` and the ``index.html`` that shows it, each atomically."""
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    with atomic_path(out / "index.html") as tmp:
-        tmp.write_text(report_page(summary, title), encoding="utf-8")
+    write_report(out, summary, report_page(summary, title))
 
 
 def report_page(summary: dict, title: str) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 import onnx
 
 from . import bundled
-from .errors import LayerError, PFVError
-from .files import atomic_path
+from .errors import LayerError
+from .files import atomic_path, check_output_file
 from .graph import (
     InputSpec,
     TappedOutputs,
@@ -107,11 +107,7 @@ def export(
     """
     src = bundled.resolve_model(src) if isinstance(src, (str, Path)) else src
     tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size)
-    dst = Path(dst)
-    if dst.is_dir():
-        raise PFVError(f"{dst}: is a folder; give the path of the .onnx file to write")
-    if not dst.parent.is_dir():
-        raise PFVError(f"{dst.parent}: no such folder")
+    dst = check_output_file(dst, overwrite=True)
     model = with_weights(tapped.model, tapped.weights_dir)
     # The export records which model it was made from, so a basis fitted with that model fits it too.
     identity = src if isinstance(src, (str, Path, bytes)) else src.SerializeToString()

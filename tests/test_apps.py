@@ -15,7 +15,7 @@ from pfv_onnx import bundled
 from pfv_onnx.apps.debug import region_of
 from pfv_onnx.cli import main
 from pfv_onnx.core.metrics import colour_distribution, foreground, ssim
-from pfv_onnx.core.probe import fit_probe, stratified_split
+from pfv_onnx.core.linear_probe import fit_probe, stratified_split
 
 GCOMPRIS = bundled.sample_images()[0].parent / "gcompris5"
 CAT = GCOMPRIS / "animals" / "explore_farm_animals__cat.webp"

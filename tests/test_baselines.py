@@ -44,7 +44,7 @@ def test_class_activation_maps_are_weighted_channel_sums():
 
 
 def test_linear_head_reproduces_the_bundled_logits(mobilenet, animals_result):
-    head = mobilenet.head
+    head = mobilenet.featurizer.head
     pooled = animals_result.features.final.mean(axis=(2, 3))
     np.testing.assert_allclose(pooled @ head.weight.T + head.bias, animals_result.logits, rtol=1e-4, atol=1e-4)
 

@@ -146,18 +146,15 @@ def test_value_statistics_match_float64_sums(shape, scale):
 
 
 def test_images_shared_between_threads_give_the_same_pictures(monkeypatch):
-    from pfv_onnx.core import pfv as core_pfv
-
     final, maps = spiked_features(batch=5), layer_maps(batch=5)
-    shared = visualise(final, maps, (32, 32))
-    monkeypatch.setattr(core_pfv, "THREADS", 1)
-    alone = visualise(final, maps, (32, 32))
+    shared = visualise(final, maps, (32, 32), threads=2)
+    alone = visualise(final, maps, (32, 32), threads=1)
     assert np.array_equal(shared.rgb, alone.rgb) and np.array_equal(shared.activation, alone.activation)
     assert shared.scaling == alone.scaling
 
 
 def test_in_parallel_covers_every_item_once_and_raises_the_first_error():
-    from pfv_onnx.core.pfv import in_parallel
+    from pfv_onnx.core.parallel import in_parallel
 
     seen, names = [], []
 

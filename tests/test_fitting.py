@@ -63,12 +63,12 @@ def test_fit_does_not_depend_on_batch_size_or_order(fitted):
 
 def test_an_image_gets_the_same_colours_in_every_batch(fitted):
     dog = bundled.sample_image("dog")
-    a = fitted([bundled.sample_image("chelsea"), dog, bundled.sample_image("horses")])
-    b = fitted([dog, bundled.sample_image("coffee")])
-    c = fitted([dog])
+    a = fitted.transform([bundled.sample_image("chelsea"), dog, bundled.sample_image("horses")])
+    b = fitted.transform([dog, bundled.sample_image("coffee")])
+    c = fitted.transform([dog])
     np.testing.assert_allclose(a.rgb[1], b.rgb[0], atol=1e-5)
     np.testing.assert_allclose(a.rgb[1], c.rgb[0], atol=1e-5)
-    relative = [fitted.fit_transform(batch) for batch in ([bundled.sample_image("chelsea"), dog], [dog, bundled.sample_image("coffee")])]
+    relative = [fitted(batch) for batch in ([bundled.sample_image("chelsea"), dog], [dog, bundled.sample_image("coffee")])]
     assert np.abs(relative[0].rgb[1] - relative[1].rgb[0]).max() > 0.3  # the paper's colours do depend on the batch
 
 
@@ -77,8 +77,8 @@ def test_every_picture_is_fixed_by_the_basis(fitted, tmp_path):
     from pfv_onnx.report import batch_pictures
 
     dog = bundled.sample_image("dog")
-    a = batch_pictures(fitted([bundled.sample_image("chelsea"), dog]))
-    b = batch_pictures(fitted([dog, bundled.sample_image("coffee"), bundled.sample_image("horses")]))
+    a = batch_pictures(fitted.transform([bundled.sample_image("chelsea"), dog]))
+    b = batch_pictures(fitted.transform([dog, bundled.sample_image("coffee"), bundled.sample_image("horses")]))
     for kind in ("pfv", "overlay", "activation", "components"):
         assert np.abs(a[kind][1].astype(int) - b[kind][0].astype(int)).max() <= 1, kind
 
@@ -86,7 +86,7 @@ def test_every_picture_is_fixed_by_the_basis(fitted, tmp_path):
 def test_the_basis_fixes_the_method_options(fitted, tmp_path):
     path = fitted.save_basis(tmp_path / "basis.npz")
     other = PFV(hierarchical=True, n_components=5, n_sigma=2.0, basis=path)
-    assert (other.n_components, other.hierarchical, other.n_sigma) == (3, False, 1.0)
+    assert (other.options.n_components, other.options.hierarchical, other.options.n_sigma) == (3, False, 1.0)
     assert other.describe()["options"]["n_components"] == 3
     with pytest.raises(PFVError, match="fitted with preset imagenet, not tf"):
         PFV(preset="tf", basis=path)
@@ -96,8 +96,8 @@ def test_the_basis_fixes_the_method_options(fitted, tmp_path):
 
 def test_fit_transform_equals_fitting_on_the_batch_then_transforming_it():
     photos = bundled.sample_images()[:5]
-    relative = PFV(solver="covariance").fit_transform(photos)
-    own = PFV().fit(photos)(photos)
+    relative = PFV(solver="covariance")(photos)
+    own = PFV().fit(photos).transform(photos)
     np.testing.assert_allclose(own.rgb, relative.rgb, atol=1e-4)
 
 
@@ -105,7 +105,7 @@ def test_basis_file_round_trip_and_refusals(fitted, tmp_path):
     path = fitted.save_basis(tmp_path / "basis.npz")
     again = PFV(basis=path)
     photos = bundled.sample_images()[:2]
-    np.testing.assert_array_equal(again(photos).rgb, fitted(photos).rgb)
+    np.testing.assert_array_equal(again.transform(photos).rgb, fitted.transform(photos).rgb)
     basis, header = load_basis(path)
     assert header["images"] == 8 and header["taps"] == fitted.taps and header["final"] == fitted.final
     assert len(header["model_sha256"]) == 64 and header["version"] == VERSION

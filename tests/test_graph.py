@@ -66,9 +66,9 @@ def test_probe_run_fills_in_what_shape_inference_cannot():
 def test_fixed_batch_runs_in_chunks_of_its_size(make, fixed, n):
     model, _, _ = make()
     pfv = PFV(model)
-    assert pfv.session.fixed_batch == fixed
+    assert pfv.featurizer.session.fixed_batch == fixed
     x = batch_for(model, n)
-    features = pfv.forward(x)  # 6 images with a fixed batch of 4: the second chunk is padded
+    features = pfv.featurizer.forward(x)  # 6 images with a fixed batch of 4: the second chunk is padded
     assert features.final.shape[0] == n and features.logits.shape[0] == n
     padded = np.concatenate([x, np.repeat(x[-1:], -n % fixed, axis=0)])
     direct = np.concatenate([Session(model).run(padded[i : i + fixed])[model.graph.output[0].name] for i in range(0, len(padded), fixed)])
@@ -114,18 +114,18 @@ def test_activation_in_graph_equals_numpy():
     b = PFV(model, activation_in_graph=False)(x)
     np.testing.assert_allclose(a.rgb, b.rgb, atol=1e-5)
     # With A^b from the graph only F_N, A^b and the logits leave onnxruntime, unless the maps are needed.
-    assert a.features.maps is None and len(in_graph.forward(x, maps=True).maps) == len(tapped.outputs.maps)
+    assert a.features.maps is None and len(in_graph.featurizer.forward(x, maps=True).maps) == len(tapped.outputs.maps)
     hierarchical = [PFV(model, activation_in_graph=flag, hierarchical=True) for flag in (True, False)]
     results = [h(x) for h in hierarchical]
     assert len(results[0].features.maps) == len(tapped.outputs.maps)
     np.testing.assert_allclose(results[0].rgb, results[1].rgb, atol=1e-5)
     with pytest.raises(PFVError, match="per-layer maps"):
-        hierarchical[0].visualise(hierarchical[0].forward(x, maps=False))
+        hierarchical[0].colour(hierarchical[0].featurizer.forward(x, maps=False))
     # A fitted basis colours features without their maps the same as with them.
     basis = PFV(model, activation_in_graph=False).fit([str(p) for p in bundled.sample_images()[:4]]).basis
     assert basis is not None and not basis.hierarchical
-    without = in_graph.visualise(in_graph.forward(x), basis)
-    np.testing.assert_allclose(without.rgb, in_graph.visualise(in_graph.forward(x, maps=True), basis).rgb, atol=1e-6)
+    without = in_graph.colour(in_graph.featurizer.forward(x), basis=basis)
+    np.testing.assert_allclose(without.rgb, in_graph.colour(in_graph.featurizer.forward(x, maps=True), basis=basis).rgb, atol=1e-6)
 
 
 @pytest.mark.parametrize("n_in, n_out", [(7, 224), (13, 32), (32, 13), (1, 5), (55, 224)])

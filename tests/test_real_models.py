@@ -39,7 +39,7 @@ def test_bundled_mobilenet_predicts_the_photos(animals_result):
 
 def test_taps_of_mobilenet_are_one_per_stage(mobilenet):
     assert len(mobilenet.taps) == 4 and mobilenet.final.startswith("/features/features.18/")
-    shapes = [(m.shape[1], m.shape[2]) for m in mobilenet.forward(mobilenet.preprocess(bundled.sample_image("coffee"))[0]).maps]
+    shapes = [(m.shape[1], m.shape[2]) for m in mobilenet.featurizer.forward(mobilenet.featurizer.load(bundled.sample_image("coffee")).inputs).maps]
     assert shapes == [(112, 112), (56, 56), (28, 28), (14, 14)]
 
 
@@ -81,7 +81,7 @@ def test_randomised_weights_give_different_maps(animals, animals_result):
 
 def test_efficientnet_lite0(animals):
     pfv = PFV("efficientnet_lite0")
-    assert pfv.preset.name == "lite" and len(pfv.taps) == 4
+    assert pfv.options.preset == "lite" and len(pfv.taps) == 4
     result = pfv(animals)
     top = dict(zip(result.names, result.top_k(5)))
     assert any(index in CATS for index, _, _ in top["chelsea"])
@@ -115,10 +115,10 @@ def test_inputs_as_pil_and_uint8_arrays_match_paths(mobilenet, animals):
 def test_each_channel_sum_runs_right_after_its_tap(mobilenet):
     """The sums follow their taps in the graph's order (onnxruntime then runs them while the tap is in
     the cache), and every other node keeps its relative order."""
-    tapped = mobilenet.tapped.model
+    tapped = mobilenet.featurizer.tapped.model
     nodes = list(tapped.graph.node)
     made_by = {out: i for i, node in enumerate(nodes) for out in node.output}
-    for tap, name in zip(mobilenet.taps, mobilenet.tapped.outputs.maps):
+    for tap, name in zip(mobilenet.taps, mobilenet.featurizer.tapped.outputs.maps):
         between = nodes[made_by[tap] + 1 : made_by[name] + 1]
         assert between and all(node.name.startswith("pfv") for node in between), tap
     source = onnx.load(str(bundled.model_path()))
@@ -129,8 +129,8 @@ def test_each_channel_sum_runs_right_after_its_tap(mobilenet):
 def test_chunks_change_the_speed_not_the_outputs(mobilenet, animals):
     """Forward passes in chunks of any size give the same numbers to the bit (so the default chunk, 8 on
     the CPU, is only a matter of speed)."""
-    assert mobilenet.chunk_size == 8
-    x = mobilenet.preprocess(animals)[0]
-    runs = [mobilenet.session.run(x, chunk_size=size) for size in (None, 4, 1)]
+    assert mobilenet.featurizer.chunk_size == 8
+    x = mobilenet.featurizer.load(animals).inputs
+    runs = [mobilenet.featurizer.session.run(x, chunk_size=size) for size in (None, 4, 1)]
     for name in runs[0]:
         assert all(np.array_equal(runs[0][name], other[name]) for other in runs[1:]), name

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import graphs
-from pfv_onnx import PFV, ImageError, ModelError, PFVError, bundled, export, tap_model
+from pfv_onnx import PFV, Featurizer, ImageError, ModelError, PFVError, bundled, export, tap_model
 from pfv_onnx.apps import explain as explain_app
 from pfv_onnx.cli import main
 from pfv_onnx.preprocess import MAX_PIXELS, load_image
@@ -112,7 +112,7 @@ def test_explain_skips_bad_files_and_finishes_the_rest(corpus, tmp_path):
 
 def interrupt_second_batch(monkeypatch) -> None:
     """Ctrl-C during the forward pass of the second batch of a call to explain."""
-    real_forward = PFV.forward
+    real_forward = Featurizer.forward
     calls = {"n": 0}
 
     def interrupted_forward(self, *args, **kwargs):
@@ -121,7 +121,7 @@ def interrupt_second_batch(monkeypatch) -> None:
             raise KeyboardInterrupt
         return real_forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(PFV, "forward", interrupted_forward)
+    monkeypatch.setattr(Featurizer, "forward", interrupted_forward)
 
 
 @pytest.mark.parametrize("where", ["writing a file", "running a batch"])
@@ -250,7 +250,7 @@ def test_quantised_qdq_model(tmp_path):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     pfv = PFV()
-    x, _, _ = pfv.preprocess(bundled.sample_images()[:4])
+    x = pfv.featurizer.load(bundled.sample_images()[:4]).inputs
 
     class Reader(CalibrationDataReader):
         def __init__(self):

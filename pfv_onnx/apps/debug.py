@@ -12,16 +12,18 @@ painted in the component's colour, and named by the third of the image (3 x 3 gr
 
 from __future__ import annotations
 
-import json
+import argparse
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 
 import numpy as np
 
 from ..core.metrics import FOREGROUND_SHARE, colour_distribution, foreground
 from ..errors import PFVError
-from ..files import atomic_path
-from ..pipeline import PFV
+from ..files import check_output_folder, output_folder, write_report
+from ..options import Options
+from ..pfv import PFV
 from ..preprocess import expand_inputs
 from ..render import BAR_COLOURS, Figure, Section, bars, labelled_grid, mark, overlay, page, to_uint8, write_png
 from ..report import safe_name
@@ -102,33 +104,25 @@ def debug(pfv: PFV, image: str | Path, true_class: Sequence[str | Path], predict
     image = Path(image)
     if not image.is_file():
         raise PFVError(f"{image}: no such image file (--image takes one file)")
-    true_paths = _pick(true_class, image, seed)
-    predicted_paths = _pick(predicted_class, image, seed)
-    paths = [image, *true_paths, *predicted_paths]
+    groups = {"true": _pick(true_class, image, seed), "predicted": _pick(predicted_class, image, seed)}
+    paths = [image, *groups["true"], *groups["predicted"]]
     result = pfv(paths)
-    names = ["failed", *[f"true {i + 1}" for i in range(len(true_paths))], *[f"predicted {i + 1}" for i in range(len(predicted_paths))]]
+    names = ["failed", *[f"{key} {i + 1}" for key, members in groups.items() for i in range(len(members))]]
     fgs = [foreground(a) for a in result.activation]
     distributions = [colour_distribution(x, m) for x, m in zip(result.rgb, fgs)]
-    true_idx = range(1, 1 + len(true_paths))
-    predicted_idx = range(1 + len(true_paths), len(paths))
+    indices = {"true": range(1, 1 + len(groups["true"])), "predicted": range(1 + len(groups["true"]), len(paths))}
 
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out, overwrite=True)
     classes, sentences, figures = {}, [], []
-    for key, label, idx in (("true", "true class", true_idx), ("predicted", "predicted class", predicted_idx)):
-        class_mean, findings, marks = compare(
-            result.rgb[0], fgs[0], distributions[0], [result.rgb[i] for i in idx], [fgs[i] for i in idx]
-        )
+    for key, idx in indices.items():
+        label = f"{key} class"
+        class_mean, findings, marks = compare(result.rgb[0], fgs[0], distributions[0], [result.rgb[i] for i in idx], [fgs[i] for i in idx])
         picture = f"where_{key}.png"
         write_png(out / picture, mark(result.images[0], marks))
         classes[key] = {"examples": [str(paths[i]) for i in idx], "mean_distribution": [round(float(v), 4) for v in class_mean], "findings": findings, "picture": picture}
         sentences.append(sentence(label, findings))
         figures.append(Figure(picture, f"where the differences from the {label} are (painted in each component's colour)"))
-
-    width = result.images.shape[2]
-    rows = [list(result.images), [to_uint8(x) for x in result.rgb], [overlay(to_uint8(x), i) for x, i in zip(result.rgb, result.images)]]
-    grid = labelled_grid(rows, ["input", "PFV", "PFV over the input"], names)
-    chart = labelled_grid([[bars(d, width) for d in distributions]], ["foreground R, G, B"], None)
-    write_png(out / "panel.png", np.vstack([grid, np.full((4, grid.shape[1], 3), 255, np.uint8), chart]))
+    write_png(out / "panel.png", _panel(result, names, distributions))
 
     top = result.top_k(5)[0] if result.logits is not None else []
     summary = {
@@ -136,24 +130,44 @@ def debug(pfv: PFV, image: str | Path, true_class: Sequence[str | Path], predict
         "prediction": [{"class": c, "label": label, "probability": round(p, 6)} for c, label, p in top],
         "foreground_share": FOREGROUND_SHARE,
         "margin": MARGIN,
+        "options": pfv.options.view("method"),
         "images": [{"name": n, "source": str(p), "distribution": [round(float(v), 4) for v in d]} for n, p, d in zip(names, paths, distributions)],
         "classes": classes,
         "verdict": sentences,
         "explained_variance_ratio": [round(float(r), 6) for r in result.explained_variance_ratio],
     }
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    prediction = f"Predicted: {top[0][1] or top[0][0]} ({top[0][2]:.0%})." if top else ""
+    prediction = f"Predicted: {escape(str(top[0][1] or top[0][0]))} ({top[0][2]:.0%})." if top else ""
     sections = [
-        Section("Verdict", [prediction, *sentences], figures=figures),
+        Section("Verdict", [prediction, *map(escape, sentences)], figures=figures),
         Section(
             "The batch",
-            [f"The failed image, {len(true_paths)} examples of the true class and {len(predicted_paths)} of the predicted "
+            [f"The failed image, {len(groups['true'])} examples of the true class and {len(groups['predicted'])} of the predicted "
              f"class, analysed together. Bars: the share of each component over each image's foreground (the "
              f"{FOREGROUND_SHARE:.0%} of its pixels with the highest activation)."],
             figures=[Figure("panel.png", "rows: input, PFV, PFV over the input; bars: foreground distribution", wide=True)],
         ),
     ]
-    with atomic_path(out / "index.html") as tmp:
-        tmp.write_text(page(f"pfv-onnx debug: {safe_name(image.name)}", [], sections), encoding="utf-8")
+    write_report(out, summary, page(f"pfv-onnx debug: {safe_name(image.name)}", [], sections))
     return summary
+
+
+def _panel(result, names: list[str], distributions: list[np.ndarray]) -> np.ndarray:
+    """Inputs, PFV and PFV over the inputs, with bars of each image's foreground distribution below."""
+    width = result.images.shape[2]
+    rows = [list(result.images), [to_uint8(x) for x in result.rgb], [overlay(to_uint8(x), i) for x, i in zip(result.rgb, result.images)]]
+    grid = labelled_grid(rows, ["input", "PFV", "PFV over the input"], names)
+    chart = labelled_grid([[bars(d, width) for d in distributions]], ["foreground R, G, B"], None)
+    return np.vstack([grid, np.full((4, grid.shape[1], 3), 255, np.uint8), chart])
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    out = check_output_folder(args.out, args.overwrite)
+    summary = debug(PFV(args.model, options), args.image, args.true_class, args.predicted_class, out, seed=args.seed)
+    if not args.quiet:
+        top = summary["prediction"][0] if summary["prediction"] else None
+        if top:
+            print(f"predicted: {top['label'] or top['class']} ({top['probability']:.0%})")
+        for line in summary["verdict"]:
+            print(line)
+        print(f"wrote {out}/index.html")
+    return 0

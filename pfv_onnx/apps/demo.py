@@ -12,16 +12,20 @@ Figure 5 (not in the paper): the same photo in two batches, coloured relative to
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 
 import numpy as np
 
 from .. import bundled
+from ..colouring import BatchResult
 from ..core import class_activation_maps, eigen_cam
-from ..files import atomic_path
-from ..graph import load_model, reinitialise
-from ..pipeline import PFV, PFVResult
+from ..files import check_output_folder, output_folder, write_atomic
+from ..graph import load_with_weights, reinitialise
+from ..options import Options
+from ..pfv import PFV
 from ..render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
 from ..report import batch_pictures, colour_legend
 
@@ -37,14 +41,14 @@ def _heat(maps: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
     return [overlay(colour_map(m, 0.0, 1.0), image) for m, image in zip(maps, images)]
 
 
-def figure_batch(result: PFVResult) -> np.ndarray:
+def figure_batch(result: BatchResult) -> np.ndarray:
     pictures = batch_pictures(result)
     rows = [list(result.images), list(pictures["activation"]), list(pictures["components"]), list(pictures["pfv"])]
     titles = ["input", "activation map", "PFV, unweighted", "PFV"]
     return labelled_grid(rows, titles, result.names)
 
 
-def figure_composition(joint: PFVResult, singles: Sequence[PFVResult], randomised: PFVResult) -> np.ndarray:
+def figure_composition(joint: BatchResult, singles: Sequence[BatchResult], randomised: BatchResult) -> np.ndarray:
     rows = [
         list(joint.images),
         [to_uint8(x) for x in joint.rgb],
@@ -55,7 +59,7 @@ def figure_composition(joint: PFVResult, singles: Sequence[PFVResult], randomise
     return labelled_grid(rows, titles, joint.names)
 
 
-def figure_baselines(result: PFVResult, pfv: PFV) -> tuple[np.ndarray, list[list[tuple[int, str, float]]] | None]:
+def figure_baselines(result: BatchResult, pfv: PFV) -> tuple[np.ndarray, list[list[tuple[int, str, float]]] | None]:
     assert result.features is not None and result.images is not None
     images = result.images
     size = images.shape[1:3]
@@ -69,10 +73,11 @@ def figure_baselines(result: PFVResult, pfv: PFV) -> tuple[np.ndarray, list[list
     titles = ["input", "PFV", "activation map", "EigenCAM"]
     captions = [[""] * len(images) for _ in rows]
     top = None
-    if pfv.head is not None and result.logits is not None:
+    head = pfv.featurizer.head
+    if head is not None and result.logits is not None:
         top = result.top_k(3)
         classes = np.array([[c for c, _, _ in t] for t in top])
-        cams = class_activation_maps(result.features.final, pfv.head.weight, classes, size)
+        cams = class_activation_maps(result.features.final, head.weight, classes, size)
         for k in range(3):
             rows.append(_heat(cams[:, k], images))
             titles.append(f"CAM, class {k + 1}")
@@ -82,7 +87,7 @@ def figure_baselines(result: PFVResult, pfv: PFV) -> tuple[np.ndarray, list[list
 
 def figure_fitted(pfv: PFV, batch_a: Sequence[Path], batch_b: Sequence[Path]) -> np.ndarray:
     """The same photo in two batches: relative colours change with the batch, fitted ones do not."""
-    relative = [pfv.fit_transform(batch) for batch in (batch_a, batch_b)]
+    relative = [pfv(batch) for batch in (batch_a, batch_b)]
     fitted = [pfv.transform(batch) for batch in (batch_a, batch_b)]
     rows = [
         [image for r in relative for image in r.images],
@@ -93,27 +98,36 @@ def figure_fitted(pfv: PFV, batch_a: Sequence[Path], batch_b: Sequence[Path]) ->
     return labelled_grid(rows, ["input", "PFV, relative", "PFV, fitted basis"], titles)
 
 
-def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, providers: Sequence[str] | None = None) -> list[Path]:
-    """Write the three figures and ``index.html`` to ``out``; return the written paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    source = load_model(bundled.resolve_model(model))
-    pfv = PFV(source, providers=providers)
+def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, options: Options | None = None) -> list[Path]:
+    """Write the figures and ``index.html`` to ``out``; return the written paths."""
+    path = bundled.resolve_model(model)
+    pfv = PFV(path, options)
     photos = [bundled.sample_image(stem) for stem in ANIMALS]
     joint = pfv(photos)
     singles = [pfv([photo]) for photo in photos]
-    randomised = PFV(reinitialise(source, seed=0), providers=providers)(photos)
-
-    fig2, fig3 = figure_batch(joint), figure_composition(joint, singles, randomised)
+    randomised = PFV(reinitialise(load_with_weights(path), seed=0), pfv.options)(photos)
     fig4, top = figure_baselines(joint, pfv)
     pfv.fit(bundled.sample_images())
     batch_a = [bundled.sample_image(s) for s in ("dog", "chelsea", "horses")]
     batch_b = [bundled.sample_image(s) for s in ("giraffe", "dog", "coffee")]
-    fig5 = figure_fitted(pfv, batch_a, batch_b)
-    files = {"fig2_batch.png": fig2, "fig3_batch_and_weights.png": fig3, "fig4_baselines.png": fig4, "fig5_fitted_basis.png": fig5}
-    written = [write_png(out / name, picture) for name, picture in files.items()]
+    figures = {
+        "fig2_batch.png": figure_batch(joint),
+        "fig3_batch_and_weights.png": figure_composition(joint, singles, randomised),
+        "fig4_baselines.png": fig4,
+        "fig5_fitted_basis.png": figure_fitted(pfv, batch_a, batch_b),
+    }
+    out = output_folder(out, overwrite=True)
+    written = [write_png(out / name, picture) for name, picture in figures.items()]
+    intro = [
+        f"Principal Feature Visualisation of the bundled <code>{escape(str(model))}</code> on the sample photos "
+        "(see <code>pfv_onnx/samples/ATTRIBUTION.md</code>), reproducing figures 2-4 of Bakken et al., ECCV 2020."
+    ]
+    page_path = write_atomic(out / "index.html", page("pfv-onnx demo", intro, _sections(joint.explained_variance_ratio, top is not None, pfv)))
+    return [*written, page_path]
 
-    ratios = joint.explained_variance_ratio
-    sections = [
+
+def _sections(ratios, has_head: bool, fitted: PFV) -> list[Section]:
+    return [
         Section(
             "Figure 2: one batch of animals",
             [
@@ -141,7 +155,7 @@ def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, providers: Sequen
                 "network responds, in one colour; class activation maps show where the evidence for one class is. "
                 "PFV shows several contrasting features at once, in colour, across the batch.",
                 "Class activation maps need a head of global average pooling and one linear layer; "
-                + ("this model has one." if top is not None else "this model has none, so they are left out."),
+                + ("this model has one." if has_head else "this model has none, so they are left out."),
             ],
             figures=[Figure("fig4_baselines.png", "rows: input, PFV, activation map, EigenCAM, CAM of the top-3 classes", wide=True)],
         ),
@@ -152,15 +166,16 @@ def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, providers: Sequen
                 "and batch B (row 2). A basis fitted once on all eight sample photos (<code>pfv-onnx fit</code>) fixes "
                 "the components, the layer weights and the normalisation, so the dog keeps its colours in both "
                 "batches (row 3) and batches can be compared.",
-                colour_legend(pfv.basis.pca.explained_variance_ratio) + " (fitted basis).",
+                colour_legend(fitted.basis.pca.explained_variance_ratio) + " (fitted basis).",
             ],
             figures=[Figure("fig5_fitted_basis.png", "rows: input, PFV relative to each batch, PFV with the fitted basis", wide=True)],
         ),
     ]
-    intro = [
-        f"Principal Feature Visualisation of the bundled <code>{model}</code> on the sample photos "
-        "(see <code>pfv_onnx/samples/ATTRIBUTION.md</code>), reproducing figures 2-4 of Bakken et al., ECCV 2020."
-    ]
-    with atomic_path(out / "index.html") as tmp:
-        tmp.write_text(page("pfv-onnx demo", intro, sections), encoding="utf-8")
-    return [*written, out / "index.html"]
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    out = check_output_folder(args.out, args.overwrite)
+    written = demo(out, args.model, options)
+    if not args.quiet:
+        print(f"wrote {len(written)} files to {out}/: open {out}/index.html")
+    return 0

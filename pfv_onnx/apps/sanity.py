@@ -15,18 +15,20 @@ level, single steps go up and down by chance; the trend, not each step, is what 
 
 from __future__ import annotations
 
-import json
+import argparse
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
+from ..colouring import BatchResult
 from ..core.metrics import rank_correlation, ssim
 from ..errors import ModelError
-from ..files import atomic_path
-from ..graph import load_model, reinitialise, weighted_nodes, weights_folder, with_weights
-from ..pipeline import PFV, PFVResult
+from ..files import check_output_folder, output_folder, write_report
+from ..graph import load_with_weights, reinitialise, weighted_nodes
+from ..options import Options
+from ..pfv import PFV
 from ..render import Figure, Section, labelled_grid, line_chart, page, to_uint8, write_png
 
 UNRELATED = 0.3
@@ -34,7 +36,7 @@ TREND = -0.5
 STEPS = 8
 
 
-def similarities(trained: PFVResult, other: PFVResult) -> tuple[float, float]:
+def similarities(trained: BatchResult, other: BatchResult) -> tuple[float, float]:
     """Mean Spearman correlation and mean SSIM of two results' pictures, image by image."""
     rho = [rank_correlation(a, b) for a, b in zip(trained.rgb, other.rgb)]
     structure = [ssim(a, b) for a, b in zip(trained.rgb, other.rgb)]
@@ -47,60 +49,71 @@ def cascade_counts(layers: int, steps: int) -> list[int]:
 
 
 def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS, seed: int = 0) -> dict:
-    """Run the test on ``images`` with ``pfv``'s model and options; write the report to ``out``."""
+    """Run the test on ``images`` with ``pfv``'s model and method options; write the report to ``out``.
+
+    Every picture, the trained model's and the randomised models', is coloured relative to its batch with
+    the same options (those of ``pfv``, which a fitted basis fixes)."""
     options = pfv.config()
-    # Weights in external files are read in: they are about to be replaced.
-    path = options.pop("model")
-    model = load_model(path)
-    source = with_weights(model, weights_folder(path, model))
+    source = load_with_weights(options.pop("model"))  # its weights are about to be replaced
     layers = [node.name for node in weighted_nodes(source)]
     if not layers:
         raise ModelError(
             "no convolution or linear layer with its weights stored as a constant (a quantised model keeps "
             "them behind DequantizeLinear): nothing to randomise"
         )
-    trained = pfv.fit_transform(images)
+    trained = pfv(images)
     counts = cascade_counts(len(layers), steps)
     rows, pictures = [], [[to_uint8(x) for x in trained.rgb]]
     for count in counts:
-        randomised = PFV(reinitialise(source, layers[len(layers) - count :], seed=seed), **options).fit_transform(images)
+        randomised = PFV(reinitialise(source, layers[len(layers) - count :], seed=seed), **options)(images)
         rho, structure = similarities(trained, randomised)
         rows.append({"randomised": count, "from_layer": layers[len(layers) - count], "spearman": round(rho, 4), "ssim": round(structure, 4)})
         pictures.append([to_uint8(x) for x in randomised.rgb])
-    at_once = PFV(reinitialise(source, seed=seed + 1), **options).fit_transform(images)
-    rho, structure = similarities(trained, at_once)
+    rho, structure = similarities(trained, PFV(reinitialise(source, seed=seed + 1), **options)(images))
     independent = {"randomised": len(layers), "spearman": round(rho, 4), "ssim": round(structure, 4), "seed": seed + 1}
 
     curve = [r["spearman"] for r in rows]
     trend = rank_correlation(np.array(counts, dtype=float), np.array(curve)) if len(curve) > 1 else 0.0
     passed = bool(independent["spearman"] < UNRELATED and curve[-1] < UNRELATED and trend <= TREND)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out, overwrite=True)
     write_png(out / "curve.png", line_chart(counts, {"Spearman": curve, "SSIM": [r["ssim"] for r in rows]}, "top layers randomised"))
-    titles = ["trained"] + [f"top {c} random" for c in counts]
-    write_png(out / "steps.png", labelled_grid(pictures, titles, trained.names))
+    write_png(out / "steps.png", labelled_grid(pictures, ["trained"] + [f"top {c} random" for c in counts], trained.names))
     summary = {
         "layers": len(layers),
         "images": [str(p) for p in images] if not isinstance(images, (str, Path)) else [str(images)],
+        "options": pfv.options.view("method"),
         "cascade": rows,
         "all_at_once": independent,
         "cascade_trend": round(trend, 4),
         "passed": passed,
         "criteria": {"fully_random_spearman_below": UNRELATED, "cascade_trend_at_most": TREND},
     }
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_report(out, summary, page("pfv-onnx sanity", [], [_section(rows, independent, trend, passed, len(layers))]))
+    return summary
+
+
+def _section(rows: list[dict], independent: dict, trend: float, passed: bool, layers: int) -> Section:
     table = [["top layers randomised", "from layer", "Spearman", "SSIM"]] + [
         [str(r["randomised"]), f"<code>{escape(r['from_layer'])}</code>", f"{r['spearman']:.3f}", f"{r['ssim']:.3f}"] for r in rows
-    ] + [[f"all {len(layers)}, at once", "(another seed)", f"{independent['spearman']:.3f}", f"{independent['ssim']:.3f}"]]
-    verdict = "PASSED" if passed else "FAILED"
-    section = Section(
-        f"Randomisation test: {verdict}",
+    ] + [[f"all {layers}, at once", "(another seed)", f"{independent['spearman']:.3f}", f"{independent['ssim']:.3f}"]]
+    return Section(
+        f"Randomisation test: {'PASSED' if passed else 'FAILED'}",
         [f"PFV {'changes' if passed else 'does not change enough'} as the network's weights are randomised "
          f"(criteria: fully randomised below {UNRELATED}, all at once and at the end of the cascade; the cascade's rank "
          f"correlation with the number of randomised layers {TREND} or lower: here {trend:.2f})."],
         table=table,
         figures=[Figure("curve.png", "similarity with the trained model's PFV"), Figure("steps.png", "PFV at every step", wide=True)],
     )
-    with atomic_path(out / "index.html") as tmp:
-        tmp.write_text(page("pfv-onnx sanity", [], [section]), encoding="utf-8")
-    return summary
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    """Exit 0 when the test passes, 1 when it fails."""
+    out = check_output_folder(args.out, args.overwrite)
+    summary = sanity(PFV(args.model, options, basis=args.basis), args.inputs, out, steps=args.steps, seed=args.seed)
+    if not args.quiet:
+        for row in summary["cascade"]:
+            print(f"  top {row['randomised']:>3} layers random: Spearman {row['spearman']:+.3f}, SSIM {row['ssim']:.3f}")
+        once = summary["all_at_once"]
+        print(f"  all at once:           Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}")
+        print(f"randomisation test {'passed' if summary['passed'] else 'FAILED'}: {out}/index.html")
+    return 0 if summary["passed"] else 1

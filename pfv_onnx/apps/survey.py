@@ -14,22 +14,26 @@ with PFV's similarity by rank correlation over the class pairs.
 
 from __future__ import annotations
 
-import json
+import argparse
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
+from ..core.linear_probe import confusion, fit_probe, stratified_split
 from ..core.metrics import foreground, rank_correlation
-from ..core.probe import confusion, fit_probe, stratified_split
 from ..errors import ImageError, PFVError
-from ..files import atomic_path
-from ..pipeline import PFV
+from ..featurizer import Featurizer
+from ..files import check_output_folder, output_folder, write_report
+from ..options import Options
+from ..pfv import PFV
 from ..preprocess import expand_inputs
 from ..render import Figure, Section, labelled_grid, matrix_picture, overlay, page, to_uint8, write_png
+from ..stream import BatchStream, Decoded, plan_batches
 
 TEST_SHARE = 1 / 3
 CONFUSED_PAIRS = 3
+PROBE_BATCH = 32
 
 
 def dataset_classes(folder: Path) -> dict[str, list[Path]]:
@@ -65,46 +69,22 @@ def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0
     names = list(classes)
     if probe and min(len(paths) for paths in classes.values()) < 2:
         raise PFVError("--probe needs at least two images per class (one to train on, one to test)")
-    rng = np.random.default_rng(seed)
-    crops, sample, labels, skipped = [], [], [], []
-    for k, name in enumerate(names):
-        taken = 0
-        for i in rng.permutation(len(classes[name])):  # the seeded sample, past files that cannot be read
-            path = classes[name][i]
-            try:
-                crops.append(pfv.prepare(path))
-            except ImageError as exc:
-                skipped.append({"source": str(path), "reason": str(exc)})
-                continue
-            sample.append(path)
-            labels.append(k)
-            taken += 1
-            if taken == per_class:
-                break
-    labels = np.array(labels)
-    if len(np.unique(labels)) < len(names):
-        raise PFVError("a class has no image that can be read")
-    pixels = np.stack(crops)
-    result = pfv.run(pfv.model_input(pixels), pixels, [p.stem for p in sample])
+    crops, sample, labels, skipped = _sample(pfv.featurizer, classes, per_class, seed)
+    features = pfv.featurizer.forward(pfv.featurizer.model_input(crops), maps=pfv.needs_maps())
+    result = pfv.colour(features, crops, [p.stem for p in sample])
     colours = class_colours(result.rgb, result.activation, labels, len(names))
     sim = similarity(colours)
     pairs = sorted(((float(sim[i, j]), names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))), reverse=True)
     predicted = [{"classes": [a, b], "similarity": round(s, 4)} for s, a, b in pairs[:CONFUSED_PAIRS]]
 
-    out.mkdir(parents=True, exist_ok=True)
-    tiles = [overlay(to_uint8(x), image) for x, image in zip(result.rgb, result.images)]
-    columns = max(np.bincount(labels))
-    blank = np.full_like(tiles[0], 255)
-    rows = [[tiles[i] for i in np.flatnonzero(labels == k)] + [blank] * (columns - int((labels == k).sum())) for k in range(len(names))]
-    write_png(out / "grid.png", labelled_grid(rows, names, None))
-    swatches = [[np.full((64, 64, 3), to_uint8(c), np.uint8)] for c in colours]
-    write_png(out / "class_colours.png", labelled_grid(swatches, names, None))
-    write_png(out / "similarity.png", matrix_picture(sim, names, lo=0.0, hi=1.0))
+    out = output_folder(out, overwrite=True)
+    _write_figures(out, result, labels, names, colours, sim)
     summary = {
         "dataset": str(dataset),
         "classes": {name: len(classes[name]) for name in names},
         "sample": [{"class": names[k], "source": str(p)} for k, p in zip(labels, sample)],
         "seed": seed,
+        "options": pfv.options.view("method"),
         "class_colours": {name: [round(float(v), 4) for v in c] for name, c in zip(names, colours)},
         "similarity": [[round(float(v), 4) for v in row] for row in sim],
         "predicted_confusions": predicted,
@@ -120,40 +100,78 @@ def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0
         + "; ".join(f"{escape(p['classes'][0])} and {escape(p['classes'][1])} ({p['similarity']:.2f})" for p in predicted) + "."
     ]
     if probe:
-        summary["probe"] = _probe(pfv, classes, names, sim, seed, out, skipped)
+        summary["probe"] = p = _probe(pfv.featurizer, classes, sim, seed, out, skipped)
         figures.append(Figure("confusion.png", "probe's confusion on the held-out images (rows: true, columns: predicted)"))
-        p = summary["probe"]
         paragraphs.append(
             f"Linear probe on the pooled final layer: {p['accuracy']:.1%} held-out accuracy ({p['test_images']} images, chance "
             f"{p['chance']:.0%}). Rank correlation of PFV's class similarity with the probe's confusion: "
             f"{p['similarity_vs_confusion']:.2f}."
         )
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    with atomic_path(out / "index.html") as tmp:
-        tmp.write_text(page("pfv-onnx survey", [f"Dataset <code>{escape(str(dataset))}</code>: {len(names)} classes."], [Section("Survey", paragraphs, figures=figures)]), encoding="utf-8")
+    intro = [f"Dataset <code>{escape(str(dataset))}</code>: {len(names)} classes."]
+    write_report(out, summary, page("pfv-onnx survey", intro, [Section("Survey", paragraphs, figures=figures)]))
     return summary
 
 
-def _probe(pfv: PFV, classes: dict[str, list[Path]], names: list[str], sim: np.ndarray, seed: int, out: Path, skipped: list[dict]) -> dict:
-    """Train and score the linear probe on the pooled ``F_N`` of every readable image of the dataset."""
-    known = {s["source"] for s in skipped}
-    crops, labels = [], []
-    for k, name in enumerate(names):
-        for path in classes[name]:
+def _sample(featurizer: Featurizer, classes: dict[str, list[Path]], per_class: int, seed: int) -> tuple[np.ndarray, list[Path], np.ndarray, list[dict]]:
+    """The seeded sample of ``per_class`` readable images per class: their ``(n, H0, W0, 3)`` crops, paths,
+    class indices, and the files that could not be read on the way."""
+    rng = np.random.default_rng(seed)
+    crops, sample, labels, skipped = [], [], [], []
+    for k, paths in enumerate(classes.values()):
+        taken = 0
+        for i in rng.permutation(len(paths)):  # the seeded order, past files that cannot be read
+            if taken == per_class:
+                break
             try:
-                crops.append(pfv.prepare(path))
-                labels.append(k)
+                crops.append(featurizer.prepare(paths[i]))
             except ImageError as exc:
-                if str(path) not in known:
-                    skipped.append({"source": str(path), "reason": str(exc)})
-    labels = np.array(labels)
+                skipped.append({"source": str(paths[i]), "reason": str(exc)})
+                continue
+            sample.append(paths[i])
+            labels.append(k)
+            taken += 1
+    if len(set(labels)) < len(classes):
+        raise PFVError("a class has no image that can be read")
+    return np.stack(crops), sample, np.array(labels), skipped
+
+
+def _write_figures(out: Path, result, labels: np.ndarray, names: list[str], colours: np.ndarray, sim: np.ndarray) -> None:
+    """The grid of PFV over the sample (a row per class), the class colours and the similarity matrix."""
+    tiles = [overlay(to_uint8(x), image) for x, image in zip(result.rgb, result.images)]
+    columns = max(np.bincount(labels))
+    blank = np.full_like(tiles[0], 255)
+    rows = [[tiles[i] for i in np.flatnonzero(labels == k)] + [blank] * (columns - int((labels == k).sum())) for k in range(len(names))]
+    write_png(out / "grid.png", labelled_grid(rows, names, None))
+    swatches = [[np.full((64, 64, 3), to_uint8(c), np.uint8)] for c in colours]
+    write_png(out / "class_colours.png", labelled_grid(swatches, names, None))
+    write_png(out / "similarity.png", matrix_picture(sim, names, lo=0.0, hi=1.0))
+
+
+def _pooled_features(featurizer: Featurizer, classes: dict[str, list[Path]], skipped: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The globally pooled ``F_N`` ``(n, C)`` of every readable image of the dataset, and its class indices;
+    the unreadable ones not yet in ``skipped`` are added to it."""
+    items = [path for paths in classes.values() for path in paths]
+    classes_of = np.concatenate([np.full(len(paths), k) for k, paths in enumerate(classes.values())])
+    pooled: list[np.ndarray] = []
+    kept: list[int] = []
+    known = {s["source"] for s in skipped}
+
+    def done(decoded: Decoded, outcome: np.ndarray | None) -> None:
+        skipped.extend(s for s in decoded.skipped if s["source"] not in known)
+        if outcome is not None:
+            pooled.append(outcome)
+            kept.extend(decoded.positions)
+
+    BatchStream(featurizer, items, plan_batches(len(items), PROBE_BATCH)).run(lambda _d, f: f.final.mean(axis=(2, 3)), done)
+    return np.concatenate(pooled), classes_of[kept]
+
+
+def _probe(featurizer: Featurizer, classes: dict[str, list[Path]], sim: np.ndarray, seed: int, out: Path, skipped: list[dict]) -> dict:
+    """Train and score the linear probe on the pooled ``F_N`` of every readable image of the dataset."""
+    names = list(classes)
+    features, labels = _pooled_features(featurizer, classes, skipped)
     if np.bincount(labels, minlength=len(names)).min() < 2:
         raise PFVError("--probe needs at least two readable images per class")
-    pooled = []
-    for start in range(0, len(crops), 32):
-        pooled.append(pfv.forward(pfv.model_input(np.stack(crops[start : start + 32])), maps=False).final.mean(axis=(2, 3)))
-    features = np.concatenate(pooled)
     train, test = stratified_split(labels, TEST_SHARE, seed)
     model = fit_probe(features[train], labels[train], len(names))
     probabilities = model.probabilities(features[test])
@@ -172,3 +190,17 @@ def _probe(pfv: PFV, classes: dict[str, list[Path]], names: list[str], sim: np.n
         "soft_confusion": [[round(float(v), 4) for v in row] for row in soft],
         "similarity_vs_confusion": round(rank_correlation(np.array([sim[i, j] for i, j in pairs]), np.array(observed)), 4),
     }
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    out = check_output_folder(args.out, args.overwrite)
+    summary = survey(PFV(args.model, options), Path(args.dataset), out, per_class=args.per_class, seed=args.seed, probe=args.probe)
+    if not args.quiet:
+        pairs = "; ".join(f"{a} and {b}" for a, b in (p["classes"] for p in summary["predicted_confusions"]))
+        print(f"PFV predicts these classes to be confused: {pairs}")
+        if "probe" in summary:
+            p = summary["probe"]
+            print(f"linear probe: {p['accuracy']:.1%} held-out accuracy (chance {p['chance']:.0%}); "
+                  f"similarity vs confusion rank correlation {p['similarity_vs_confusion']:.2f}")
+        print(f"wrote {out}/index.html")
+    return 0

@@ -2,11 +2,15 @@
 
 ``activation``     channel sums and the total activation map A^b (paper eqs. 1-2)
 ``decomposition``  PCA of the final feature map with a deterministic sign (eqs. 3-4)
-``upsample``       bilinear, half-pixel upsampling of image batches
+``weighting``      the components upsampled and weighted, plain and hierarchical (eq. 5)
 ``normalise``      joint whitening, clipping and min-max scaling of the batch (eq. 6)
-``pfv``            the whole method, plain and hierarchical (eqs. 1-6)
-``baselines``      EigenCAM and CAM from the same features, for comparison
+``visualise``      the whole method, relative to the batch or with a fitted basis (eqs. 1-6)
+``upsample``       bilinear, half-pixel upsampling of image batches
 ``fitted``         a basis fitted on a dataset, for colours that mean the same in every batch
+``baselines``      EigenCAM and CAM from the same features, for comparison
+``metrics``        foregrounds, colour distributions, rank correlation, SSIM
+``linear_probe``   softmax regression on frozen features
+``parallel``       the one helper that shares work between the threads a caller gives
 """
 
 from .activation import channel_sum, total_activation
@@ -14,8 +18,8 @@ from .baselines import class_activation_maps, eigen_cam
 from .decomposition import PrincipalComponents, fit_pca, fit_transform_pca
 from .fitted import FeatureMoments, FittedBasis
 from .normalise import ValueStats, normalise
-from .pfv import Visualisation, feature_matrix, layer_sources, transform, visualise, weighted_stats
 from .upsample import resize_bilinear
+from .visualise import Visualisation, feature_matrix, layer_sources, transform, visualise, weighted_stats
 
 __all__ = [
     "FeatureMoments",

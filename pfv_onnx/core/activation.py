@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .parallel import in_parallel
 from .upsample import resize_bilinear
 
 
@@ -23,13 +24,16 @@ def channel_sum(features: np.ndarray) -> np.ndarray:
     return features.sum(axis=1, dtype=np.float32)
 
 
-def total_activation(maps: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+def total_activation(
+    maps: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray | None = None, threads: int = 1
+) -> np.ndarray:
     """Eq. 2, ``A^b = sum_l P(A_l^b; H0, W0)``: the raw channel-sum maps upsampled and added, not normalised.
 
     Args:
         maps: one ``(B, h_l, w_l)`` channel-sum map per tapped layer before the final one.
         size: ``(H0, W0)``, the input image size.
         out: a ``(B, H0, W0)`` float32 array to write into.
+        threads: threads sharing the images.
 
     Returns:
         ``(B, H0, W0)`` float32 (``out`` when given).
@@ -39,9 +43,13 @@ def total_activation(maps: Sequence[np.ndarray], size: tuple[int, int], out: np.
     batch = maps[0].shape[0]
     if out is None:
         out = np.empty((batch, *size), dtype=np.float32)
-    scratch = np.empty(size, dtype=np.float32)
-    for b in range(batch):
-        add_upsampled([m[b] for m in maps], size, out[b], scratch)
+
+    def images(part: range) -> None:
+        scratch = np.empty(size, dtype=np.float32)
+        for b in part:
+            add_upsampled([m[b] for m in maps], size, out[b], scratch)
+
+    in_parallel(images, batch, threads)
     return out
 
 

@@ -25,7 +25,6 @@ import scipy.linalg
 
 from .normalise import float64_sums
 
-SOLVERS = ("auto", "covariance", "gram", "randomized")
 EXACT_LIMIT = 256
 
 
@@ -103,20 +102,12 @@ def fit_transform_pca(
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D (n_samples, n_features) matrix, got shape {X.shape}")
     n, c = X.shape
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
-    if not isinstance(n_components, (int, np.integer)) or n_components < 1:
-        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
-    if n_components > min(n, c):
+    if not 1 <= n_components <= min(n, c):
         raise ValueError(
             f"n_components={n_components} exceeds what {n} observations of {c} channels can give "
             f"(at most {min(n, c)})"
         )
-    if solver == "auto":
-        if min(n, c) <= EXACT_LIMIT:
-            solver = "covariance" if c <= n else "gram"
-        else:
-            solver = "randomized"
+    solver = _solver_for(n, c, solver)
     mean = X.mean(axis=0, dtype=np.float64)  # of the input itself, before any narrowing
     if not np.isfinite(mean).all():
         raise ValueError("the features contain NaN or infinite values")
@@ -125,31 +116,46 @@ def fit_transform_pca(
     dtype = np.float32 if solver == "randomized" else np.float64
     Xc, total_variance = _centred(X, mean, dtype, copy)
     if not np.isfinite(total_variance):  # values beyond float32's range: stay in float64
-        dtype = np.float64
-        Xc, total_variance = _centred(X, mean, dtype, copy=True)
-
-    if solver == "covariance":
-        eigenvalues, vectors = _top_eigh(Xc.T @ Xc, n_components)
-        components = vectors.T
-    elif solver == "gram":
-        eigenvalues, vectors = _top_eigh(Xc @ Xc.T, n_components)
-        singular = np.sqrt(np.maximum(eigenvalues, 0.0))
-        components = vectors.T @ Xc
-        # Directions without variance (rank below k) stay zero rows: they project every pixel to 0.
-        nonzero = singular > singular.max(initial=0.0) * 1e-12
-        components[nonzero] /= singular[nonzero, None]
-        components[~nonzero] = 0.0
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow shows as inf and is retried below
-            eigenvalues, components = _randomized(Xc, n_components, n_oversamples, n_power_iterations, random_state)
-        if not np.isfinite(eigenvalues).all():  # float32 products overflowed on huge features: redo in float64
-            dtype = np.float64
-            Xc = Xc.astype(dtype)
-            eigenvalues, components = _randomized(Xc, n_components, n_oversamples, n_power_iterations, random_state)
+        Xc, total_variance = _centred(X, mean, np.float64, copy=True)
+    knobs = (n_oversamples, n_power_iterations, random_state)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow shows as inf and is retried below
+        eigenvalues, components = _SOLVE[solver](Xc, n_components, *knobs)
+    if not np.isfinite(eigenvalues).all():  # float32 products overflowed on huge features: redo in float64
+        Xc = Xc.astype(np.float64)
+        eigenvalues, components = _SOLVE[solver](Xc, n_components, *knobs)
     components = _fix_signs(components)
     explained = np.maximum(eigenvalues, 0.0) / max(n - 1, 1)
-    scores = Xc @ components.T.astype(dtype)
+    scores = Xc @ components.T.astype(Xc.dtype)
     return PrincipalComponents(mean, components, explained, total_variance, n, solver), scores.astype(np.float64)
+
+
+def _solver_for(n: int, c: int, solver: str) -> str:
+    """The solver that runs for ``n`` observations of ``c`` channels (``auto``: see the module docstring)."""
+    if solver == "auto":
+        if min(n, c) > EXACT_LIMIT:
+            return "randomized"
+        return "covariance" if c <= n else "gram"
+    if solver not in _SOLVE:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    return solver
+
+
+def _covariance(Xc: np.ndarray, k: int, *_knobs) -> tuple[np.ndarray, np.ndarray]:
+    """``eigh`` of the ``C x C`` scatter: ``(k,)`` eigenvalues and ``(k, C)`` unit components."""
+    eigenvalues, vectors = _top_eigh(Xc.T @ Xc, k)
+    return eigenvalues, vectors.T
+
+
+def _gram(Xc: np.ndarray, k: int, *_knobs) -> tuple[np.ndarray, np.ndarray]:
+    """``eigh`` of the ``n x n`` Gram matrix, mapped back to ``(k, C)`` components."""
+    eigenvalues, vectors = _top_eigh(Xc @ Xc.T, k)
+    singular = np.sqrt(np.maximum(eigenvalues, 0.0))
+    components = vectors.T @ Xc
+    # Directions without variance (rank below k) stay zero rows: they project every pixel to 0.
+    nonzero = singular > singular.max(initial=0.0) * 1e-12
+    components[nonzero] /= singular[nonzero, None]
+    components[~nonzero] = 0.0
+    return eigenvalues, components.astype(np.float64)
 
 
 def _centred(X: np.ndarray, mean: np.ndarray, dtype: type, copy: bool) -> tuple[np.ndarray, float]:
@@ -179,9 +185,7 @@ def _top_eigh(symmetric: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return values[::-1], vectors[:, ::-1]
 
 
-def _randomized(
-    Xc: np.ndarray, k: int, oversamples: int, power_iterations: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _randomized(Xc: np.ndarray, k: int, oversamples: int, power_iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Randomised SVD of the centred ``(n, C)`` matrix (float32 or float64): ``(k,)`` squared singular values
     and ``(k, C)`` right singular vectors, both float64."""
     n, c = Xc.shape
@@ -202,3 +206,6 @@ def _fix_signs(components: np.ndarray) -> np.ndarray:
     strongest = components[rows, np.abs(components).argmax(axis=1)]
     return components * np.where(strongest < 0, -1.0, 1.0)[:, None]
 
+
+_SOLVE = {"covariance": _covariance, "gram": _gram, "randomized": _randomized}
+SOLVERS = ("auto", *_SOLVE)

@@ -47,3 +47,8 @@ def resize_bilinear(x: np.ndarray, size: tuple[int, int], out: np.ndarray | None
                 part = np.ascontiguousarray(x[b, :, :, c : c + _MAX_CHANNELS])
                 out[b, :, :, c : c + _MAX_CHANNELS] = cv2.resize(part, (width, height), interpolation=cv2.INTER_LINEAR)
     return out
+
+
+def resize_image(x: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`resize_bilinear` of one ``(h, w)`` or ``(h, w, C)`` float32 image (into ``out`` when given)."""
+    return resize_bilinear(x[None], size, out=None if out is None else out[None])[0]

@@ -5,7 +5,7 @@ Every function here takes and returns ``onnx.ModelProto`` (never mutating its ar
 
 from .head import LinearHead, linear_head
 from .inputs import DEFAULT_SIZE, InputSpec, image_input, pin_input_size
-from .model_io import external_tensors, load_model, model_sha256, weights_folder, with_weights
+from .model_io import external_tensors, load_model, load_with_weights, model_sha256, weights_folder, with_weights
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
 from .shapes import TensorInfo, infer_tensors
 from .taps import Tap, TapPlan, find_taps, shape_candidates
@@ -28,6 +28,7 @@ __all__ = [
     "infer_tensors",
     "linear_head",
     "load_model",
+    "load_with_weights",
     "model_sha256",
     "pin_input_size",
     "read_tapped_outputs",

@@ -90,6 +90,12 @@ def with_weights(model: onnx.ModelProto, folder: Path | None) -> onnx.ModelProto
     return out
 
 
+def load_with_weights(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """:func:`load_model`, with any external weights read in from the model file's folder: a model to edit."""
+    model = load_model(src)
+    return with_weights(model, weights_folder(src, model))
+
+
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
     model = onnx.ModelProto()
     try:

@@ -22,7 +22,7 @@ try:
 except ImportError:  # isal is a dependency; an install without it still writes PNGs
     isal_zlib = None
 
-from ..files import atomic_path
+from ..files import write_atomic
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UP = 2  # PNG filter type 2: each byte minus the byte above it, modulo 256
@@ -60,8 +60,4 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 def write_png(path: str | Path, picture: np.ndarray) -> Path:
     """Write an ``(H, W, 3)`` RGB or ``(H, W)`` uint8 picture as PNG, atomically (a temporary file, then rename)."""
-    path = Path(path)
-    data = encode_png(picture)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return path
+    return write_atomic(path, encode_png(picture))

@@ -1,11 +1,7 @@
-"""onnxruntime: provider choice, one session per model, batches run in the chunks the model accepts; the
-thread pools of the libraries around it."""
+"""onnxruntime: provider choice, one session per model, batches run in the chunks the model accepts, and the
+shape probe (one run on a dummy input for the shapes ONNX shape inference leaves unknown)."""
 
-from .probe import probe_tensors
 from .session import Session, available_providers, default_chunk, default_providers, onnxruntime, resolve_providers
-from .threads import single_threaded
+from .shape_probe import probe_tensors
 
-__all__ = [
-    "Session", "available_providers", "default_chunk", "default_providers", "onnxruntime", "probe_tensors",
-    "resolve_providers", "single_threaded",
-]
+__all__ = ["Session", "available_providers", "default_chunk", "default_providers", "onnxruntime", "probe_tensors", "resolve_providers"]

@@ -76,8 +76,8 @@ class Session:
         providers: execution providers (``"CUDA"``, ``"CPUExecutionProvider"``, ...); ``None`` picks
             :func:`default_providers`. An explicit list wins; CPU is appended as the fallback.
         threads: intra-op threads (``None``: onnxruntime's default).
-        spin: let onnxruntime's threads spin between runs (faster back-to-back runs, but they take the
-            cores from whatever the process does next).
+        spin: let onnxruntime's threads spin while they wait for work, within a run and after it (faster
+            runs, but they take the cores from whatever else the process does meanwhile).
         binding: run through I/O binding (default: when the first provider is not the CPU).
         weights_dir: the folder of the model's external weight files (:func:`pfv_onnx.graph.weights_folder`);
             needed when its weights are not inside it.

@@ -1,4 +1,4 @@
-"""Shapes that ONNX shape inference leaves unknown, read from one run on a dummy input."""
+"""The shape probe: shapes that ONNX shape inference leaves unknown, read from one run on a dummy input."""
 
 from __future__ import annotations
 

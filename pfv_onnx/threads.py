@@ -1,4 +1,5 @@
-"""The NumPy core on the calling thread only.
+"""Thread pools: how many threads the machine gives this process, and the NumPy core on the calling thread
+only.
 
 OpenBLAS (behind NumPy and SciPy) and OpenCV each keep a pool of worker threads that spin for a while after
 every parallel call. Their spinning steals the cores from whatever runs next: the next forward pass
@@ -10,6 +11,7 @@ pools: it runs with one BLAS thread and OpenCV's threading off.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,14 @@ from threadpoolctl import ThreadpoolController
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[object, int] | None = None
+
+
+def worker_count() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @functools.cache

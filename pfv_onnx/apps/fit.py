@@ -1,0 +1,25 @@
+"""``pfv-onnx fit``: a basis fitted on a dataset, so that colours mean the same in every batch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..files import check_output_file
+from ..options import Options
+from ..pfv import PFV
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    """Exit 0 when every input was read, 1 when some were skipped."""
+    out = check_output_file(args.out, args.overwrite)
+    started = time.perf_counter()
+    pfv = PFV(args.model, options).fit(args.inputs, batch_size=args.batch, dask=args.dask)
+    pfv.save_basis(out)
+    if not args.quiet:
+        ratios = ", ".join(f"{r:.1%}" for r in pfv.basis.pca.explained_variance_ratio)
+        print(f"fitted a basis on {pfv.basis.images} images in {time.perf_counter() - started:.1f} s (explained variance {ratios}): {out}")
+    for skip in pfv.fit_skipped:
+        print(f"pfv-onnx: skipped {skip['reason']}", file=sys.stderr)
+    return 1 if pfv.fit_skipped else 0

@@ -1,0 +1,122 @@
+"""From features to colours: PFV of one analysis batch, relative to the batch (the paper's method) or with a
+fitted basis, and the result of a batch that pictures and reports are drawn from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .core import FittedBasis, Visualisation, transform, visualise
+from .errors import PFVError
+from .features import Features
+from .options import Options
+from .threads import single_threaded, worker_count
+
+
+def colour(
+    features: Features, size: tuple[int, int], options: Options, basis: FittedBasis | None = None, threads: int | None = None
+) -> Visualisation:
+    """The NumPy part of PFV on the features of one analysis batch: relative to the batch with the
+    ``method`` options, or with ``basis`` (which fixes the method).
+
+    Args:
+        size: ``(H0, W0)``, the model's input size.
+        threads: threads for the core (default: the cores this process may use).
+
+    Raises:
+        PFVError: the batch cannot be coloured (too few pixels for the components, the per-layer maps
+            missing for the hierarchical weighting, NaN features).
+    """
+    threads = threads or worker_count()
+    final = features.final
+    pixels = final.shape[0] * final.shape[2] * final.shape[3]
+    if basis is None and pixels < options.n_components:
+        raise PFVError(
+            f"the final layer gives {pixels} pixel(s) for this batch ({final.shape[2]} x {final.shape[3]} per image), "
+            f"fewer than the {options.n_components} components asked for: use more images or fewer components"
+        )
+    hierarchical = basis.hierarchical if basis is not None else options.hierarchical
+    if features.maps is None and hierarchical:
+        raise PFVError("the hierarchical weighting needs the per-layer maps: forward(inputs, maps=True)")
+    maps = features.maps if features.maps is not None else []
+    try:
+        with single_threaded():
+            if basis is not None:
+                return transform(final, maps, size, basis, activation=features.activation, threads=threads)
+            return visualise(
+                final, maps, size, n_components=options.n_components, hierarchical=options.hierarchical,
+                n_sigma=options.n_sigma, solver=options.solver, activation=features.activation, threads=threads,
+            )
+    except ValueError as exc:
+        raise PFVError(f"cannot visualise this batch: {exc}") from None
+
+
+@dataclass
+class BatchResult:
+    """PFV of one analysis batch of ``B`` images at the model's input size ``H0 x W0``.
+
+    Attributes:
+        visualisation: the core's arrays (:class:`pfv_onnx.core.Visualisation`); the properties below read it.
+        taps: tensor names feeding ``A^b``, in graph order.
+        final: tensor name of ``F_N``.
+        logits: ``(B, K)`` float32 model output, ``None`` when the head was not kept.
+        images: ``(B, H0, W0, 3)`` uint8 RGB model-input crops, ``None`` for a preprocessed float batch.
+        names: one name per image (file stem, or ``image_<i>``).
+        labels: class names for ``logits``, when known.
+        features: the forward pass's outputs (``F_N``, the per-layer maps), for baselines and probes.
+        timings: seconds per stage: ``preprocess``, ``forward``, ``decomposition``, ``weighting``.
+        description: the model and options that made it (:meth:`pfv_onnx.PFV.describe`).
+    """
+
+    visualisation: Visualisation
+    taps: list[str]
+    final: str
+    logits: np.ndarray | None = None
+    images: np.ndarray | None = None
+    names: list[str] = field(default_factory=list)
+    labels: list[str] | None = None
+    features: Features | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    description: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """``(B, H0, W0, 3)`` float32 in ``[0, 1]``: component 1, 2, 3 in red, green, blue."""
+        return self.visualisation.rgb
+
+    @property
+    def activation(self) -> np.ndarray:
+        """``(B, H0, W0)`` float32, the total activation map ``A^b``."""
+        return self.visualisation.activation
+
+    @property
+    def components(self) -> np.ndarray:
+        """``(B, H0, W0, k)`` float32, the principal components upsampled, not weighted (computed on first use)."""
+        return self.visualisation.components
+
+    @property
+    def explained_variance_ratio(self) -> np.ndarray:
+        """``(k,)`` float64 share of ``F_N``'s variance explained by each component."""
+        return self.visualisation.pca.explained_variance_ratio
+
+    def top_k(self, k: int = 5) -> list[list[tuple[int, str | None, float]]]:
+        """Per image, the ``k`` most probable classes as ``(index, name, probability)``."""
+        if self.logits is None:
+            raise PFVError("the model's output was not kept, so there are no predictions")
+        probs = probabilities(self.logits)
+        best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [
+            [(int(c), self.labels[c] if self.labels and c < len(self.labels) else None, float(p[c])) for c in row]
+            for row, p in zip(best, probs)
+        ]
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax of each row, unless the rows are probabilities already (a softmax inside the model)."""
+    x = logits.astype(np.float64)
+    if np.all(x >= 0) and np.allclose(x.sum(axis=1), 1.0, atol=1e-3):
+        return x
+    x = np.exp(x - x.max(axis=1, keepdims=True))
+    return x / x.sum(axis=1, keepdims=True)

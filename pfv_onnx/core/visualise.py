@@ -1,0 +1,219 @@
+"""Principal Feature Visualisation on arrays (Bakken et al., ECCV 2020, eqs. 1-6).
+
+Inputs are what one forward pass of a tapped network gives: the final feature map ``F_N`` and the
+channel-sum maps ``A_l`` of the earlier tapped layers. Output is one RGB picture per image whose colours are
+the principal contrasting features of the batch:
+
+1. ``A^b``, the total activation map (eqs. 1-2, :mod:`.activation`);
+2. the principal components of ``F_N``'s pixels (eqs. 3-4, :mod:`.decomposition`), or those of a fitted
+   basis (:mod:`.fitted`);
+3. the components upsampled and weighted (eq. 5, :mod:`.weighting`);
+4. the joint normalisation of the batch (eq. 6, :mod:`.normalise`).
+
+``threads`` is how many threads the caller gives: the images are shared between them, and ``A^b`` is
+summed while the decomposition runs. The unweighted components at full resolution are computed when
+first read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .activation import channel_sum, total_activation
+from .decomposition import PrincipalComponents, fit_transform_pca
+from .fitted import FittedBasis
+from .normalise import Scaling, ValueStats, apply_scaling
+from .parallel import in_parallel, run_all
+from .upsample import resize_bilinear
+from .weighting import RGB, weigh
+
+
+@dataclass
+class Visualisation:
+    """What :func:`visualise` computes for a batch of ``B`` images of ``H0 x W0`` pixels.
+
+    Attributes:
+        rgb: ``(B, H0, W0, 3)`` float32 in ``[0, 1]``; component 1, 2, 3 in red, green, blue (a missing
+            component, when fewer than three are kept, is a black channel).
+        activation: ``(B, H0, W0)`` float32, the total activation map ``A^b`` (eq. 2).
+        scores: ``(B, h, w, k)`` float32 principal components at the final layer's resolution.
+        pca: the principal components of this batch, or of the fitted basis (explained variance, solver).
+        scaling: the joint normalisation that maps the weighted components to ``rgb``.
+        timings: seconds spent in ``decomposition`` (PCA) and ``weighting`` (upsampling, weighting,
+            normalisation).
+        basis: the fitted basis that coloured it, or ``None`` when the colours are relative to the batch.
+    """
+
+    rgb: np.ndarray
+    activation: np.ndarray
+    scores: np.ndarray
+    pca: PrincipalComponents
+    scaling: Scaling
+    timings: dict[str, float]
+    basis: FittedBasis | None = None
+
+    @cached_property
+    def components(self) -> np.ndarray:
+        """``(B, H0, W0, k)`` float32: the principal components upsampled to the input size, not weighted."""
+        return resize_bilinear(self.scores, self.rgb.shape[1:3])
+
+
+def feature_matrix(final: np.ndarray) -> np.ndarray:
+    """Eq. 3's reshape: ``(B, C, h, w)`` to a ``(B*h*w, C)`` matrix (same dtype), one row per pixel of each image.
+
+    Rows run over images, then pixel rows, then pixel columns. The matrix is Fortran-ordered (each channel's
+    values contiguous): copying whole ``h*w`` planes is several times faster than a channels-last transpose,
+    and BLAS reads either order.
+    """
+    if final.ndim != 4:
+        raise ValueError(f"expected a (B, C, h, w) final feature map, got shape {final.shape}")
+    batch, channels, height, width = final.shape
+    planes = np.empty((channels, batch, height * width), dtype=final.dtype)
+    planes[...] = final.reshape(batch, channels, height * width).transpose(1, 0, 2)
+    return planes.reshape(channels, -1).T
+
+
+def layer_sources(final: np.ndarray, maps: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The maps that weight the components: the earlier layers', or ``F_N``'s own channel sum without them."""
+    return list(maps) if maps else [channel_sum(final)]
+
+
+def visualise(
+    final: np.ndarray,
+    maps: Sequence[np.ndarray],
+    size: tuple[int, int],
+    *,
+    n_components: int = 3,
+    hierarchical: bool = False,
+    n_sigma: float = 1.0,
+    solver: str = "auto",
+    random_state: int = 0,
+    activation: np.ndarray | None = None,
+    threads: int = 1,
+) -> Visualisation:
+    """Run PFV on one analysis batch, its colours relative to this batch (the paper's method).
+
+    Args:
+        final: ``(B, C, h, w)`` final feature map ``F_N``.
+        maps: channel-sum maps ``A_l`` of the earlier tapped layers, ``(B, h_l, w_l)`` each, in graph order.
+            With no earlier layer, ``F_N``'s own channel sum stands in for them (for ``A^b``, and as the one
+            layer of the hierarchical weighting).
+        size: ``(H0, W0)``, the input image size.
+        n_components: principal components kept (``rgb`` shows the first three).
+        hierarchical: weight layer by layer (the reference code's variant, :mod:`.weighting`).
+        n_sigma: clip of the joint whitening.
+        solver, random_state: see :func:`pfv_onnx.core.fit_pca`.
+        activation: ``(B, H0, W0)`` ``A^b`` when the graph computed it already.
+        threads: threads the caller gives (see the module docstring).
+
+    Returns:
+        The :class:`Visualisation` of the batch.
+    """
+    size, maps = _checked(final, maps, size, activation)
+    batch, _, height, width = final.shape
+    sources = layer_sources(final, maps)
+    started = time.perf_counter()
+    decomposed: list = []
+
+    def decompose() -> None:
+        decomposed.extend(fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False))
+
+    tasks = [decompose]
+    if activation is None:
+        activation = np.empty((batch, *size), dtype=np.float32)
+        tasks.append(lambda: total_activation(sources, size, out=activation))
+    # A^b does not depend on the decomposition, which keeps one core busy: summed meanwhile.
+    run_all(tasks, threads)
+    pca, projected = decomposed
+    scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
+    done = time.perf_counter()
+
+    # A positive scale changes nothing after the joint normalisation and keeps float32 products finite.
+    peak = float(np.abs(scores[..., :RGB]).max())
+    shown = scores[..., :RGB] * np.float32(1.0 / peak if peak > 0 else 1.0)
+    peaks = [float(np.abs(m).max()) or 1.0 for m in sources] if hierarchical else None
+    rgb, stats = weigh(shown, size, activation, sources, peaks, threads)
+    scale = stats.scaling(n_sigma)
+    _rescale(rgb, min(n_components, RGB), scale, threads)
+    timings = {"decomposition": done - started, "weighting": time.perf_counter() - done}
+    return Visualisation(rgb, activation, scores, pca, scale, timings)
+
+
+def transform(
+    final: np.ndarray,
+    maps: Sequence[np.ndarray],
+    size: tuple[int, int],
+    basis: FittedBasis,
+    activation: np.ndarray | None = None,
+    threads: int = 1,
+) -> Visualisation:
+    """PFV with a fitted basis: the components, the layer weights and the normalisation come from
+    ``basis`` (:mod:`pfv_onnx.core.fitted`), so each image gets the same colours whatever batch it is in.
+
+    Arguments and result as :func:`visualise`.
+    """
+    if basis.scaling is None:
+        raise ValueError("the basis has no normalisation yet (fit it on data first)")
+    started = time.perf_counter()
+    scores = basis.project(final)
+    projected = time.perf_counter()
+    rgb, activation = _weigh_with(basis, final, maps, size, scores, activation, threads)[:2]
+    _rescale(rgb, min(basis.pca.n_components, RGB), basis.scaling, threads)
+    timings = {"decomposition": projected - started, "weighting": time.perf_counter() - projected}
+    return Visualisation(rgb, activation, scores, basis.pca, basis.scaling, timings, basis)
+
+
+def weighted_stats(
+    final: np.ndarray, maps: Sequence[np.ndarray], size: tuple[int, int], basis: FittedBasis, threads: int = 1
+) -> tuple[ValueStats, ValueStats]:
+    """The second pass of a fit on one batch: the :class:`ValueStats` of its weighted components under
+    ``basis``, and of its activation map."""
+    _, activation, stats = _weigh_with(basis, final, maps, size, basis.project(final), None, threads)
+    return stats, ValueStats.of(activation)
+
+
+def _weigh_with(
+    basis: FittedBasis, final, maps, size, scores: np.ndarray, activation: np.ndarray | None, threads: int
+) -> tuple[np.ndarray, np.ndarray, ValueStats]:
+    """Eq. 5 with the basis's prescale and layer divisors: the weighted components, ``A^b`` and their
+    statistics."""
+    size, maps = _checked(final, maps, size, activation)
+    sources = layer_sources(final, maps)
+    # The layers weight the components unless A^b is given and the weighting is not hierarchical.
+    if (activation is None or basis.hierarchical) and len(sources) != len(basis.layer_peaks):
+        raise ValueError(f"the basis weights {len(basis.layer_peaks)} layers, the features have {len(sources)}")
+    if activation is None:
+        activation = total_activation(sources, size, threads=threads)
+    shown = scores[..., :RGB] * np.float32(basis.prescale)
+    rgb, stats = weigh(shown, size, activation, sources, basis.layer_peaks if basis.hierarchical else None, threads)
+    return rgb, activation, stats
+
+
+def _checked(final: np.ndarray, maps: Sequence[np.ndarray], size, activation) -> tuple[tuple[int, int], list[np.ndarray]]:
+    """The shape checks: ``(H0, W0)`` as ints and the maps as float32."""
+    if final.ndim != 4:
+        raise ValueError(f"expected a (B, C, h, w) final feature map, got shape {final.shape}")
+    batch = final.shape[0]
+    size = (int(size[0]), int(size[1]))
+    maps = [np.asarray(m, dtype=np.float32) for m in maps]
+    for m in maps:
+        if m.ndim != 3 or m.shape[0] != batch:
+            raise ValueError(f"each activation map must be (B={batch}, h, w), got shape {m.shape}")
+    if activation is not None and activation.shape != (batch, *size):
+        raise ValueError(f"activation must be {(batch, *size)}, got {activation.shape}")
+    return size, maps
+
+
+def _rescale(rgb: np.ndarray, channels: int, scale: Scaling, threads: int) -> None:
+    """Eq. 6's normalisation applied in place, image by image (each image's values stay in cache)."""
+
+    def images(part: range) -> None:
+        for b in part:
+            apply_scaling(rgb[b, ..., :channels], scale, out=rgb[b, ..., :channels])
+
+    in_parallel(images, rgb.shape[0], threads)

@@ -1,0 +1,198 @@
+"""The options of PFV: one frozen object, validated once, that every layer reads.
+
+``describe()``, ``config()``, a basis file's header and the command line are views of it: the fields are
+grouped (:data:`GROUPS`), and each field's metadata names its command-line flag, so adding an option is one
+field here. Values are checked and normalised as the object is made (NumPy integers become ``int``, lists
+become tuples); a bad value raises :class:`OptionError`, one line naming the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import PFVError
+from .presets import PRESETS
+
+SOLVERS = ("auto", "covariance", "gram", "randomized")
+RESIZE_MODES = ("crop", "stretch")
+# The pictures a report can hold per image (pfv_onnx.report).
+PICTURES = ("pfv", "overlay", "activation", "components")
+# model: what is tapped, at which input size; images: how photos become the model's input; method: how
+# features become colours (a fitted basis fixes these); runtime: how the model runs (never changes a
+# number on the CPU); export: what a tapped model keeps.
+GROUPS = ("model", "images", "method", "runtime", "export")
+
+
+class OptionError(PFVError):
+    """An option with a value PFV cannot use: ``option`` names it, ``problem`` says what is wrong."""
+
+    def __init__(self, option: str, problem: str):
+        super().__init__(f"{option} {problem}")
+        self.option = option
+        self.problem = problem
+
+
+# Checks: each validates one value and returns it normalised, or raises OptionError naming the option.
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise OptionError(name, f"must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _optional(check):
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not (isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"):  # NumPy's bool too
+        raise OptionError(name, f"must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _choice(choices: Sequence[str]):
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise OptionError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _names(name: str, value: Any) -> tuple[str, ...] | None:
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) and n for n in names):
+        raise OptionError(name, f"must be a list of non-empty names, got {value!r}")
+    return tuple(dict.fromkeys(names)) or None
+
+
+def _name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise OptionError(name, f"must be a non-empty name, got {value!r}")
+    return value
+
+
+def _size(name: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2 or not all(_is_int(v) and v >= 1 for v in value):
+        raise OptionError(name, f"must be two positive integers (height, width), got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise OptionError(name, f"must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _chunk(name: str, value: Any) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    if not _is_int(value) or value < 1:
+        raise OptionError(name, f"must be a positive integer, 'auto' or None, got {value!r}")
+    return int(value)
+
+
+def _option(group: str, default: Any, check: Callable[[str, Any], Any], flag: str | None = None, help: str = "", **cli: Any) -> Any:
+    """A field of :class:`Options`: its group, the check that validates and normalises its value, and its
+    command-line flag with argparse's keywords."""
+    return field(default=default, metadata={"group": group, "check": check, "flag": flag, "help": help, "cli": cli})
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything that shapes a PFV run (see the module docstring; field groups in :data:`GROUPS`).
+
+    Attributes:
+        layers: tensor names feeding ``A^b`` instead of the tap rule (the last one is ``F_N`` unless ``final``).
+        final: tensor name of ``F_N``.
+        size: ``(H, W)`` fed to a model that leaves its input size open (default 224 x 224).
+        preset: pixel normalisation (:data:`pfv_onnx.presets.PRESETS`); ``None``: the model's metadata
+            ``preset`` entry, else ``imagenet``.
+        resize: ``crop`` (the ImageNet evaluation crop) or ``stretch`` (the whole photo).
+        n_components: principal components kept (``rgb`` shows the first three).
+        hierarchical: weight the components layer by layer (the reference code's variant).
+        n_sigma: clip of the joint whitening, in standard deviations.
+        solver: PCA solver (:data:`SOLVERS`; ``auto`` chooses by shape).
+        providers: onnxruntime execution providers; ``None``: CUDA when available, else CPU.
+        chunk_size: images per inference call; ``"auto"``: 8 on the CPU, 32 on an accelerator; ``None``:
+            the whole batch in one call. A model with a fixed batch runs in chunks of that size.
+        threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
+        activation_in_graph: compute ``A^b`` inside the graph; ``None``: on an accelerator only.
+        keep_logits: keep the model's own outputs (needed for predictions).
+    """
+
+    layers: tuple[str, ...] | None = _option(
+        "model", None, _optional(_names),
+        "--layers", "comma-separated tensor names feeding the activation map (default: the tap rule)", type="names")
+    final: str | None = _option(
+        "model", None, _optional(_name),
+        "--final", "tensor name of the final layer F_N that is decomposed (default: the last tap)")
+    size: tuple[int, int] | None = _option(
+        "model", None, _optional(_size),
+        "--size", "input size for a model that leaves it open", type=int, nargs=2, metavar=("H", "W"))
+    preset: str | None = _option(
+        "images", None, _optional(_choice(sorted(PRESETS))),
+        "--preset", "pixel normalisation (default: the model's metadata, else imagenet)", choices=sorted(PRESETS))
+    resize: str = _option(
+        "images", "crop", _choice(RESIZE_MODES),
+        "--resize", "crop: the ImageNet evaluation crop (default); stretch: the whole photo", choices=RESIZE_MODES)
+    n_components: int = _option(
+        "method", 3, _positive_int,
+        "--components", "principal components kept (default 3; R, G, B show the first three)", type=int)
+    hierarchical: bool = _option(
+        "method", False, _flag,
+        "--hierarchical", "weight the components layer by layer, as the reference code does", action="store_true")
+    n_sigma: float = _option(
+        "method", 1.0, _positive_float,
+        "--n-sigma", "clip of the joint whitening, in standard deviations (default 1)", type=float)
+    solver: str = _option(
+        "method", "auto", _choice(SOLVERS),
+        "--solver", "PCA solver (default: chosen by shape)", choices=SOLVERS)
+    providers: tuple[str, ...] | None = _option(
+        "runtime", None, _optional(_names),
+        "--provider", "onnxruntime execution provider, e.g. CUDA or CPU (repeatable; default: CUDA if available, else CPU)",
+        action="append")
+    chunk_size: int | str | None = _option(
+        "runtime", "auto", _chunk,
+        "--chunk", "images per inference call (default: 8 on the CPU, 32 on a GPU); the results do not depend on it", type=int)
+    threads: int | None = _option(
+        "runtime", None, _optional(_positive_int),
+        "--threads", "onnxruntime intra-op threads (default: onnxruntime's choice)", type=int)
+    activation_in_graph: bool | None = _option("runtime", None, _optional(_flag))
+    keep_logits: bool = _option(
+        "export", True, _flag,
+        "--no-logits", "drop the model's own outputs and the head that computes them", action="store_false")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, f.metadata["check"](f.name, getattr(self, f.name)))
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with ``changes`` (validated like the original)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise OptionError(unknown[0], f"is not an option (options: {', '.join(f.name for f in dataclasses.fields(self))})")
+        return dataclasses.replace(self, **changes)
+
+    def view(self, *groups: str) -> dict[str, Any]:
+        """The fields of ``groups`` (all when none is named) as JSON data: tuples become lists."""
+        return {
+            f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value
+            for f in dataclasses.fields(self)
+            if not groups or f.metadata["group"] in groups
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Options:
+        """The options a :meth:`view` of all groups describes (the inverse of ``view()``)."""
+        return cls().replace(**data)

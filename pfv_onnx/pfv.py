@@ -1,0 +1,224 @@
+"""``PFV``: the object users call. A featurizer (the model side), the colouring, and a fitted basis.
+
+>>> pfv = PFV()                                  # the bundled MobileNetV2
+>>> result = pfv(["cat.jpg", "dog.jpg"])        # one batch: colours contrast these images
+>>> result.rgb.shape                             # (2, 224, 224, 3) float32 in [0, 1]
+
+Its verbs mean what scikit-learn's mean: :meth:`PFV.fit` fits a basis on images, :meth:`PFV.transform`
+colours images with it (the same colours in every batch), :meth:`PFV.fit_transform` does both on the same
+images; calling a ``PFV`` is the paper's method, colours relative to the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import bundled
+from .basis_file import check_basis, load_basis, save_basis
+from .colouring import BatchResult, colour
+from .core import FittedBasis
+from .errors import PFVError
+from .features import Batch, Features
+from .featurizer import Featurizer, ImageLike, ModelLike
+from .fitting import basis_of, fit_basis
+from .options import Options
+from .report import build_summary, write_batch, write_summary
+from .version import __version__
+
+Images = ImageLike | Sequence[ImageLike] | Batch
+
+
+def _featurizer_property(name: str) -> property:
+    return property(lambda self: getattr(self.featurizer, name), doc=getattr(Featurizer, name).__doc__)
+
+
+class PFVResult(BatchResult):
+    """PFV of one analysis batch (:class:`~pfv_onnx.colouring.BatchResult`), which can save itself."""
+
+    def save(self, out: str | Path) -> dict[str, Any]:
+        """Write the pictures of this batch, its mosaic, ``summary.json`` and ``index.html`` to the folder
+        ``out`` (layout in :mod:`pfv_onnx.report`); return the summary."""
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise PFVError(f"{out}: exists and is not a folder")
+        written = write_batch(out, self, 0)
+        summary = build_summary(self.description, [written.batch], written.images, {**self.timings, **written.wait()})
+        write_summary(out, summary)
+        return summary
+
+
+class PFV:
+    """Principal Feature Visualisation of an ONNX model.
+
+    Args:
+        model: a bundled model's name, an ``.onnx`` path, bytes or a ``ModelProto`` (tapped by
+            :func:`pfv_onnx.export` or not).
+        options: an :class:`~pfv_onnx.Options`; keyword arguments (``n_components=5``, ``preset="lite"``,
+            ...) set its fields.
+        basis: a fitted basis (a ``.npz`` file from :meth:`save_basis` or ``pfv-onnx fit``) for
+            :meth:`transform`; refused when fitted on another model or other layers.
+        labels: class names for the model's output; default the bundled ImageNet names for 1000 classes.
+
+    Attributes:
+        featurizer: the model side (:class:`~pfv_onnx.Featurizer`): session, taps, preprocessing.
+        options: the options in force: the model's preset and input size filled in, the method fixed by
+            the basis once there is one.
+        basis: the fitted basis, or ``None``.
+    """
+
+    def __init__(
+        self,
+        model: ModelLike = bundled.DEFAULT_MODEL,
+        options: Options | None = None,
+        *,
+        basis: str | Path | FittedBasis | None = None,
+        labels: Sequence[str] | None = None,
+        **option_values: Any,
+    ):
+        options = (options or Options()).replace(**option_values)
+        self.featurizer = Featurizer(model, options, labels)
+        # A basis is bound to the preset and input size: they are part of the options in force.
+        self.options = options.replace(preset=self.featurizer.preset.name, size=self.featurizer.size)
+        self.basis: FittedBasis | None = None
+        self.fit_skipped: list[dict] = []
+        if basis is not None:
+            self.use_basis(basis)
+
+    # The model's taps, F_N and input size, as the featurizer reads them.
+    taps = _featurizer_property("taps")
+    final = _featurizer_property("final")
+    size = _featurizer_property("size")
+
+    # ---- the verbs --------------------------------------------------------------------------------------
+
+    def __call__(self, images: Images) -> PFVResult:
+        """PFV of one analysis batch, coloured relative to its own images (the paper's method).
+
+        Args:
+            images: paths or folders, PIL images, uint8 arrays, a preprocessed float batch in the
+                model's layout, or a :class:`~pfv_onnx.features.Batch` from ``featurizer.load``.
+        """
+        return self._run(images, None)
+
+    def fit(self, images: Images, batch_size: int = 32, dask: str | None = None) -> PFV:
+        """Fit the basis on every image of ``images`` (as :meth:`__call__` takes them), streamed in constant
+        memory. ``dask``: ``"local"`` or a scheduler address to fit on Dask (files and folders only).
+        Images that cannot be read are skipped (listed in ``fit_skipped``). Returns ``self``."""
+        items = self.featurizer.items(images)
+        basis, self.fit_skipped = fit_basis(self.featurizer, items, self.options, batch_size, dask)
+        self.use_basis(basis)
+        return self
+
+    def transform(self, images: Images) -> PFVResult:
+        """PFV of ``images`` coloured with the fitted basis: an image gets the same colours in any batch."""
+        if self.basis is None:
+            raise PFVError("no fitted basis: call fit() first, or give basis=")
+        return self._run(images, self.basis)
+
+    def fit_transform(self, images: Images) -> PFVResult:
+        """Fit the basis on ``images`` and colour them with it, from one forward pass."""
+        batch, features, timings = self._forward(images, maps=True)
+        self.fit_skipped = []
+        self.use_basis(basis_of(features, self.size, self.options, len(batch.names)))
+        return self.colour(features, batch.crops, batch.names, timings, self.basis)
+
+    def colour(
+        self,
+        features: Features,
+        images: Any = None,
+        names: Sequence[str] | None = None,
+        timings: dict[str, float] | None = None,
+        basis: FittedBasis | None = None,
+    ) -> PFVResult:
+        """The result of one forward pass's features, relative to the batch or with ``basis`` (a stream
+        runs this in a worker thread while the next batch goes forward).
+
+        Args:
+            images: the ``(B, H0, W0, 3)`` uint8 crops the features came from, or ``None``.
+            names: one name per image (default ``image_<i>``).
+            timings: the caller's stages so far, kept in the result.
+        """
+        vis = colour(features, self.size, self.options, basis)
+        count = features.final.shape[0]
+        return PFVResult(
+            visualisation=vis,
+            taps=self.taps,
+            final=self.final,
+            logits=features.logits,
+            images=images,
+            names=list(names) if names is not None else [f"image_{i}" for i in range(count)],
+            labels=self.featurizer.class_names(features.logits),
+            features=features,
+            timings={**(timings or {}), **vis.timings},
+            description=self.describe(),
+        )
+
+    def _forward(self, images: Images, maps: bool):
+        started = time.perf_counter()
+        batch = self.featurizer.load(images)
+        loaded = time.perf_counter()
+        features = self.featurizer.forward(batch.inputs, maps=maps)
+        return batch, features, {"preprocess": loaded - started, "forward": time.perf_counter() - loaded}
+
+    def _run(self, images: Images, basis: FittedBasis | None) -> PFVResult:
+        batch, features, timings = self._forward(images, self.needs_maps(basis))
+        return self.colour(features, batch.crops, batch.names, timings, basis)
+
+    def needs_maps(self, basis: FittedBasis | None = None) -> bool:
+        """Whether colouring (relative, or with ``basis``) needs the per-layer maps from the forward pass."""
+        return basis.hierarchical if basis is not None else self.options.hierarchical
+
+    # ---- the basis --------------------------------------------------------------------------------------
+
+    def use_basis(self, basis: str | Path | FittedBasis) -> None:
+        """Colour :meth:`transform` calls with ``basis`` from now on (a file is checked against this model,
+        its layers and its inputs). The basis fixes the method's options."""
+        if not isinstance(basis, FittedBasis):
+            loaded, header = load_basis(basis)
+            check_basis(header, loaded, self.featurizer.model_sha256, self.taps, self.final, self._inputs(), str(basis))
+            basis = loaded
+        self.basis = basis
+        # What the colours mean depends on these: they come from the basis.
+        self.options = self.options.replace(n_components=basis.pca.n_components, hierarchical=basis.hierarchical, n_sigma=basis.n_sigma)
+
+    def save_basis(self, path: str | Path) -> Path:
+        """Write the fitted basis to ``path`` (``.npz``); :class:`PFV` reads it back with ``basis=``."""
+        if self.basis is None:
+            raise PFVError("no fitted basis to save: call fit() first")
+        return save_basis(path, self.basis, self.basis_header(self.basis))
+
+    def basis_header(self, basis: FittedBasis) -> dict[str, Any]:
+        """What a basis file records of the model, its layers and the options that shaped the basis."""
+        return {
+            "model_sha256": self.featurizer.model_sha256,
+            "model_path": self.featurizer.model_path,
+            "taps": self.taps,
+            "final": self.final,
+            "channels": int(basis.pca.mean.shape[0]),
+            **self._inputs(),
+            **self.options.view("method"),
+        }
+
+    def _inputs(self) -> dict[str, Any]:
+        """How images become the model's input: a basis fits only inputs made the same way."""
+        return {**self.options.view("images"), "size": list(self.size)}
+
+    # ---- views of the options -------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The model (path, SHA-256, input, preset, providers), its taps and the options, as JSON data."""
+        return {
+            "pfv_onnx": __version__,
+            **self.featurizer.describe(),
+            "options": {**self.options.view("method"), "resize": self.options.resize, "chunk_size": self.featurizer.chunk_size},
+            "basis": None if self.basis is None else {"images": self.basis.images, "fingerprint": self.basis.fingerprint()},
+        }
+
+    def config(self) -> dict[str, Any]:
+        """Keyword arguments that open this same PFV elsewhere (another process, a Dask worker)."""
+        if self.featurizer.model_path is None:
+            raise PFVError("this PFV was opened from bytes or a ModelProto; give a model file to run it elsewhere")
+        return {"model": str(Path(self.featurizer.model_path).resolve()), **self.options.view()}
