@@ -20,7 +20,7 @@ from pathlib import Path
 from pfv_onnx.runtime import available_providers, onnxruntime
 
 from . import overhead, throughput, torch_reference
-from .models import resnet50_random, vgg16_random
+from .models import mobilenet_v2_qdq, resnet50_random, vgg16_random
 
 # Providers measured when installed and usable.
 PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider", "OpenVINOExecutionProvider")
@@ -31,6 +31,7 @@ def configurations(quick: bool) -> list[tuple[str, object, list[int]]]:
         return [("mobilenet_v2", "mobilenet_v2", [4]), ("vgg16 (random)", vgg16_random(size=64), [2]), ("resnet50 (random)", resnet50_random(size=64), [2])]
     return [
         ("mobilenet_v2", "mobilenet_v2", [1, 8, 32]),
+        ("mobilenet_v2 (QDQ uint8)", mobilenet_v2_qdq(), [8, 32]),
         ("efficientnet_lite0", "efficientnet_lite0", [1, 8, 32]),
         ("vgg16 (random)", vgg16_random(), [1, 8]),
         ("resnet50 (random)", resnet50_random(), [1, 8]),

@@ -103,3 +103,29 @@ def resnet50_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx
     inits += [numpy_helper.from_array(w, "fc.w"), numpy_helper.from_array(np.zeros(classes, np.float32), "fc.b")]
     nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], transB=1))
     return _classifier(nodes, inits, "resnet50_random", size, classes)
+
+
+def mobilenet_v2_qdq(calibration: int = 8) -> onnx.ModelProto:
+    """The bundled MobileNetV2 quantised statically the way onnxruntime recommends on the CPU (QDQ, 8-bit
+    unsigned activations, signed weights), calibrated on the sample photos."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from pfv_onnx import PFV, bundled
+
+    inputs = PFV().featurizer.load(bundled.sample_images()[:calibration]).inputs
+
+    class Photos(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"image": inputs[i : i + 1]} for i in range(len(inputs))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "qdq.onnx"
+        quantize_static(str(bundled.model_path()), str(path), Photos(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        return onnx.load(str(path))

@@ -80,6 +80,11 @@ def default_session(source: onnx.ModelProto, provider: str) -> Callable[[np.ndar
     return run
 
 
+# A pause before each timed step: a session whose threads spin after its run (onnxruntime's default) would
+# otherwise take the cores from whichever step follows it.
+SETTLE_S = 0.05
+
+
 def interleaved(steps: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
     """Median seconds of each step over ``runs`` rounds, after one warm-up each, the order rotating."""
     for step in steps.values():
@@ -88,6 +93,7 @@ def interleaved(steps: dict[str, Callable[[], object]], runs: int) -> dict[str, 
     keys = list(steps)
     for i in range(runs):
         for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             steps[key]()
             times[key].append(time.perf_counter() - start)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import onnx
@@ -83,6 +81,8 @@ def module_path(tensor: str) -> str:
     """The PyTorch module whose output an exported tensor is, from the scope in its ONNX name:
     ``/features/features.2/conv/conv.0/conv.0.2/Clip_output_0`` is the output of ``features.2.conv.0.2``."""
     scopes = tensor.strip("/").split("/")[:-1]
+    if not scopes:
+        raise ValueError(f"{tensor!r} names no module")
     parts: list[str] = []
     for i, scope in enumerate(scopes):
         parent = scopes[i - 1] if i else ""
@@ -161,8 +161,13 @@ def measure(name: str, batch: int, runs: int = 5) -> dict:
     x = loaded.inputs
     reference = ReferencePFV(model.to(memory_format=torch.channels_last), pfv.taps, pfv.final, chunk)
     tx = torch.from_numpy(np.ascontiguousarray(x)).to(memory_format=torch.channels_last)
-    check = reference(tx)
-    assert check.shape == (batch, *pfv.size, 3) and len(reference.caught) == len(pfv.taps) + 1
+    assert reference(tx).shape == (batch, *pfv.size, 3)
+    # The hooks caught the very tensors pfv-onnx taps: the same F_N, the same channel sums.
+    features = pfv.featurizer.forward(x, maps=True)
+    caught = [torch.cat(parts).float().numpy() for parts in reference.caught]
+    np.testing.assert_allclose(caught[-1], features.final, rtol=1e-3, atol=1e-3)
+    for tapped, mine in zip(caught[:-1], features.maps):
+        np.testing.assert_allclose(tapped.sum(axis=1), mine, rtol=1e-3, atol=1e-3 * np.abs(mine).max())
     steps = {
         "bare": lambda: bare.run(x, chunk_size=chunk),
         "default": lambda: default(x, chunk),

@@ -10,6 +10,7 @@ The names below are imported when first used, so that ``import pfv_onnx`` (and t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from .version import __version__
@@ -37,4 +38,6 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a module: pfv_onnx.render, pfv_onnx.bundled
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

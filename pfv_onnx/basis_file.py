@@ -1,33 +1,46 @@
 """A fitted basis as one ``.npz`` file: arrays plus a small JSON header, refused when it does not fit.
 
-Header fields: ``format``, ``version``, ``model_sha256`` (the model it was fitted with), ``taps``,
-``final``, ``channels``, ``images``, and the options that shaped it (``n_components``, ``hierarchical``,
-``n_sigma``, ``preset``, ``size``, ``resize``). Loading refuses, with one line each: a file that is not a
-basis (or is truncated or damaged), a basis from a newer format version, and a basis from another model,
-other layers, or other inputs (preset, size, resize). The method's options (components, hierarchical
-weighting, clip) come from the basis itself.
+Header fields: ``format``, ``version``, ``features_sha256`` (the part of the model that computes the taps
+and ``F_N``, weights included: :mod:`pfv_onnx.graph.identity`), ``model_sha256`` and ``model_path`` (the
+file it was fitted with, for the message), ``taps``, ``final``, ``channels``, ``images``, ``n_samples``,
+``solver``, and the options that shaped it (``n_components``, ``hierarchical``, ``n_sigma``, ``preset``,
+``size``, ``resize``). Loading refuses, with one line each: a file that is not a basis (or is truncated,
+damaged, or declares more data than a basis holds), a header whose fields have the wrong types or values,
+a basis from another format version, and a basis from another model, other layers, or other inputs
+(preset, size, resize). The method's options (components, hierarchical weighting, clip) come from the
+basis itself.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .version import __version__
 from .core import FittedBasis, PrincipalComponents
 from .core.normalise import Scaling, ValueStats
 from .errors import PFVError
 from .files import atomic_path
+from .version import __version__
 
 FORMAT = "pfv-onnx basis"
-VERSION = 1
+VERSION = 2
 ARRAYS = ("mean", "components", "explained_variance", "scalars", "layer_peaks")
+# A basis of 65,536 channels and as many components is 32 GiB: nothing real comes near these.
+MAX_CHANNELS = 65_536
+MAX_BYTES = 1 << 30  # the whole file, uncompressed
+# Header fields and the types they must have.
+HEADER_TYPES = {
+    "version": int, "features_sha256": str, "taps": list, "final": str, "channels": int, "images": int,
+    "n_samples": int, "solver": str, "n_components": int, "hierarchical": bool, "n_sigma": float, "size": list,
+}
 
 
-def save_basis(path: str | Path, basis: FittedBasis, header: dict) -> Path:
+def save_basis(path: str | Path, basis: FittedBasis, header: dict[str, Any]) -> Path:
     """Write ``basis`` and ``header`` (see the module docstring) to ``path``, atomically."""
     if basis.scaling is None:
         raise PFVError("the basis is not fitted yet")
@@ -49,59 +62,90 @@ def save_basis(path: str | Path, basis: FittedBasis, header: dict) -> Path:
     return path
 
 
-def load_basis(path: str | Path) -> tuple[FittedBasis, dict]:
+def load_basis(path: str | Path) -> tuple[FittedBasis, dict[str, Any]]:
     """Read a basis file; returns the basis and its header.
 
     Raises:
-        PFVError: not a basis file, truncated, or written by a newer format version.
+        PFVError: not a basis file, truncated or damaged, a header with wrong fields, or another format
+            version.
     """
     path = Path(path)
     if not path.is_file():
         raise PFVError(f"{path}: no such basis file")
     try:
+        with zipfile.ZipFile(path) as archive:
+            if sum(info.file_size for info in archive.infolist()) > MAX_BYTES:
+                raise PFVError(f"{path}: declares more data than a basis holds (over {MAX_BYTES >> 20} MB)")
         with np.load(path, allow_pickle=False) as data:
-            header = json.loads(bytes(data["header"]).decode("utf-8"))
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise PFVError(f"{path}: not a pfv-onnx basis file")
-            if not isinstance(header.get("version"), int) or header["version"] > VERSION:
-                raise PFVError(
-                    f"{path}: basis format version {header.get('version')} is newer than this pfv-onnx "
-                    f"reads (up to {VERSION}); upgrade pfv-onnx"
-                )
+            header = _header(json.loads(bytes(data["header"]).decode("utf-8")), path)
             arrays = {name: np.array(data[name], dtype=np.float64) for name in ARRAYS}
-        total, prescale, mean, std, lo, hi, count, a_total, a_squares, a_lo, a_hi = arrays["scalars"].tolist()
-        components = arrays["components"]
-        consistent = (
-            components.ndim == 2
-            and arrays["mean"].shape == (components.shape[1],)
-            and arrays["explained_variance"].shape == (components.shape[0],)
-            and arrays["layer_peaks"].ndim == 1
-            and all(np.isfinite(a).all() for a in arrays.values())
-        )
-        if not consistent:
-            raise PFVError(f"{path}: inconsistent basis arrays (damaged file?)")
-        pca = PrincipalComponents(arrays["mean"], components, arrays["explained_variance"], total, int(header["n_samples"]), str(header["solver"]))
-        basis = FittedBasis(
-            pca, prescale, tuple(arrays["layer_peaks"].tolist()), bool(header["hierarchical"]), float(header["n_sigma"]),
-            Scaling(mean, std, lo, hi), int(header["images"]), ValueStats(int(count), a_total, a_squares, a_lo, a_hi),
-        )
+        basis = _basis(arrays, header, path)
     except PFVError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, EOFError, AttributeError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, EOFError, AttributeError, MemoryError) as exc:
         raise PFVError(f"{path}: not a readable basis file (truncated or damaged: {type(exc).__name__})") from None
     return basis, header
 
 
-def check_basis(header: dict, basis: FittedBasis, model_sha256: str | None, taps: list[str], final: str, inputs: dict, where: str) -> None:
-    """Refuse a basis fitted on another model, other layers or other inputs (preset, size, resize) than
-    the PFV it is given to."""
-    if header.get("model_sha256") != model_sha256:
-        raise PFVError(
-            f"{where}: fitted on another model (SHA-256 {str(header.get('model_sha256'))[:12]}, "
-            f"{header.get('model_path')}), not this one ({str(model_sha256)[:12]})"
-        )
-    if header.get("taps") != taps or header.get("final") != final or len(basis.layer_peaks) != max(len(taps), 1):
+def _header(header: Any, path: Path) -> dict[str, Any]:
+    """The header, its format, version and field types checked."""
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise PFVError(f"{path}: not a pfv-onnx basis file")
+    version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > VERSION:
+        raise PFVError(f"{path}: basis format version {version} is newer than this pfv-onnx reads (up to {VERSION}); upgrade pfv-onnx")
+    if version < VERSION:
+        raise PFVError(f"{path}: basis format version {version} was bound to the model file alone; fit the basis again")
+    for field, kind in HEADER_TYPES.items():
+        value = header.get(field)
+        ok = isinstance(value, (int, float) if kind is float else kind) and not (kind is not bool and isinstance(value, bool))
+        if not ok:
+            raise PFVError(f"{path}: damaged basis header: {field} is {value!r}, not a {kind.__name__}")
+    if header["images"] < 1 or header["n_samples"] < 2 or not 1 <= header["n_components"] <= header["channels"] <= MAX_CHANNELS:
+        raise PFVError(f"{path}: damaged basis header: {header['images']} images, {header['n_samples']} samples, "
+                       f"{header['n_components']} components of {header['channels']} channels")
+    if not (math.isfinite(header["n_sigma"]) and header["n_sigma"] > 0):
+        raise PFVError(f"{path}: damaged basis header: n_sigma {header['n_sigma']}")
+    return header
+
+
+def _basis(arrays: dict[str, np.ndarray], header: dict[str, Any], path: Path) -> FittedBasis:
+    """The basis the arrays hold, checked against the header and for values a fit can give."""
+    total, prescale, mean, std, lo, hi, count, a_total, a_squares, a_lo, a_hi = arrays["scalars"].tolist()
+    components = arrays["components"]
+    k, channels = header["n_components"], header["channels"]
+    consistent = (
+        components.shape == (k, channels)
+        and arrays["mean"].shape == (channels,)
+        and arrays["explained_variance"].shape == (k,)
+        and arrays["layer_peaks"].shape == (max(len(header["taps"]), 1),)
+        and all(np.isfinite(a).all() for a in arrays.values())
+    )
+    if not consistent:
+        raise PFVError(f"{path}: inconsistent basis arrays (damaged file?)")
+    if not (prescale > 0 and std > 0 and hi > lo and count >= 1 and (arrays["layer_peaks"] > 0).all() and (arrays["explained_variance"] >= 0).all()):
+        raise PFVError(f"{path}: damaged basis: a scale, spread or count that no fit gives (prescale {prescale:g}, spread {std:g}, "
+                       f"range {lo:g} to {hi:g}, {count:g} activation values)")
+    pca = PrincipalComponents(arrays["mean"], components, arrays["explained_variance"], total, header["n_samples"], header["solver"])
+    return FittedBasis(
+        pca, prescale, tuple(arrays["layer_peaks"].tolist()), header["hierarchical"], float(header["n_sigma"]),
+        Scaling(mean, std, lo, hi), header["images"], ValueStats(int(count), a_total, a_squares, a_lo, a_hi),
+    )
+
+
+def check_basis(
+    header: dict[str, Any], model_sha256: str, features_sha256: str, taps: list[str], final: str, inputs: dict[str, Any], where: str
+) -> None:
+    """Refuse a basis fitted on another model (one that computes other features), on other layers of this
+    model file, or with other inputs (preset, size, resize) than the PFV it is given to."""
+    same_layers = header.get("taps") == taps and header.get("final") == final
+    if not same_layers and header.get("model_sha256") == model_sha256:
         raise PFVError(f"{where}: fitted on other layers (final {header.get('final')}); use the same --layers/--final")
+    if not same_layers or header.get("features_sha256") != features_sha256:
+        raise PFVError(
+            f"{where}: fitted on another model ({header.get('model_path')}, features {str(header.get('features_sha256'))[:12]}), "
+            f"not on this one (features {features_sha256[:12]})"
+        )
     for option, value in inputs.items():
         if header.get(option) != value:
             raise PFVError(f"{where}: fitted with {option} {header.get(option)}, not {value}; use the same --{option}")

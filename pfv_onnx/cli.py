@@ -16,11 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import bundled
-from .errors import PFVError
+from .console import warn
+from .errors import PFVError, first_line
 from .options import PICTURES, OptionError, Options
 from .version import __version__
 
 ALL_GROUPS = ("model", "images", "method", "runtime")
+# Exit codes: 0 done, 1 done but some inputs skipped (or sanity failed), 2 bad usage or input, 3 a bug of
+# ours, 130 interrupted.
+INTERNAL_ERROR = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,8 +54,8 @@ def _add_option_flags(parser: argparse.ArgumentParser, groups: Sequence[str]) ->
         meta = f.metadata
         if meta["group"] in groups and meta["flag"]:
             cli = dict(meta["cli"])
-            if cli.get("type") == "names":
-                cli["type"] = _names
+            if "type" in cli:
+                cli["type"] = {"names": _names, "count": _count(1)}.get(cli["type"], cli["type"])
             parser.add_argument(meta["flag"], dest=f.name, default=None, help=meta["help"], **cli)
 
 
@@ -68,7 +72,7 @@ def _command(commands: Any, name: str, help: str, groups: Sequence[str] = ALL_GR
     if model:
         parser.add_argument("model", help=f"an .onnx file or a bundled model ({', '.join(bundled.MODELS)})")
     _add_option_flags(parser, groups)
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors (no progress bar, no closing lines)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no closing lines (errors and skipped inputs still go to stderr)")
     parser.add_argument("--overwrite", action="store_true", help="write over existing output")
     return parser
 
@@ -76,6 +80,7 @@ def _command(commands: Any, name: str, help: str, groups: Sequence[str] = ALL_GR
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pfv-onnx", description="Principal Feature Visualisation for CNNs in ONNX.")
     parser.add_argument("--version", action="version", version=f"pfv-onnx {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="on an internal error, show the traceback")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     explain = _command(commands, "explain", "PFV pictures, a summary and an HTML report for image files and folders")
@@ -135,19 +140,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = importlib.import_module(f"pfv_onnx.apps.{args.command}")
         return app.run(args, options_from(args))
     except OptionError as exc:
-        print(f"pfv-onnx: error: {_flag(exc.option)} {exc.problem}", file=sys.stderr)
+        warn(f"error: {_flag(exc.option)} {exc.problem}")
         return exc.exit_code
     except PFVError as exc:
-        print(f"pfv-onnx: error: {exc}", file=sys.stderr)
+        warn(f"error: {exc}")
         return exc.exit_code
     except OSError as exc:  # a folder that cannot be written, a full disk
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"pfv-onnx: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        warn(f"error: {exc.strerror or exc}{where}")
         return 2
     except KeyboardInterrupt:
-        hint = ": run the same command again to resume" if args.command == "explain" else ""
-        print(f"pfv-onnx: interrupted{hint}", file=sys.stderr)
+        warn("interrupted" + (": run the same command again to resume" if args.command == "explain" else ""))
         return 130
+    except Exception as exc:  # a bug of ours: its own exit code, never taken for "some inputs were skipped"
+        if args.traceback:
+            raise
+        warn(f"internal error: {type(exc).__name__}: {first_line(exc)} (pfv-onnx --traceback {args.command} ... shows where)")
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import memory
 from .core import FittedBasis, Visualisation, transform, visualise
 from .errors import PFVError
 from .features import Features
@@ -31,12 +32,8 @@ def colour(
     """
     threads = threads or worker_count()
     final = features.final
-    pixels = final.shape[0] * final.shape[2] * final.shape[3]
-    if basis is None and pixels < options.n_components:
-        raise PFVError(
-            f"the final layer gives {pixels} pixel(s) for this batch ({final.shape[2]} x {final.shape[3]} per image), "
-            f"fewer than the {options.n_components} components asked for: use more images or fewer components"
-        )
+    if basis is None:
+        check_components(options.n_components, final.shape[0], final.shape[1:])
     hierarchical = basis.hierarchical if basis is not None else options.hierarchical
     if features.maps is None and hierarchical:
         raise PFVError("the hierarchical weighting needs the per-layer maps: forward(inputs, maps=True)")
@@ -51,6 +48,20 @@ def colour(
             )
     except ValueError as exc:
         raise PFVError(f"cannot visualise this batch: {exc}") from None
+
+
+def check_components(n_components: int, images: int, final_shape: tuple[int, int, int]) -> None:
+    """Refuse, with one line, more components than ``images`` images give when ``F_N`` is ``(C, h, w)``: at
+    most ``C``, and at most one per pixel of the batch."""
+    channels, height, width = final_shape
+    pixels = images * height * width
+    if n_components > channels:
+        raise PFVError(f"the final layer has {channels} channels, fewer than the {n_components} components asked for: ask for fewer")
+    if pixels < n_components:
+        raise PFVError(
+            f"the final layer gives {pixels} pixel(s) for this batch ({height} x {width} per image), "
+            f"fewer than the {n_components} components asked for: use more images or fewer components"
+        )
 
 
 @dataclass
@@ -93,7 +104,12 @@ class BatchResult:
 
     @property
     def components(self) -> np.ndarray:
-        """``(B, H0, W0, k)`` float32, the principal components upsampled, not weighted (computed on first use)."""
+        """``(B, H0, W0, k)`` float32, the principal components upsampled, not weighted (computed on first use;
+        refused with one line when they would not fit in memory)."""
+        if "components" not in self.visualisation.__dict__:
+            batch, height, width, k = *self.rgb.shape[:3], self.visualisation.scores.shape[-1]
+            memory.require(batch * height * width * k * 4, f"the {k} components of {batch} images at {height} x {width}",
+                           "ask for fewer components, or read the first three from visualisation.shown_components")
         return self.visualisation.components
 
     @property

@@ -17,10 +17,20 @@ import numpy as np
 import onnx
 from PIL import Image
 
-from . import bundled
-from .errors import ImageError, PFVError
+from . import bundled, memory
+from .errors import ImageError, ModelError, PFVError
 from .features import Batch, Features
-from .graph import InputSpec, LinearHead, image_input, linear_head, load_model, model_sha256, weights_folder
+from .graph import (
+    InputSpec,
+    LinearHead,
+    bytes_sha256,
+    features_sha256,
+    file_sha256,
+    image_input,
+    linear_head,
+    load_model,
+    weights_folder,
+)
 from .options import Options
 from .preprocess import expand_inputs, fit_image, to_image, to_model_input
 from .presets import DEFAULT_PRESET, Preset, get_preset
@@ -30,6 +40,11 @@ from .tapping import TappedModel, tap_model
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 ModelLike = Union[str, Path, bytes, onnx.ModelProto]
 PRESET_METADATA_KEY = "preset"
+# The largest input a model may declare or be given, in pixels (4096 x 4096).
+MAX_INPUT_PIXELS = 4096 * 4096
+# Bytes each pixel of a picture takes, beside the model's input, while it is coloured and drawn: its crop
+# (3), PFV in float32 (12), A^b (4) and the weighting's scratch (12).
+PICTURE_BYTES_PER_PIXEL = 31
 
 
 class Featurizer:
@@ -48,16 +63,20 @@ class Featurizer:
         resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
         self.model_path = str(resolved) if isinstance(resolved, (str, Path)) else None
         source = load_model(resolved)
-        # A model given in memory is identified by its bytes (hashed when first asked).
-        self._in_memory = None if self.model_path is not None else (bytes(resolved) if isinstance(resolved, (bytes, bytearray)) else source)
+        # A model given in memory is identified by its bytes, as they are now (the caller may change it later).
+        self._memory_sha256 = None
+        if self.model_path is None:
+            self._memory_sha256 = bytes_sha256(bytes(resolved) if isinstance(resolved, (bytes, bytearray)) else source.SerializeToString())
         self.providers = resolve_providers(options.providers)
         in_graph = options.activation_in_graph
         if in_graph is None:  # on the CPU, upsampling the small per-layer maps in OpenCV costs less
             in_graph = self.providers[0] != "CPUExecutionProvider"
         spec = image_input(source)
+        size = options.size or spec.size_or_default
+        _check_input(spec, size)
         self.tapped: TappedModel = tap_model(
             source, list(options.layers) if options.layers else None, options.final, options.keep_logits, in_graph,
-            size=options.size or spec.size_or_default, weights_dir=weights_folder(resolved, source),
+            size=size, weights_dir=weights_folder(resolved, source),
         )
         # No spinning: the NumPy core runs right after each forward pass, and in a folder run the threads that
         # decode and write run during it; they need the cores (spinning made a single large batch faster
@@ -90,15 +109,18 @@ class Featurizer:
         return self.tapped.outputs.final
 
     @functools.cached_property
-    def model_sha256(self) -> str | None:
-        """SHA-256 of the model file (for a model exported by pfv-onnx, of the model it was exported from),
-        or of the serialised model given in memory."""
-        if self.tapped.outputs.source_sha256:
-            return self.tapped.outputs.source_sha256
-        if self.model_path is not None:
-            return model_sha256(self.model_path)
-        data = self._in_memory
-        return model_sha256(data if isinstance(data, bytes) else data.SerializeToString())
+    def model_sha256(self) -> str:
+        """SHA-256 of what is run: the model file and its external weight files, or the serialised model
+        given in memory."""
+        if self.model_path is None:
+            return self._memory_sha256
+        return file_sha256(self.model_path, self.tapped.model, self.tapped.weights_dir)
+
+    @functools.cached_property
+    def features_sha256(self) -> str:
+        """SHA-256 of the part of the model that computes the taps and ``F_N``, weights included
+        (:mod:`pfv_onnx.graph.identity`): what a fitted basis is bound to."""
+        return features_sha256(self.tapped.model, self.tapped.weights_dir, [*self.taps, self.final])
 
     @functools.cached_property
     def head(self) -> LinearHead | None:
@@ -106,6 +128,25 @@ class Featurizer:
         shape = next((o for o in self.tapped.model.graph.output if o.name == self.final), None)
         dims = [d.dim_value for d in shape.type.tensor_type.shape.dim] if shape is not None else []
         return linear_head(self.tapped.model, self.final, tuple(dims[2:4]) if len(dims) == 4 else None)
+
+    @property
+    def final_shape(self) -> tuple[int, int, int] | None:
+        """``(C, h, w)`` of ``F_N`` as the model declares it, or ``None`` when it does not say."""
+        shape = self.session.output_shape(self.final)
+        if shape is None or len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
+            return None
+        return tuple(shape[1:])
+
+    @property
+    def image_bytes(self) -> int:
+        """Memory one image takes on its way through PFV: its model input and its pictures."""
+        spec, (height, width) = self.input, self.size
+        return height * width * (spec.channels * spec.dtype.itemsize + PICTURE_BYTES_PER_PIXEL)
+
+    def check_batch(self, count: int) -> None:
+        """Refuse, with one line, a batch of ``count`` images that would not fit in memory."""
+        height, width = self.size
+        memory.require(count * self.image_bytes, f"a batch of {count} images at {height} x {width}", "use smaller batches")
 
     def class_names(self, logits: np.ndarray | None) -> list[str] | None:
         """Names for the classes of ``logits``: the given labels, else ImageNet's for 1000 classes."""
@@ -122,6 +163,7 @@ class Featurizer:
             "model": {
                 "path": self.model_path,
                 "sha256": self.model_sha256,
+                "features_sha256": self.features_sha256,
                 "input": {"name": spec.name, "layout": spec.layout, "size": list(self.size), "batch": spec.batch},
                 "preset": self.preset.name,
                 "providers": self.session.providers,
@@ -133,23 +175,26 @@ class Featurizer:
     # ---- images in ----------------------------------------------------------------------------------
 
     def items(self, images: ImageLike | Sequence[ImageLike] | Batch) -> list[ImageLike]:
-        """One entry per image: folders expanded to their images; a preprocessed float batch (or a
-        :class:`Batch`'s inputs) split into its rows.
+        """One entry per image: folders expanded to their images; a preprocessed float batch (a 4-D float
+        array, or a :class:`Batch`'s inputs) split into its rows. A single image is a path, a PIL image, a
+        2- or 3-D uint8 array, or a float array of the model's input shape (one preprocessed image).
 
         Raises:
-            ImageError: a path that is neither a file nor a folder, or no image at all.
+            ImageError: a path that is neither a file nor a folder, a mix of preprocessed and other
+                images, or no image at all.
         """
         if isinstance(images, Batch):
             images = images.inputs
-        if isinstance(images, np.ndarray) and images.dtype.kind == "f":
-            found: list[ImageLike] = list(images)
-        else:
-            single = isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim <= 3)
-            found = []
-            for item in [images] if single else list(images):
-                found += expand_inputs([item]) if isinstance(item, (str, Path)) else [item]
+        batch = isinstance(images, np.ndarray) and (images.ndim == 4 or (images.dtype.kind == "u" and images.ndim > 3))
+        single = isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and not batch)
+        found: list[ImageLike] = []
+        for item in [images] if single else list(images):
+            found += expand_inputs([item]) if isinstance(item, (str, Path)) else [item]
         if not found:
             raise ImageError("no images given")
+        floats = sum(self._preprocessed(item) for item in found)
+        if 0 < floats < len(found):
+            raise ImageError("a mix of preprocessed float images and other images: give one kind at a time")
         return found
 
     @staticmethod
@@ -173,7 +218,7 @@ class Featurizer:
     def decode(self, item: ImageLike) -> tuple[np.ndarray | None, np.ndarray]:
         """One item as its ``(H0, W0, 3)`` uint8 crop (``None`` for a preprocessed float row) and its
         ``(1, ...)`` model input."""
-        if isinstance(item, np.ndarray) and item.dtype.kind == "f":
+        if self._preprocessed(item):
             return None, item[None]
         crop = self.prepare(item)
         return crop, self.model_input(crop[None])
@@ -183,11 +228,23 @@ class Featurizer:
         batch in the model's layout) as one :class:`Batch`; a :class:`Batch` as it is."""
         if isinstance(images, Batch):
             return images
-        if isinstance(images, np.ndarray) and images.dtype.kind == "f":
+        if isinstance(images, np.ndarray) and images.dtype.kind == "f" and images.ndim == 4:  # as it is, not copied
             return Batch(images, None, [f"image_{i}" for i in range(images.shape[0])])
         items = self.items(images)
+        if self._preprocessed(items[0]):
+            return Batch(np.stack(items), None, self.names(items))
+        self.check_batch(len(items))
         crops = np.stack([self.prepare(item) for item in items])
         return Batch(self.model_input(crops), crops, self.names(items))
+
+    def _preprocessed(self, item: ImageLike) -> bool:
+        """Whether an item is one preprocessed image: a float array of the model's input shape."""
+        return isinstance(item, np.ndarray) and item.dtype.kind == "f" and item.shape == self._image_shape
+
+    @property
+    def _image_shape(self) -> tuple[int, int, int]:
+        spec = self.input
+        return (spec.channels, *self.size) if spec.layout == "NCHW" else (*self.size, spec.channels)
 
     # ---- the forward pass ---------------------------------------------------------------------------
 
@@ -199,8 +256,7 @@ class Featurizer:
                 weighting needs them); without ``A^b`` in the graph they are always fetched. Otherwise only
                 ``F_N``, ``A^b`` and the logits leave onnxruntime.
         """
-        spec = self.input
-        expected = (spec.channels, *self.size) if spec.layout == "NCHW" else (*self.size, spec.channels)
+        spec, expected = self.input, self._image_shape
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:
             raise PFVError(f"expected a batch of shape (B, {', '.join(map(str, expected))}), got {inputs.shape}")
         if inputs.shape[0] < 1:
@@ -211,12 +267,11 @@ class Featurizer:
         layer_maps = list(outputs.maps) if fetch_maps else []
         names = [outputs.final, *layer_maps, *([outputs.activation] if outputs.activation else []), *([logits] if logits else [])]
         values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size)
-        as32 = lambda name: np.asarray(values[name], dtype=np.float32)  # noqa: E731  (fp16 models)
         return Features(
-            final=as32(outputs.final),
-            maps=[as32(name)[:, 0] for name in layer_maps] if fetch_maps else None,
-            activation=as32(outputs.activation)[:, 0] if outputs.activation else None,
-            logits=as32(logits).reshape(inputs.shape[0], -1) if logits else None,
+            final=_feature_map(values, outputs.final, "F_N"),
+            maps=[_feature_map(values, name, "a channel-sum map", 1)[:, 0] for name in layer_maps] if fetch_maps else None,
+            activation=_feature_map(values, outputs.activation, "A^b", 1)[:, 0] if outputs.activation else None,
+            logits=np.asarray(values[logits], dtype=np.float32).reshape(inputs.shape[0], -1) if logits else None,
         )
 
     @functools.cached_property
@@ -230,6 +285,26 @@ class Featurizer:
             if batched and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == [1, 1])):
                 return name
         return None
+
+
+def _check_input(spec: InputSpec, size: tuple[int, int]) -> None:
+    """Refuse an input size over :data:`MAX_INPUT_PIXELS`, and a fixed batch whose input alone would not fit
+    in memory, before anything of that size is made."""
+    if size[0] * size[1] > MAX_INPUT_PIXELS:
+        raise ModelError(f"an input of {size[0]} x {size[1]} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels (4096 x 4096)")
+    if spec.batch is not None:
+        per_image = spec.channels * size[0] * size[1] * spec.dtype.itemsize
+        memory.require(spec.batch * per_image, f"the model's fixed batch of {spec.batch} images", "the model runs a whole batch at a time")
+
+
+def _feature_map(values: dict[str, np.ndarray], name: str, role: str, channels: int | None = None) -> np.ndarray:
+    """Output ``name`` as float32 (fp16 models), refused unless it is a ``(B, C, h, w)`` map (with
+    ``channels`` channels when given): a tapped model's metadata may name any of its outputs."""
+    value = np.asarray(values[name], dtype=np.float32)
+    if value.ndim != 4 or (channels is not None and value.shape[1] != channels):
+        expected = f"(batch, {channels}, height, width)" if channels else "(batch, channels, height, width)"
+        raise ModelError(f"the model's output {name!r}, read as {role}, has shape {list(value.shape)}, not {expected}")
+    return value
 
 
 def _metadata(model: onnx.ModelProto, key: str) -> str | None:

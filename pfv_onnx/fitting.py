@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from .options import Options
 from .stream import BatchStream, Decoded, plan_batches
 
 SHARD_BATCHES = 4  # batches per Dask task
+# Seconds to wait for a Dask scheduler to answer: an address that accepts connections and never answers is
+# refused after this, not waited on for ever.
+DASK_CONNECT_TIMEOUT_S = 20
 
 
 def fit_basis(
@@ -148,6 +152,28 @@ def _tree_reduce(client: Any, futures: list, merge: Callable) -> Any:
     return futures[0].result()
 
 
+def cluster_client(client_class: Any, address: Any) -> Any:
+    """A Dask client of the scheduler at ``address``, or one line after :data:`DASK_CONNECT_TIMEOUT_S`
+    seconds. (Dask's own connection timeout does not cover a peer that accepts the connection and never
+    answers: the client is made in a thread of its own, which is left behind if it hangs.)"""
+    made: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            made["client"] = client_class(address, timeout=DASK_CONNECT_TIMEOUT_S)
+        except BaseException as exc:  # raised in the calling thread
+            made["error"] = exc
+
+    thread = threading.Thread(target=connect, name="pfv-dask-connect", daemon=True)
+    thread.start()
+    thread.join(DASK_CONNECT_TIMEOUT_S + 5)
+    if thread.is_alive():
+        raise PFVError(f"the Dask scheduler at {address} did not answer within {DASK_CONNECT_TIMEOUT_S} s")
+    if "error" in made:
+        raise made["error"]
+    return made["client"]
+
+
 def _fit_on_dask(
     featurizer: Featurizer, items: Sequence[ImageLike], options: Options, batch_size: int, address: str
 ) -> tuple[FittedBasis, list[dict]]:
@@ -167,7 +193,7 @@ def _fit_on_dask(
     shards = [[str(Path(p).resolve()) for p in items[i : i + shard]] for i in range(0, len(items), shard)]
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) if address == "local" else None
     try:
-        with Client(cluster if cluster is not None else address) as client:
+        with cluster_client(Client, cluster if cluster is not None else address) as client:
             n = len(shards)
             # (Client.map has a batch_size argument of its own: ours goes positionally.)
             moments, skipped = _tree_reduce(client, client.map(_task_moments, [config] * n, shards, [batch_size] * n, pure=False), _merge_moments)

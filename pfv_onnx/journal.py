@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import PFVError
 from .files import write_atomic
 
+try:
+    import fcntl
+except ImportError:  # not on POSIX: runs are not locked
+    fcntl = None
+
 NAME = ".pfv-run.jsonl"
+# Held (flock) by the run writing into the folder, so that a second one does not "resume" it meanwhile;
+# the lock goes with the process, however it ends.
+LOCK = ".pfv-run.lock"
 
 
 class RunJournal:
@@ -25,6 +33,7 @@ class RunJournal:
         self.out = out
         self.key = key
         self.batches: dict[int, dict[str, Any]] = dict(batches or {})
+        self._lock: IO | None = None
 
     @property
     def path(self) -> Path:
@@ -38,18 +47,34 @@ class RunJournal:
         if out.exists() and not out.is_dir():
             raise PFVError(f"{out}: exists and is not a folder")
         previous = cls.read(out)
-        if not overwrite:
-            if previous is not None and previous.key == key:
-                previous.rewrite()  # without a last line cut short, so that new lines follow whole ones
-                return previous
+        resume = not overwrite and previous is not None and previous.key == key
+        if not overwrite and not resume:
             if previous is not None:
                 raise PFVError(f"{out}: holds an unfinished run of other inputs or options (use --overwrite, or the same command)")
-            if out.is_dir() and any(out.iterdir()):
+            if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
                 raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
         out.mkdir(parents=True, exist_ok=True)
-        journal = cls(out, key)
-        journal.rewrite()
+        journal = previous if resume else cls(out, key)
+        journal.lock()
+        journal.rewrite()  # a resumed one without a last line cut short, so that new lines follow whole ones
         return journal
+
+    def lock(self) -> None:
+        """Hold the folder's run lock, or refuse: another run is writing into it now."""
+        if fcntl is None:
+            return
+        self._lock = open(self.out / LOCK, "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.unlock()
+            raise PFVError(f"{self.out}: another pfv-onnx run is writing into it now") from None
+
+    def unlock(self) -> None:
+        """Let go of the run lock (the journal stays, for a resume)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @classmethod
     def read(cls, out: Path) -> RunJournal | None:
@@ -79,5 +104,7 @@ class RunJournal:
             f.write(json.dumps({"index": index, **entry}) + "\n")
 
     def close(self) -> None:
-        """The run is complete: the journal goes."""
+        """The run is complete: the journal and its lock go."""
         self.path.unlink(missing_ok=True)
+        (self.out / LOCK).unlink(missing_ok=True)
+        self.unlock()

@@ -26,6 +26,8 @@ PICTURES = ("pfv", "overlay", "activation", "components")
 # features become colours (a fitted basis fixes these); runtime: how the model runs (never changes a
 # number on the CPU); export: what a tapped model keeps.
 GROUPS = ("model", "images", "method", "runtime", "export")
+# A clip of the joint whitening below this many standard deviations leaves two colours, not a picture.
+MIN_N_SIGMA = 0.1
 
 
 class OptionError(PFVError):
@@ -88,10 +90,13 @@ def _size(name: str, value: Any) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _positive_float(name: str, value: Any) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise OptionError(name, f"must be a positive number, got {value!r}")
-    return float(value)
+def _at_least(minimum: float):
+    def check(name: str, value: Any) -> float:
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < minimum:
+            raise OptionError(name, f"must be a number of at least {minimum:g}, got {value!r}")
+        return float(value)
+
+    return check
 
 
 def _chunk(name: str, value: Any) -> int | str | None:
@@ -148,12 +153,12 @@ class Options:
         "--resize", "crop: the ImageNet evaluation crop (default); stretch: the whole photo", choices=RESIZE_MODES)
     n_components: int = _option(
         "method", 3, _positive_int,
-        "--components", "principal components kept (default 3; R, G, B show the first three)", type=int)
+        "--components", "principal components kept (default 3; R, G, B show the first three)", type="count")
     hierarchical: bool = _option(
         "method", False, _flag,
         "--hierarchical", "weight the components layer by layer, as the reference code does", action="store_true")
     n_sigma: float = _option(
-        "method", 1.0, _positive_float,
+        "method", 1.0, _at_least(MIN_N_SIGMA),
         "--n-sigma", "clip of the joint whitening, in standard deviations (default 1)", type=float)
     solver: str = _option(
         "method", "auto", _choice(SOLVERS),
@@ -164,10 +169,10 @@ class Options:
         action="append")
     chunk_size: int | str | None = _option(
         "runtime", "auto", _chunk,
-        "--chunk", "images per inference call (default: 8 on the CPU, 32 on a GPU); the results do not depend on it", type=int)
+        "--chunk", "images per inference call (default: 8 on the CPU, 32 on a GPU); the results do not depend on it", type="count")
     threads: int | None = _option(
         "runtime", None, _optional(_positive_int),
-        "--threads", "onnxruntime intra-op threads (default: onnxruntime's choice)", type=int)
+        "--threads", "onnxruntime intra-op threads (default: onnxruntime's choice)", type="count")
     activation_in_graph: bool | None = _option("runtime", None, _optional(_flag))
     keep_logits: bool = _option(
         "export", True, _flag,

@@ -24,7 +24,7 @@ from .errors import PFVError
 from .features import Batch, Features
 from .featurizer import Featurizer, ImageLike, ModelLike
 from .fitting import basis_of, fit_basis
-from .options import Options
+from .options import OptionError, Options
 from .report import build_summary, write_batch, write_summary
 from .version import __version__
 
@@ -78,6 +78,8 @@ class PFV:
         labels: Sequence[str] | None = None,
         **option_values: Any,
     ):
+        if options is not None and not isinstance(options, Options):
+            raise OptionError("options", f"must be a pfv_onnx.Options (or give the options as keywords), got {type(options).__name__}")
         options = (options or Options()).replace(**option_values)
         self.featurizer = Featurizer(model, options, labels)
         # A basis is bound to the preset and input size: they are part of the options in force.
@@ -132,6 +134,7 @@ class PFV:
         names: Sequence[str] | None = None,
         timings: dict[str, float] | None = None,
         basis: FittedBasis | None = None,
+        threads: int | None = None,
     ) -> PFVResult:
         """The result of one forward pass's features, relative to the batch or with ``basis`` (a stream
         runs this in a worker thread while the next batch goes forward).
@@ -140,8 +143,9 @@ class PFV:
             images: the ``(B, H0, W0, 3)`` uint8 crops the features came from, or ``None``.
             names: one name per image (default ``image_<i>``).
             timings: the caller's stages so far, kept in the result.
+            threads: threads for the NumPy core (default: the cores this process may use).
         """
-        vis = colour(features, self.size, self.options, basis)
+        vis = colour(features, self.size, self.options, basis, threads)
         count = features.final.shape[0]
         return PFVResult(
             visualisation=vis,
@@ -178,7 +182,8 @@ class PFV:
         its layers and its inputs). The basis fixes the method's options."""
         if not isinstance(basis, FittedBasis):
             loaded, header = load_basis(basis)
-            check_basis(header, loaded, self.featurizer.model_sha256, self.taps, self.final, self._inputs(), str(basis))
+            featurizer = self.featurizer
+            check_basis(header, featurizer.model_sha256, featurizer.features_sha256, self.taps, self.final, self._inputs(), str(basis))
             basis = loaded
         self.basis = basis
         # What the colours mean depends on these: they come from the basis.
@@ -193,6 +198,7 @@ class PFV:
     def basis_header(self, basis: FittedBasis) -> dict[str, Any]:
         """What a basis file records of the model, its layers and the options that shaped the basis."""
         return {
+            "features_sha256": self.featurizer.features_sha256,
             "model_sha256": self.featurizer.model_sha256,
             "model_path": self.featurizer.model_path,
             "taps": self.taps,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, first_line
+from .options import RESIZE_MODES
 from .presets import PRESETS, Preset
 
 __all__ = [
@@ -22,7 +25,12 @@ CROP_FRACTION = 0.875
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Paths of image files: files as given, folders expanded to their images (sorted, not recursive)."""
+    """Paths of image files: files as given, folders expanded to their images (sorted, not recursive).
+
+    Raises:
+        ImageError: a path that does not exist, or is neither a regular file nor a folder (a FIFO, a
+            device), or a folder without images.
+    """
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -33,32 +41,64 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             paths += found
         elif path.is_file():
             paths.append(path)
+        elif path.exists():
+            raise ImageError(f"{path}: not a regular file or folder")
         else:
             raise ImageError(f"{path}: no such file or folder")
     return paths
 
 
+# The decoders of the formats the README lists, and no others: Pillow picks a decoder by what a file holds,
+# not by its name, and would otherwise hand PostScript to Ghostscript or decode a dozen more formats.
+FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP", "PPM")
 # Larger images are refused: a small file can decode to gigabytes (a "decompression bomb"). 64 megapixels
 # (8000 x 8000) is below Pillow's own warning level (about 89.5), so refusals between the two are quiet.
 MAX_PIXELS = 64_000_000
+# Memory one decode may take: the decoded image and its 8-bit RGB copy, if it needs one. An 8000 x 8000 RGB
+# photo fits; a float image of that size, which also needs a float32 copy, does not. Decodes of more than BIG_DECODE
+# bytes run one at a time, whatever the number of decoding threads.
+MAX_DECODE_BYTES = 600 * 2**20
+BIG_DECODE = 128 * 2**20
+_big_decodes = threading.Semaphore(1)
 # Transparent pixels are shown on white, as most image viewers show them.
 BACKGROUND = (255, 255, 255)
 
 
+def decode_bytes(mode: str, pixels: int) -> int:
+    """Bytes that decoding an image of ``pixels`` pixels in Pillow's ``mode`` and converting it to 8-bit RGB
+    take: Pillow keeps 1, 2 or 4 bytes a pixel; an RGB copy 4 more; integer and float images a float32 copy."""
+    stored = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    converted = (4 if mode != "RGB" else 0) + (4 if mode.startswith("I") or mode == "F" else 0)
+    return pixels * (stored + converted)
+
+
 def load_image(path: str | Path) -> Image.Image:
-    """Decode an image file to 8-bit RGB: the first frame or page, EXIF orientation applied, 16-bit and
-    float images scaled to 8 bits, transparency composited on white.
+    """Decode an image file (one of :data:`FORMATS`) to 8-bit RGB: the first frame or page, EXIF orientation
+    applied, 16-bit and float images scaled to 8 bits, transparency composited on white.
 
     Raises:
-        ImageError: the file is missing, cannot be decoded, or is larger than :data:`MAX_PIXELS`.
+        ImageError: the file is missing or not a regular file, is not in one of :data:`FORMATS`, cannot be
+            decoded, or is larger than :data:`MAX_PIXELS` or :data:`MAX_DECODE_BYTES`.
     """
+    path = Path(path)
+    if path.exists() and not path.is_file():  # never opened: a FIFO would block the run
+        raise ImageError(f"{path}: not a regular file")
     try:
         # Beyond its own limit Pillow warns as it opens the file, and beyond twice that it refuses.
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
+        with Image.open(path, formats=FORMATS) as image:
+            pixels = image.width * image.height
+            if pixels > MAX_PIXELS:
                 raise ImageError(f"{path}: {image.width} x {image.height} pixels, over the limit of {MAX_PIXELS:,}")
-            image.load()
-            return to_rgb(ImageOps.exif_transpose(image))
+            needed = decode_bytes(image.mode, pixels)
+            if needed > MAX_DECODE_BYTES:
+                raise ImageError(
+                    f"{path}: {image.width} x {image.height} pixels in mode {image.mode} take {needed / 2**20:,.0f} MB "
+                    f"to decode, over the limit of {MAX_DECODE_BYTES / 2**20:,.0f} MB"
+                )
+            with _big_decodes if needed > BIG_DECODE else contextlib.nullcontext():
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)
+                return to_rgb(image)
     except ImageError:
         raise
     except FileNotFoundError:
@@ -66,7 +106,7 @@ def load_image(path: str | Path) -> Image.Image:
     except Image.DecompressionBombError:
         raise ImageError(f"{path}: too many pixels, over the limit of {MAX_PIXELS:,}") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: cannot decode image (not an image format Pillow reads)") from None
+        raise ImageError(f"{path}: cannot decode image (not one of {', '.join(FORMATS)})") from None
     except Exception as exc:  # Pillow's decoders raise many types for damaged files
         raise ImageError(f"{path}: cannot decode image ({first_line(exc, 120)})") from None
 
@@ -74,21 +114,21 @@ def load_image(path: str | Path) -> Image.Image:
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow image as 8-bit RGB (see :func:`load_image`)."""
     if image.mode.startswith("I") or image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
+        values = np.asarray(image, dtype=np.float32)
         if image.mode.startswith("I;16"):
             values = values / 257.0  # 16-bit: 65535 -> 255, however dark the picture
         elif image.mode == "F" and values.max(initial=0) <= 1.0:
             values = values * 255.0  # float images in [0, 1]
         elif values.max(initial=0) > 255:
             values = values / 257.0  # 32-bit integers holding 16-bit values
-        image = Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8), "L")
+        image = Image.fromarray(np.clip(values + np.float32(0.5), 0, 255).astype(np.uint8), "L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def to_image(item: str | Path | Image.Image | np.ndarray) -> Image.Image:
@@ -114,6 +154,8 @@ def fit_image(image: Image.Image, size: tuple[int, int], resize: str = "crop") -
     does; ``stretch`` resizes to ``size`` directly and shows the whole photo.
     """
     height, width = size
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     if resize == "stretch":
         return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
     scale = max(height, width) / CROP_FRACTION / min(image.size)

@@ -29,6 +29,7 @@ PRESETS: dict[str, Preset] = {
         Preset("lite", (127.0,) * 3, (128.0,) * 3, False, "(x - 127) / 128 (EfficientNet-Lite)"),
         Preset("tf", (127.5,) * 3, (127.5,) * 3, False, "x / 127.5 - 1 (Keras 'tf' mode: MobileNet, Inception)"),
         Preset("caffe", (123.68, 116.779, 103.939), (1.0,) * 3, True, "BGR, ImageNet mean subtracted (Caffe, Keras VGG/ResNet)"),
+        Preset("raw", (0.0,) * 3, (1.0,) * 3, False, "x as it is, 0-255 (Keras applications that normalise inside the model)"),
     )
 }
 # What a model gets when neither the caller nor its metadata names a preset.

@@ -14,6 +14,7 @@ Layout of the folder::
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from .files import write_report
 from .options import PICTURES
 from .render import Figure, Section, colour_map, mosaic, overlay, page, to_uint8, write_png
 from .render.html import swatch
+
 CAPTIONS = {
     "pfv": "PFV",
     "overlay": "PFV over the input",
@@ -42,9 +44,17 @@ COLOURS = ("#e33", "#3b3", "#36e")
 TOP_K = 5
 
 
+# Output names are kept well under the 255 bytes a file name may have, the picture kind's suffix included.
+MAX_NAME = 100
+
+
 def safe_name(text: str) -> str:
-    """A file-name-safe form of an image name (letters, digits, ``.``, ``_``, ``-``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+    """A file-name-safe form of an image name (letters, digits, ``.``, ``_``, ``-``), at most
+    :data:`MAX_NAME` characters: a longer one keeps its start and ends in a short hash of the whole name."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+    if len(name) <= MAX_NAME:
+        return name
+    return f"{name[: MAX_NAME - 13]}_{hashlib.sha256(text.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}"
 
 
 def unique_names(stems: Sequence[str]) -> list[str]:
@@ -83,7 +93,7 @@ def batch_scales(result: BatchResult, kinds: Sequence[str] = PICTURES) -> BatchS
     if basis is not None and basis.activation is not None:
         return BatchScales(activation_range(basis.activation), basis.components_scaling())
     # The full-size components are drawn only when asked for: computing them is a pass over the batch.
-    components = scaling(result.components[..., :3]) if "components" in kinds else None
+    components = scaling(result.visualisation.shown_components) if "components" in kinds else None
     return BatchScales(activation_range(ValueStats.of(result.activation)), components)
 
 
@@ -96,7 +106,7 @@ def image_pictures(result: BatchResult, b: int, scales: BatchScales, kinds: Sequ
     if "activation" in kinds:
         pictures["activation"] = colour_map(result.activation[b], *scales.activation)
     if "components" in kinds:
-        shown = result.components[b, ..., :3]
+        shown = result.visualisation.shown_components[b]
         components = np.zeros_like(pfv)
         components[..., : shown.shape[-1]] = to_uint8(apply_scaling(shown, scales.components))
         pictures["components"] = components

@@ -81,8 +81,12 @@ class BatchStream:
         self.featurizer = featurizer
         self.items = items
         self.batches = list(batches)
+        # Each batch in flight is decoded, run and finished: PREFETCH + IN_FLIGHT + 1 of them at once.
+        featurizer.check_batch(max((len(p) for _, p in self.batches), default=0) * (PREFETCH + IN_FLIGHT + 1))
         self.maps = maps
         self.pool = ThreadPoolExecutor(max_workers=workers or max(2, worker_count()), thread_name_prefix="pfv-io", initializer=_lower_priority)
+        # Threads for the NumPy core of each batch finished behind: the cores shared by the batches in flight.
+        self.core_threads = max(2, worker_count() // IN_FLIGHT)
 
     def run(
         self,

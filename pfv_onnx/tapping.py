@@ -5,6 +5,9 @@ This is the one place where the graph surgery meets onnxruntime; :func:`export` 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +25,12 @@ from .graph import (
     image_input,
     infer_tensors,
     load_model,
-    model_sha256,
     pin_input_size,
     read_tapped_outputs,
     shape_candidates,
     weights_folder,
     with_weights,
 )
-from .graph.rewrite import set_source
 from .runtime import probe_tensors
 
 
@@ -109,19 +110,18 @@ def export(
     tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size)
     dst = check_output_file(dst, overwrite=True)
     model = with_weights(tapped.model, tapped.weights_dir)
-    # The export records which model it was made from, so a basis fitted with that model fits it too.
-    identity = src if isinstance(src, (str, Path, bytes)) else src.SerializeToString()
-    set_source(model, tapped.outputs.source_sha256 or model_sha256(identity))
-    external = bool(external_tensors(tapped.model))
-    data = dst.with_name(dst.name + ".data")
-    try:
+    if not external_tensors(tapped.model):
         with atomic_path(dst) as tmp:
-            if external:  # weights were in external files: so are the exported ones, beside DST
-                onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
-            else:
-                onnx.save_model(model, str(tmp))
-    except BaseException:
-        if external:
-            data.unlink(missing_ok=True)
-        raise
+            onnx.save_model(model, str(tmp))
+        return tapped.outputs
+    # The weights were in external files: so are the exported ones, in DST.data beside DST. Both are written
+    # in a new folder beside DST and moved into place whole, the weights first: an existing DST.data is
+    # replaced, never appended to, and stays as it was when the export fails.
+    data = dst.with_name(dst.name + ".data")
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as work:
+        staged = Path(work) / dst.name
+        onnx.save_model(model, str(staged), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
+        shutil.copymode(staged, staged.with_name(data.name))  # the weights get the permissions the model file got
+        os.replace(staged.with_name(data.name), data)
+        os.replace(staged, dst)
     return tapped.outputs

@@ -164,7 +164,9 @@ def no_spatial_layer():
 
 def squeeze_excitation():
     """Two stages whose blocks have squeeze-and-excitation (a GlobalAveragePool inside every block), then the
-    head's pooling. F_N must be the tensor entering the head's pooling, not the first SE block's input."""
+    head's pooling. An SE block's pooling only rescales its own input, so it is no downsampling: the 32 px
+    tap is the tensor entering the strided convolution (stage 1's output, after its SE block), and F_N the
+    tensor entering the head's pooling, not an SE block's input."""
     net = Net()
 
     def se_block(x: str, channels: int) -> str:
@@ -180,8 +182,7 @@ def squeeze_excitation():
     head_in = net.conv(block_b, 16, 32, k=1)
     pooled = net.op("GlobalAveragePool", [head_in])
     logits = net.gemm(net.op("Flatten", [pooled], axis=1), 32, 3)
-    # At 32 px the first SE block's input is the first tensor produced that a reducing op reads.
-    return net.model([image()], [output(logits, ["N", 3])], opset=13), [first], head_in
+    return net.model([image()], [output(logits, ["N", 3])], opset=13), [stage1], head_in
 
 
 def valid_convolutions():

@@ -94,7 +94,7 @@ def test_the_basis_fixes_the_method_options(fitted, tmp_path):
         PFV(resize="stretch", basis=path)
 
 
-def test_fit_transform_equals_fitting_on_the_batch_then_transforming_it():
+def test_calling_equals_fitting_on_the_batch_then_transforming_it():
     photos = bundled.sample_images()[:5]
     relative = PFV(solver="covariance")(photos)
     own = PFV().fit(photos).transform(photos)

@@ -27,7 +27,7 @@ def test_numpy_values_are_accepted_and_normalised():
 @pytest.mark.parametrize(
     "option, value",
     [("n_components", 0), ("n_components", 2.5), ("n_components", True), ("hierarchical", "false"), ("n_sigma", 0.0),
-     ("n_sigma", float("nan")), ("solver", "magic"), ("resize", "squash"), ("preset", "nope"), ("size", (224,)),
+     ("n_sigma", 1e-300), ("n_sigma", float("nan")), ("solver", "magic"), ("resize", "squash"), ("preset", "nope"), ("size", (224,)),
      ("size", (0, 224)), ("chunk_size", 0), ("threads", -1), ("layers", [""]), ("final", 3), ("providers", 5)],
 )
 def test_every_bad_value_is_refused_with_one_line_naming_the_option(option, value):
@@ -52,8 +52,9 @@ def test_the_command_line_flags_are_the_options_fields():
 
 
 def test_a_bad_flag_value_names_the_flag(tmp_path, capsys):
-    assert main(["explain", "mobilenet_v2", str(bundled.sample_images()[0]), "--out", str(tmp_path / "o"), "--components", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "pfv-onnx: error: --components must be a positive integer, got 0"
+    assert main(["explain", "mobilenet_v2", str(bundled.sample_images()[0]), "--out", str(tmp_path / "o"), "--n-sigma", "1e-300"]) == 2
+    assert capsys.readouterr().err.strip() == "pfv-onnx: error: --n-sigma must be a number of at least 0.1, got 1e-300"
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_options_offer_every_solver_the_core_has():

@@ -16,7 +16,9 @@ import graphs
 from pfv_onnx import PFV, Featurizer, ImageError, ModelError, PFVError, bundled, export, tap_model
 from pfv_onnx.apps import explain as explain_app
 from pfv_onnx.cli import main
+from pfv_onnx.graph import add_outputs
 from pfv_onnx.preprocess import MAX_PIXELS, load_image
+from pfv_onnx.runtime import Session
 
 
 def photo(size=(48, 32)) -> Image.Image:
@@ -264,6 +266,14 @@ def test_quantised_qdq_model(tmp_path):
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     quantised = PFV(path)
     assert len(quantised.taps) == 4 and all(t.endswith("DequantizeLinear_Output") for t in quantised.taps)
+    # The taps are summed from their 8-bit tensors (onnxruntime's fused quantised convolutions never make the
+    # float ones), and the sums are the float channel sums.
+    added = [n for n in quantised.featurizer.tapped.model.graph.node if n.name.startswith("pfv_map")]
+    assert sum(n.op_type == "ConvInteger" for n in added) == 4 and not any(n.op_type == "Conv" for n in added)
+    features = quantised.featurizer.forward(x, maps=True)
+    floats = Session(add_outputs(onnx.load(str(path)), quantised.taps)).run(x, quantised.taps)
+    for tap, summed in zip(quantised.taps, features.maps):
+        np.testing.assert_allclose(summed, floats[tap].sum(axis=1), rtol=1e-5, atol=1e-4 * np.abs(summed).max())
     result = quantised(bundled.sample_images())
     assert np.isfinite(result.rgb).all()
     top = dict(zip(result.names, result.top_k(1)))
@@ -289,7 +299,6 @@ def test_control_flow_in_the_head():
     tapped = tap_model(model)
     assert list(tapped.outputs.taps) == taps and tapped.outputs.final == final
     x = np.random.default_rng(0).random((3, 3, 32, 32), np.float32)
-    from pfv_onnx.runtime import Session
 
     original = Session(model).run(x)
     np.testing.assert_allclose(Session(tapped.model).run(x, list(original))[model.graph.output[0].name], original[model.graph.output[0].name], rtol=1e-6)

@@ -15,10 +15,12 @@ PACKAGE = ROOT / "pfv_onnx"
 
 # Each unit of the package and the units it may import (its own modules aside). Bottom to top: the data
 # flows graph -> runtime -> core -> render -> cli and the applications.
-BASE = {"errors", "version", "presets", "files", "progress", "options", "threads"}
+BASE = {"errors", "version", "console", "memory", "presets", "files", "progress", "options", "threads"}
 ALLOWED = {
     "errors": set(),
     "version": set(),
+    "console": set(),
+    "memory": {"errors"},
     "presets": {"errors"},
     "files": {"errors"},
     "progress": set(),
@@ -27,7 +29,7 @@ ALLOWED = {
     "graph": {"errors"},
     "runtime": {"errors", "graph"},
     "core": set(),
-    "preprocess": {"errors", "presets"},
+    "preprocess": {"errors", "presets", "options"},
     "bundled": {"errors", "preprocess"},
     "tapping": BASE | {"graph", "runtime", "bundled"},
     "features": set(),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..console import say
 from ..core.metrics import FOREGROUND_SHARE, colour_distribution, foreground
 from ..errors import PFVError
 from ..files import check_output_folder, output_folder, write_report
@@ -166,8 +167,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if not args.quiet:
         top = summary["prediction"][0] if summary["prediction"] else None
         if top:
-            print(f"predicted: {top['label'] or top['class']} ({top['probability']:.0%})")
+            say(f"predicted: {top['label'] or top['class']} ({top['probability']:.0%})")
         for line in summary["verdict"]:
-            print(line)
-        print(f"wrote {out}/index.html")
+            say(line)
+        say(f"wrote {out}/index.html")
     return 0

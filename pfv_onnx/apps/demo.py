@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import bundled
 from ..colouring import BatchResult
+from ..console import say
 from ..core import class_activation_maps, eigen_cam
 from ..files import check_output_folder, output_folder, write_atomic
 from ..graph import load_with_weights, reinitialise
@@ -177,5 +178,5 @@ def run(args: argparse.Namespace, options: Options) -> int:
     out = check_output_folder(args.out, args.overwrite)
     written = demo(out, args.model, options)
     if not args.quiet:
-        print(f"wrote {len(written)} files to {out}/: open {out}/index.html")
+        say(f"wrote {len(written)} files to {out}/: open {out}/index.html")
     return 0

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..console import say, warn
+from ..colouring import check_components
 from ..errors import PFVError
 from ..features import Features
 from ..journal import RunJournal
@@ -72,16 +73,27 @@ def explain(
     key["inputs"] = [str(p) for p in paths]
     if not overwrite and (out / "summary.json").exists():
         raise PFVError(f"{out}: holds a report already (use --overwrite to replace it)")
+    if pfv.basis is None and pfv.featurizer.final_shape is not None and plan:  # before anything is written
+        check_components(pfv.options.n_components, min(len(part) for part in plan), pfv.featurizer.final_shape)
     journal = RunJournal.start(out, key, overwrite)  # before any picture: a run stopped from here on can be resumed
+    try:
+        return _run(pfv, paths, names, plan, description, journal, show_progress, workers, pictures, started)
+    finally:
+        journal.unlock()
 
+
+def _run(pfv: PFV, paths: list[Path], names: list[str], plan: list[range], description: dict[str, Any], journal: RunJournal,
+         show_progress: bool, workers: int | None, pictures: Sequence[str], started: float) -> dict[str, Any]:
+    """:func:`explain` once its journal is open: the batches it has not finished whole, then the summary."""
+    out = journal.out
     progress = Progress(len(paths), enabled=show_progress)
-    todo = [(i, plan[i]) for i in range(len(plan)) if i not in journal.batches]
+    todo = [(i, plan[i]) for i in range(len(plan)) if not _finished(journal.batches.get(i), len(plan[i]), out)]
     progress.update(len(paths) - sum(len(part) for _, part in todo))
     stream = BatchStream(pfv.featurizer, paths, todo, maps=pfv.needs_maps(pfv.basis), workers=workers)
 
     def finish(decoded: Decoded, features: Features) -> tuple[dict[str, float], BatchWrite]:
         kept = decoded.positions
-        result = pfv.colour(features, decoded.crops, [names[i] for i in kept], decoded.timings, pfv.basis)
+        result = pfv.colour(features, decoded.crops, [names[i] for i in kept], decoded.timings, pfv.basis, stream.core_threads)
         return dict(result.timings), write_batch(out, result, decoded.index, [str(paths[i]) for i in kept], stream.pool, pictures)
 
     def done(decoded: Decoded, outcome: tuple[dict[str, float], BatchWrite] | None) -> None:
@@ -103,6 +115,28 @@ def explain(
     write_summary(out, summary)
     journal.close()
     return summary
+
+
+def _finished(entry: dict[str, Any] | None, count: int, out: Path) -> bool:
+    """Whether a journal entry records a batch of ``count`` inputs as finished whole: each written or
+    skipped, its timings numbers, and every file it names a picture of this run that is there."""
+    try:
+        images, skipped, timings, batch = entry["images"], entry["skipped"], entry["timings"], entry["batch"]
+        files = [f for image in images for f in image["files"].values()] + ([batch["mosaic"]] if batch is not None else [])
+        if len(images) + len(skipped) != count or not all(isinstance(v, (int, float)) for v in timings.values()):
+            return False
+        return all(_picture_file(out, f) for f in files) and (batch is not None or not images)
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+def _picture_file(out: Path, relative: Any) -> bool:
+    """Whether ``relative`` names a written picture under ``out/images`` or ``out/mosaics``."""
+    parts = Path(str(relative)).parts
+    if len(parts) != 2 or parts[0] not in ("images", "mosaics") or not parts[1].endswith(".png"):
+        return False
+    path = out / relative
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _summary(description: dict[str, Any], done: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
@@ -135,7 +169,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if not args.quiet:
         n, batches = len(summary["images"]), len(summary["batches"])
         note = f", skipped {len(skipped)} (see summary.json)" if skipped else ""
-        print(f"explained {n} images in {batches} batch{'es' if batches != 1 else ''} in {time.perf_counter() - started:.1f} s{note}: {out}/index.html")
+        say(f"explained {n} images in {batches} batch{'es' if batches != 1 else ''} in {time.perf_counter() - started:.1f} s{note}: {out}/index.html")
     for skip in skipped:
-        print(f"pfv-onnx: skipped {skip['reason']}", file=sys.stderr)
+        warn(f"skipped {skip['reason']}")
     return 1 if skipped else 0

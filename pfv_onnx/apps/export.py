@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..console import say
 from ..files import check_output_file
 from ..options import Options
 from ..tapping import export
@@ -14,10 +15,10 @@ def run(args: argparse.Namespace, options: Options) -> int:
     outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size)
     if args.quiet:
         return 0
-    print(f"wrote {dst}: {len(outputs.taps)} taps feed A^b, F_N = {outputs.final}")
+    say(f"wrote {dst}: {len(outputs.taps)} taps feed A^b, F_N = {outputs.final}")
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
-        print(f"  tap {i}: {tap} -> {name}")
-    print("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else [])]))
+        say(f"  tap {i}: {tap} -> {name}")
+    say("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else [])]))
     if outputs.activation is None:
-        print("  no A^b output: the model's input size is open (fix it with --size H W)")
+        say("  no A^b output: the model's input size is open (fix it with --size H W)")
     return 0

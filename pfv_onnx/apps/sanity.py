@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..colouring import BatchResult
+from ..console import say
 from ..core.metrics import rank_correlation, ssim
 from ..errors import ModelError
 from ..files import check_output_folder, output_folder, write_report
@@ -55,7 +56,7 @@ def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS
     the same options (those of ``pfv``, which a fitted basis fixes)."""
     options = pfv.config()
     source = load_with_weights(options.pop("model"))  # its weights are about to be replaced
-    layers = [node.name for node in weighted_nodes(source)]
+    layers = [node.name or f"{node.op_type} #{i + 1}" for i, node in enumerate(weighted_nodes(source))]
     if not layers:
         raise ModelError(
             "no convolution or linear layer with its weights stored as a constant (a quantised model keeps "
@@ -65,7 +66,7 @@ def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS
     counts = cascade_counts(len(layers), steps)
     rows, pictures = [], [[to_uint8(x) for x in trained.rgb]]
     for count in counts:
-        randomised = PFV(reinitialise(source, layers[len(layers) - count :], seed=seed), **options)(images)
+        randomised = PFV(reinitialise(source, range(len(layers) - count, len(layers)), seed=seed), **options)(images)
         rho, structure = similarities(trained, randomised)
         rows.append({"randomised": count, "from_layer": layers[len(layers) - count], "spearman": round(rho, 4), "ssim": round(structure, 4)})
         pictures.append([to_uint8(x) for x in randomised.rgb])
@@ -112,8 +113,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     summary = sanity(PFV(args.model, options, basis=args.basis), args.inputs, out, steps=args.steps, seed=args.seed)
     if not args.quiet:
         for row in summary["cascade"]:
-            print(f"  top {row['randomised']:>3} layers random: Spearman {row['spearman']:+.3f}, SSIM {row['ssim']:.3f}")
+            say(f"  top {row['randomised']:>3} layers random: Spearman {row['spearman']:+.3f}, SSIM {row['ssim']:.3f}")
         once = summary["all_at_once"]
-        print(f"  all at once:           Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}")
-        print(f"randomisation test {'passed' if summary['passed'] else 'FAILED'}: {out}/index.html")
+        say(f"  all at once:           Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}")
+        say(f"randomisation test {'passed' if summary['passed'] else 'FAILED'}: {out}/index.html")
     return 0 if summary["passed"] else 1

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..console import say
 from ..core.linear_probe import confusion, fit_probe, stratified_split
 from ..core.metrics import foreground, rank_correlation
 from ..errors import ImageError, PFVError
@@ -65,6 +66,8 @@ def similarity(colours: np.ndarray) -> np.ndarray:
 
 def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0, probe: bool = False) -> dict:
     """Write the survey of ``dataset`` to ``out`` and return its summary (see the module docstring)."""
+    if Path(out).resolve().is_relative_to(Path(dataset).resolve()):
+        raise PFVError(f"{out}: is inside the dataset {dataset}: the report would become one of its classes")
     classes = dataset_classes(dataset)
     names = list(classes)
     if probe and min(len(paths) for paths in classes.values()) < 2:
@@ -197,10 +200,10 @@ def run(args: argparse.Namespace, options: Options) -> int:
     summary = survey(PFV(args.model, options), Path(args.dataset), out, per_class=args.per_class, seed=args.seed, probe=args.probe)
     if not args.quiet:
         pairs = "; ".join(f"{a} and {b}" for a, b in (p["classes"] for p in summary["predicted_confusions"]))
-        print(f"PFV predicts these classes to be confused: {pairs}")
+        say(f"PFV predicts these classes to be confused: {pairs}")
         if "probe" in summary:
             p = summary["probe"]
-            print(f"linear probe: {p['accuracy']:.1%} held-out accuracy (chance {p['chance']:.0%}); "
+            say(f"linear probe: {p['accuracy']:.1%} held-out accuracy (chance {p['chance']:.0%}); "
                   f"similarity vs confusion rank correlation {p['similarity_vs_confusion']:.2f}")
-        print(f"wrote {out}/index.html")
+        say(f"wrote {out}/index.html")
     return 0

@@ -28,7 +28,7 @@ from .activation import channel_sum, total_activation
 from .decomposition import PrincipalComponents, fit_transform_pca
 from .fitted import FittedBasis
 from .normalise import Scaling, ValueStats, apply_scaling
-from .parallel import in_parallel, run_all
+from .parallel import IMAGES_PER_THREAD, in_parallel, run_all
 from .upsample import resize_bilinear
 from .weighting import RGB, weigh
 
@@ -61,6 +61,11 @@ class Visualisation:
     def components(self) -> np.ndarray:
         """``(B, H0, W0, k)`` float32: the principal components upsampled to the input size, not weighted."""
         return resize_bilinear(self.scores, self.rgb.shape[1:3])
+
+    @cached_property
+    def shown_components(self) -> np.ndarray:
+        """``(B, H0, W0, min(k, 3))`` float32: the components ``rgb`` shows, upsampled, not weighted."""
+        return resize_bilinear(self.scores[..., :RGB], self.rgb.shape[1:3])
 
 
 def feature_matrix(final: np.ndarray) -> np.ndarray:
@@ -127,8 +132,9 @@ def visualise(
     if activation is None:
         activation = np.empty((batch, *size), dtype=np.float32)
         tasks.append(lambda: total_activation(sources, size, out=activation))
-    # A^b does not depend on the decomposition, which keeps one core busy: summed meanwhile.
-    run_all(tasks, threads)
+    # A^b does not depend on the decomposition, which keeps one core busy: summed meanwhile (from a few
+    # images on: below that a thread costs more than it saves).
+    run_all(tasks, threads if batch >= 2 * IMAGES_PER_THREAD else 1)
     pca, projected = decomposed
     scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
     done = time.perf_counter()

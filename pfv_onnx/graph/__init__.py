@@ -5,7 +5,8 @@ Every function here takes and returns ``onnx.ModelProto`` (never mutating its ar
 
 from .head import LinearHead, linear_head
 from .inputs import DEFAULT_SIZE, InputSpec, image_input, pin_input_size
-from .model_io import external_tensors, load_model, load_with_weights, model_sha256, weights_folder, with_weights
+from .identity import bytes_sha256, features_sha256, file_sha256
+from .model_io import external_tensors, load_model, load_with_weights, weights_folder, with_weights
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
 from .shapes import TensorInfo, infer_tensors
 from .taps import Tap, TapPlan, find_taps, shape_candidates
@@ -22,14 +23,16 @@ __all__ = [
     "TensorInfo",
     "add_outputs",
     "add_pfv_outputs",
+    "bytes_sha256",
     "external_tensors",
+    "features_sha256",
+    "file_sha256",
     "find_taps",
     "image_input",
     "infer_tensors",
     "linear_head",
     "load_model",
     "load_with_weights",
-    "model_sha256",
     "pin_input_size",
     "read_tapped_outputs",
     "reinitialise",

@@ -8,7 +8,6 @@ leaves that folder. Such a model is never serialised whole, so it is never limit
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import onnx
@@ -47,20 +46,6 @@ def load_model(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"{where}: invalid ONNX model ({first_line(exc)})") from None
     return model
-
-
-def model_sha256(src: str | Path | bytes | None) -> str | None:
-    """SHA-256 of a model file (or of serialised model bytes): the identity a fitted basis is bound to."""
-    if src is None:
-        return None
-    digest = hashlib.sha256()
-    if isinstance(src, (bytes, bytearray)):
-        digest.update(src)
-        return digest.hexdigest()
-    with open(src, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:

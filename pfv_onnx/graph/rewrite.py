@@ -21,6 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import ModelError
+from .constants import constant_tensors
 from .inputs import InputSpec
 from .model_io import external_tensors
 from .taps import Tap, TapPlan
@@ -40,7 +41,6 @@ class TappedOutputs:
     maps: tuple[str, ...]
     activation: str | None
     original: tuple[str, ...]
-    source_sha256: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -51,7 +51,6 @@ class TappedOutputs:
                 "maps": list(self.maps),
                 "activation": self.activation,
                 "original": list(self.original),
-                "source_sha256": self.source_sha256,
             }
         )
 
@@ -64,12 +63,19 @@ def read_tapped_outputs(model: onnx.ModelProto) -> TappedOutputs | None:
                 data = json.loads(prop.value)
                 if data.get("version") != FORMAT_VERSION:
                     raise ValueError(f"format version {data.get('version')}")
-                return TappedOutputs(
-                    tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"]),
-                    data.get("source_sha256"),
-                )
-            except (ValueError, KeyError, TypeError) as exc:
+                if not all(isinstance(data[key], list) for key in ("taps", "maps", "original")):
+                    raise ValueError("taps, maps and original outputs must be lists")
+                tapped = TappedOutputs(tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"]))
+                names = [*tapped.taps, tapped.final, *tapped.maps, *tapped.original] + ([tapped.activation] if tapped.activation else [])
+                if not all(isinstance(name, str) and name for name in names) or len(tapped.maps) != len(tapped.taps):
+                    raise ValueError("names that are not strings, or not one map per tap")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ModelError(f"the model's {METADATA_KEY} metadata is unreadable ({exc})") from None
+            produced = {o.name for o in model.graph.output}
+            missing = [name for name in (tapped.final, *tapped.maps, tapped.activation, *tapped.original) if name and name not in produced]
+            if missing:
+                raise ModelError(f"the model's {METADATA_KEY} metadata names {missing[0]!r}, which is not one of its outputs")
+            return tapped
     return None
 
 
@@ -103,6 +109,9 @@ class _Builder:
             self.used.update(node.output)
             self.used.update(node.input)
             self.used.add(node.name)
+        # The model's own producers and constants (what is added here is neither).
+        self.producer = {out: node for node in graph.node for out in node.output}
+        self.constants = constant_tensors(model)
 
     def fresh(self, wanted: str) -> str:
         name, k = wanted, 1
@@ -206,13 +215,39 @@ def add_pfv_outputs(
 def _channel_sum(build: _Builder, tap: Tap, wanted: str) -> str:
     """Append ``Conv(tap, ones(1, C, 1, 1))``: the ``(B, 1, h, w)`` float32 channel sum of a tap.
 
-    A float16 tap is cast to float32 first: a sum over hundreds of channels overflows float16.
+    A float16 tap is cast to float32 first: a sum over hundreds of channels overflows float16. A tap that
+    a per-tensor DequantizeLinear makes (a quantised QDQ model) is summed in the quantised domain.
     """
+    quantised = _quantised_sum(build, tap, wanted)
+    if quantised is not None:
+        return quantised
     source = tap.name
     if tap.elem_type != TensorProto.FLOAT:
         source = build.node("Cast", [tap.name], f"{wanted}/float", to=TensorProto.FLOAT)
     ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=np.float32), f"{wanted}/ones")
     return build.node("Conv", [source, ones], wanted, kernel_shape=[1, 1])
+
+
+def _quantised_sum(build: _Builder, tap: Tap, wanted: str) -> str | None:
+    """For a tap ``DequantizeLinear(q, scale, zero_point)`` with one scale and zero point, append
+    ``scale * ConvInteger(q, ones, zero_point)``: the same sum, ``scale * sum_c (q_c - zero_point)``, read
+    from the 8-bit tensor. Summing the dequantised tap instead would make onnxruntime compute the float
+    tensor that its fused quantised convolutions never make. ``None`` for any other tap."""
+    node = build.producer.get(tap.name)
+    if node is None or node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.domain not in ("", "ai.onnx"):
+        return None
+    scale, zero_point = (build.constants.get(name) for name in node.input[1:3])
+    if scale is None or zero_point is None or np.size(numpy_helper.to_array(scale)) != 1:
+        return None
+    kind = zero_point.data_type
+    if kind not in (TensorProto.UINT8, TensorProto.INT8) or np.size(numpy_helper.to_array(zero_point)) != 1:
+        return None
+    dtype = np.uint8 if kind == TensorProto.UINT8 else np.int8
+    ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=dtype), f"{wanted}/ones")
+    point = build.constant(numpy_helper.to_array(zero_point).reshape(()).astype(dtype), f"{wanted}/zero_point")
+    counts = build.node("ConvInteger", [node.input[0], ones, point], f"{wanted}/integer", kernel_shape=[1, 1])
+    step = build.constant(numpy_helper.to_array(scale).reshape(()).astype(np.float32), f"{wanted}/scale")
+    return build.node("Mul", [build.node("Cast", [counts], f"{wanted}/float", to=TensorProto.FLOAT), step], wanted)
 
 
 def _upsample(build: _Builder, tap: Tap, name: str, size: tuple[int, int], i: int) -> str:
@@ -263,13 +298,6 @@ def _batch_param(model: onnx.ModelProto, input_name: str) -> str:
     return value.type.tensor_type.shape.dim[0].dim_param or "batch"
 
 
-def set_source(model: onnx.ModelProto, sha256: str | None) -> None:
-    """Record in a tapped model the SHA-256 of the model it was made from."""
-    tapped = read_tapped_outputs(model)
-    if tapped is not None:
-        _set_metadata(model, TappedOutputs(tapped.taps, tapped.final, tapped.maps, tapped.activation, tapped.original, sha256))
-
-
 def _set_metadata(model: onnx.ModelProto, tapped: TappedOutputs) -> None:
     for i, prop in enumerate(model.metadata_props):
         if prop.key == METADATA_KEY:
@@ -293,9 +321,10 @@ def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
     return names
 
 
-def _prune(graph: onnx.GraphProto) -> None:
-    """Drop nodes, initializers and value infos that no graph output needs."""
-    needed = {o.name for o in graph.output}
+def needed_nodes(graph: onnx.GraphProto, names: set[str]) -> tuple[list[onnx.NodeProto], set[str]]:
+    """The nodes that computing the tensors ``names`` runs, in graph order, and every tensor name they read
+    (``names`` included)."""
+    needed = set(names)
     kept = []
     for node in reversed(graph.node):
         if any(o in needed for o in node.output):
@@ -303,6 +332,12 @@ def _prune(graph: onnx.GraphProto) -> None:
             needed.update(i for i in node.input if i)
             needed.update(_subgraph_inputs(node))
     kept.reverse()
+    return kept, needed
+
+
+def _prune(graph: onnx.GraphProto) -> None:
+    """Drop nodes, initializers and value infos that no graph output needs."""
+    kept, needed = needed_nodes(graph, {o.name for o in graph.output})
     del graph.node[:]
     graph.node.extend(kept)
     dropped = {i.name for i in graph.initializer if i.name not in needed}

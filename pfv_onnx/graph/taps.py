@@ -35,6 +35,14 @@ from .shapes import TensorInfo
 POOLS = {"MaxPool", "AveragePool", "LpPool"}
 GLOBAL_POOLS = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"}
 SPATIAL_REDUCES = {"ReduceMean", "ReduceMax"}
+# Pure re-layouts before a reducing op, looked through to the tensor that enters them.
+RELAYOUTS = {"Pad", "Identity"}
+# What a squeeze-and-excitation gate is made of, between its pooling and the product with the pooled tensor.
+GATE_OPS = {
+    "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Tanh",
+    "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast", "QuantizeLinear", "DequantizeLinear",
+}
+GATE_DEPTH = 32
 # Ops with weights: a tensor downstream of one of them is a feature, not (a function of) the image.
 LEARNED = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"}
 
@@ -81,30 +89,64 @@ class _Candidate:
 
 
 def _candidates(model: onnx.ModelProto) -> list[_Candidate]:
-    """Every strided Conv, every pool and every global pooling of the graph, in graph order."""
+    """Every strided Conv, every pool and every global pooling of the graph, in graph order; each reads the
+    tensor that enters the pure re-layouts before it (:func:`_entering`). A global pooling that only
+    rescales the tensor it pooled (squeeze-and-excitation) is left out: it does not reduce the map."""
     constants = constant_tensors(model)
     producer = {out: node for node in model.graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     found = []
     for index, node in enumerate(model.graph.node):
         if not node.input or not node.output:
             continue
         strided = max(attribute(node, "strides") or [1]) > 1
+        tapped = _entering(node.input[0], producer)
         if node.op_type == "Conv":
             if strided:  # a stride-1 convolution without padding trims a border; it does not pool
-                found.append(_Candidate(index, node.input[0], node.output[0], True))
+                found.append(_Candidate(index, tapped, node.output[0], True))
         elif node.op_type in POOLS:
-            found.append(_Candidate(index, node.input[0], node.output[0], strided))
-        elif node.op_type in GLOBAL_POOLS:
-            found.append(_Candidate(index, node.input[0], node.output[0], False))
-        elif node.op_type in SPATIAL_REDUCES:
-            axes = _reduce_axes(node, constants)
-            if axes == [2, 3]:
-                found.append(_Candidate(index, node.input[0], node.output[0], False))
-            elif axes == [1, 2]:
-                before = producer.get(node.input[0])
-                if before is not None and before.op_type == "Transpose" and attribute(before, "perm") == [0, 2, 3, 1]:
-                    found.append(_Candidate(index, before.input[0], node.output[0], False))
+            found.append(_Candidate(index, tapped, node.output[0], strided))
+        elif node.op_type in GLOBAL_POOLS or node.op_type in SPATIAL_REDUCES:
+            axes = _reduce_axes(node, constants) if node.op_type in SPATIAL_REDUCES else [2, 3]
+            before = producer.get(node.input[0])
+            if axes == [1, 2] and before is not None and before.op_type == "Transpose" and attribute(before, "perm") == [0, 2, 3, 1]:
+                tapped = before.input[0]  # a channels-last global pool of an NCHW tensor
+            elif axes != [2, 3]:
+                continue
+            if not _only_rescales(node, consumers):
+                found.append(_Candidate(index, tapped, node.output[0], False))
     return found
+
+
+def _entering(name: str, producer: dict[str, onnx.NodeProto]) -> str:
+    """The tensor that enters the pure re-layouts (Pad, Identity) that make ``name``: an explicit Pad before a
+    strided convolution (Keras's ZeroPadding2D, a blur pool's padding) is looked through, so the tap is the
+    stage's own tensor at its own resolution, and the Pad keeps one reader (onnxruntime folds it into the
+    convolution)."""
+    node = producer.get(name)
+    while node is not None and node.op_type in RELAYOUTS and node.input and node.input[0]:
+        name = node.input[0]
+        node = producer.get(name)
+    return name
+
+
+def _only_rescales(pool: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
+    """Whether a global pooling's result only gates the tensor it pooled, ``x * gate(pool(x))``
+    (squeeze-and-excitation), through a few small operators."""
+    pooled = pool.input[0]
+    frontier, seen = [pool.output[0]], set()
+    while frontier and len(seen) < GATE_DEPTH:
+        tensor = frontier.pop()
+        for node in consumers.get(tensor, []):
+            if node.op_type in ("Mul", "Div") and pooled in node.input:
+                return True
+            if node.op_type in GATE_OPS and node.output and node.output[0] not in seen:
+                seen.add(node.output[0])
+                frontier.append(node.output[0])
+    return False
 
 
 def shape_candidates(model: onnx.ModelProto) -> list[str]:

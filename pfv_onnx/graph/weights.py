@@ -26,8 +26,9 @@ def weighted_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return [n for n in model.graph.node if n.op_type in WEIGHTED_OPS and len(n.input) > 1 and n.input[1] in stored]
 
 
-def reinitialise(model: onnx.ModelProto, nodes: Iterable[str] | None = None, seed: int = 0) -> onnx.ModelProto:
-    """A copy of ``model`` whose weighted layers (all, or the node names given) have fresh random weights.
+def reinitialise(model: onnx.ModelProto, layers: Iterable[int] | None = None, seed: int = 0) -> onnx.ModelProto:
+    """A copy of ``model`` whose weighted layers (all, or those at the given positions in
+    :func:`weighted_nodes`: node names may be empty or repeated) have fresh random weights.
 
     Raises:
         ModelError: ``model`` was tapped already (its channel sums and upsampling are weights too).
@@ -37,9 +38,8 @@ def reinitialise(model: onnx.ModelProto, nodes: Iterable[str] | None = None, see
     out = onnx.ModelProto()
     out.CopyFrom(model)
     chosen = weighted_nodes(out)
-    if nodes is not None:
-        wanted = set(nodes)
-        chosen = [n for n in chosen if n.name in wanted]
+    if layers is not None:
+        chosen = [chosen[i] for i in sorted(set(layers))]
     stored = constant_tensors(out)
     rng = np.random.default_rng(seed)
     for node in chosen:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnx
@@ -24,6 +27,8 @@ PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 # whatever the chunk (tests/test_real_models.py checks MobileNetV2). Accelerators take larger batches.
 DEFAULT_CHUNK = {"CPUExecutionProvider": 8}
 ACCELERATOR_CHUNK = 32
+# How long an interrupted run may take to stop after onnxruntime is told to.
+STOP_WAIT_S = 10.0
 
 
 def default_chunk(providers: Sequence[str]) -> int:
@@ -122,6 +127,7 @@ class Session:
         # On an accelerator, I/O binding: the input goes to the device once and only the requested outputs
         # (A^b or the small per-layer maps, F_N, the logits) come back, into host buffers onnxruntime sizes.
         self.binding = self.providers[0] != "CPUExecutionProvider" if binding is None else binding
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfv-run")
 
     @property
     def providers(self) -> list[str]:
@@ -147,22 +153,37 @@ class Session:
             used = chunk.shape[0]
             if self.fixed_batch is not None and used < step:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - used, axis=0)])
-            try:
-                results = self._run_bound(chunk, names) if self.binding else self._session.run(names, {self.input_name: chunk})
-            except Exception as exc:
-                raise ModelError(f"onnxruntime failed to run the model: {first_line(exc)}") from None
+            results = self._run_interruptibly(chunk, names)
             for name, value in zip(names, results):
                 if value.ndim == 0 or value.shape[0] != chunk.shape[0]:
                     raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
                 parts[name].append(value[:used])
         return {name: values[0] if len(values) == 1 else np.concatenate(values) for name, values in parts.items()}
 
-    def _run_bound(self, chunk: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    def _run_interruptibly(self, chunk: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """One inference call, run by a helper thread while this one waits, so that Ctrl-C reaches Python
+        during a long run (a model with a Loop of a trillion steps); onnxruntime is then told to stop, and
+        the interrupt goes on."""
+        options = onnxruntime().RunOptions()
+        options.log_severity_level = 4  # its failures become one line here, not a log on stderr as well
+        job = self._runner.submit(self._run_chunk, chunk, names, options)
+        try:
+            return job.result()
+        except KeyboardInterrupt:
+            options.terminate = True
+            concurrent.futures.wait([job], timeout=STOP_WAIT_S)
+            raise
+        except Exception as exc:
+            raise ModelError(f"onnxruntime failed to run the model: {first_line(exc)}") from None
+
+    def _run_chunk(self, chunk: np.ndarray, names: list[str], options: Any) -> list[np.ndarray]:
+        if not self.binding:
+            return self._session.run(names, {self.input_name: chunk}, options)
         binding = self._session.io_binding()
         binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
         for name in names:
             binding.bind_output(name, "cpu")
-        self._session.run_with_iobinding(binding)
+        self._session.run_with_iobinding(binding, options)
         return binding.copy_outputs_to_cpu()
 
     def output_shape(self, name: str) -> list[int | str | None] | None:
