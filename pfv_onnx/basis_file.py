@@ -25,6 +25,7 @@ from .core import FittedBasis, PrincipalComponents
 from .core.normalise import Scaling, ValueStats
 from .errors import PFVError
 from .files import atomic_path
+from .options import MIN_N_SIGMA
 from .version import __version__
 
 FORMAT = "pfv-onnx basis"
@@ -104,7 +105,7 @@ def _header(header: Any, path: Path) -> dict[str, Any]:
     if header["images"] < 1 or header["n_samples"] < 2 or not 1 <= header["n_components"] <= header["channels"] <= MAX_CHANNELS:
         raise PFVError(f"{path}: damaged basis header: {header['images']} images, {header['n_samples']} samples, "
                        f"{header['n_components']} components of {header['channels']} channels")
-    if not (math.isfinite(header["n_sigma"]) and header["n_sigma"] > 0):
+    if not (math.isfinite(header["n_sigma"]) and header["n_sigma"] >= MIN_N_SIGMA):
         raise PFVError(f"{path}: damaged basis header: n_sigma {header['n_sigma']}")
     return header
 

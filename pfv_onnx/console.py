@@ -9,10 +9,10 @@ from typing import TextIO
 
 def printable(text: str) -> str:
     """``text`` with every control or format character (an ANSI escape, a carriage return, a bidi override)
-    shown as its escape sequence, so a file or class name cannot move the cursor, recolour the terminal or
-    hide what follows."""
+    and every byte of a file name that is not UTF-8 shown as its escape sequence, so a file or class name
+    cannot move the cursor, recolour the terminal or hide what follows."""
     return "".join(
-        ch if ch == "\t" or unicodedata.category(ch) not in ("Cc", "Cf") else ch.encode("unicode_escape").decode("ascii")
+        ch if ch == "\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs") else ch.encode("unicode_escape").decode("ascii")
         for ch in str(text)
     )
 

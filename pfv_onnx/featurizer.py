@@ -40,8 +40,6 @@ from .tapping import TappedModel, tap_model
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 ModelLike = Union[str, Path, bytes, onnx.ModelProto]
 PRESET_METADATA_KEY = "preset"
-# The largest input a model may declare or be given, in pixels (4096 x 4096).
-MAX_INPUT_PIXELS = 4096 * 4096
 # Bytes each pixel of a picture takes, beside the model's input, while it is coloured and drawn: its crop
 # (3), PFV in float32 (12), A^b (4) and the weighting's scratch (12).
 PICTURE_BYTES_PER_PIXEL = 31
@@ -73,7 +71,6 @@ class Featurizer:
             in_graph = self.providers[0] != "CPUExecutionProvider"
         spec = image_input(source)
         size = options.size or spec.size_or_default
-        _check_input(spec, size)
         self.tapped: TappedModel = tap_model(
             source, list(options.layers) if options.layers else None, options.final, options.keep_logits, in_graph,
             size=size, weights_dir=weights_folder(resolved, source),
@@ -285,16 +282,6 @@ class Featurizer:
             if batched and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == [1, 1])):
                 return name
         return None
-
-
-def _check_input(spec: InputSpec, size: tuple[int, int]) -> None:
-    """Refuse an input size over :data:`MAX_INPUT_PIXELS`, and a fixed batch whose input alone would not fit
-    in memory, before anything of that size is made."""
-    if size[0] * size[1] > MAX_INPUT_PIXELS:
-        raise ModelError(f"an input of {size[0]} x {size[1]} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels (4096 x 4096)")
-    if spec.batch is not None:
-        per_image = spec.channels * size[0] * size[1] * spec.dtype.itemsize
-        memory.require(spec.batch * per_image, f"the model's fixed batch of {spec.batch} images", "the model runs a whole batch at a time")
 
 
 def _feature_map(values: dict[str, np.ndarray], name: str, role: str, channels: int | None = None) -> np.ndarray:

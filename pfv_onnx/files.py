@@ -29,10 +29,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically; text as UTF-8, the bytes of file names that are not UTF-8
+    written as backslash escapes."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        tmp.write_bytes(data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data)
     return path
 
 

@@ -157,18 +157,27 @@ def cluster_client(client_class: Any, address: Any) -> Any:
     seconds. (Dask's own connection timeout does not cover a peer that accepts the connection and never
     answers: the client is made in a thread of its own, which is left behind if it hangs.)"""
     made: dict[str, Any] = {}
+    lock, given_up = threading.Lock(), threading.Event()
 
     def connect() -> None:
         try:
-            made["client"] = client_class(address, timeout=DASK_CONNECT_TIMEOUT_S)
+            client = client_class(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
         except BaseException as exc:  # raised in the calling thread
             made["error"] = exc
+            return
+        with lock:
+            if given_up.is_set():  # it answered after all, too late: not left open
+                client.close()
+            else:
+                made["client"] = client
 
     thread = threading.Thread(target=connect, name="pfv-dask-connect", daemon=True)
     thread.start()
     thread.join(DASK_CONNECT_TIMEOUT_S + 5)
-    if thread.is_alive():
-        raise PFVError(f"the Dask scheduler at {address} did not answer within {DASK_CONNECT_TIMEOUT_S} s")
+    with lock:
+        if thread.is_alive() and "client" not in made:
+            given_up.set()
+            raise PFVError(f"the Dask scheduler at {address} did not answer within {DASK_CONNECT_TIMEOUT_S} s")
     if "error" in made:
         raise made["error"]
     return made["client"]

@@ -8,8 +8,10 @@ of rewriting all of them). A last line cut short by a crash is ignored: that bat
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .errors import PFVError
 from .files import write_atomic
@@ -23,6 +25,7 @@ NAME = ".pfv-run.jsonl"
 # Held (flock) by the run writing into the folder, so that a second one does not "resume" it meanwhile;
 # the lock goes with the process, however it ends.
 LOCK = ".pfv-run.lock"
+LOCK_TRIES = 5
 
 
 class RunJournal:
@@ -33,7 +36,7 @@ class RunJournal:
         self.out = out
         self.key = key
         self.batches: dict[int, dict[str, Any]] = dict(batches or {})
-        self._lock: IO | None = None
+        self._lock: int | None = None
 
     @property
     def path(self) -> Path:
@@ -60,20 +63,38 @@ class RunJournal:
         return journal
 
     def lock(self) -> None:
-        """Hold the folder's run lock, or refuse: another run is writing into it now."""
+        """Hold the folder's run lock, or refuse: another run is writing into it now. The lock file is never
+        followed through a link nor opened unless it is a regular file; a lock held on a file that another
+        run removed meanwhile is taken again on the new one."""
         if fcntl is None:
             return
-        self._lock = open(self.out / LOCK, "a")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        path = self.out / LOCK
+        for _ in range(LOCK_TRIES):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+            except OSError as exc:
+                raise PFVError(f"{path}: cannot be used as the run's lock ({exc.strerror})") from None
+            self._lock = fd
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.unlock()
+                raise PFVError(f"{path}: is not a regular file")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.unlock()
+                raise PFVError(f"{self.out}: another pfv-onnx run is writing into it now") from None
+            try:
+                if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    return
+            except FileNotFoundError:
+                pass
             self.unlock()
-            raise PFVError(f"{self.out}: another pfv-onnx run is writing into it now") from None
+        raise PFVError(f"{self.out}: another pfv-onnx run is writing into it now")
 
     def unlock(self) -> None:
         """Let go of the run lock (the journal stays, for a resume)."""
         if self._lock is not None:
-            self._lock.close()
+            os.close(self._lock)
             self._lock = None
 
     @classmethod
@@ -87,9 +108,12 @@ class RunJournal:
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
-                journal.batches[int(entry.pop("index"))] = entry
+                index = entry.pop("index")
             except (ValueError, KeyError, AttributeError, TypeError):
                 break
+            if not isinstance(index, int) or isinstance(index, bool):
+                break
+            journal.batches[index] = entry
         return journal
 
     def rewrite(self) -> None:

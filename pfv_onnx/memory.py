@@ -12,8 +12,19 @@ from .errors import PFVError
 FALLBACK = 4 << 30
 
 
+# A control group's limit and use, version 2 then version 1 (a container's memory, where it has a limit).
+CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+
+
 def available_bytes() -> int:
-    """Memory the system can give without swapping: Linux's MemAvailable, else the free physical pages."""
+    """Memory this process can have without swapping or being killed: the system's available memory
+    (Linux's MemAvailable, else the free physical pages), or what is left under its control group's
+    limit when that is less."""
+    return min(_system_available(), _cgroup_left())
+
+
+def _system_available() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
@@ -25,6 +36,19 @@ def available_bytes() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return FALLBACK
+
+
+def _cgroup_left() -> int:
+    for limit_file, usage_file in CGROUP_FILES:
+        try:
+            with open(limit_file, encoding="ascii") as limit, open(usage_file, encoding="ascii") as usage:
+                text = limit.read().strip()
+                if text == "max":
+                    return 1 << 62
+                return max(int(text) - int(usage.read().strip()), 0)
+        except (OSError, ValueError):
+            continue
+    return 1 << 62
 
 
 def require(needed: int, what: str, hint: str = "") -> None:

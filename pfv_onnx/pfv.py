@@ -185,9 +185,9 @@ class PFV:
             featurizer = self.featurizer
             check_basis(header, featurizer.model_sha256, featurizer.features_sha256, self.taps, self.final, self._inputs(), str(basis))
             basis = loaded
-        self.basis = basis
         # What the colours mean depends on these: they come from the basis.
         self.options = self.options.replace(n_components=basis.pca.n_components, hierarchical=basis.hierarchical, n_sigma=basis.n_sigma)
+        self.basis = basis
 
     def save_basis(self, path: str | Path) -> Path:
         """Write the fitted basis to ``path`` (``.npz``); :class:`PFV` reads it back with ``basis=``."""

@@ -66,10 +66,19 @@ BACKGROUND = (255, 255, 255)
 
 def decode_bytes(mode: str, pixels: int) -> int:
     """Bytes that decoding an image of ``pixels`` pixels in Pillow's ``mode`` and converting it to 8-bit RGB
-    take: Pillow keeps 1, 2 or 4 bytes a pixel; an RGB copy 4 more; integer and float images a float32 copy."""
+    may take at once: Pillow keeps 1, 2 or 4 bytes a pixel, and as much again when EXIF asks for a turn;
+    an RGB image needs no copy, one with transparency four RGBA-sized ones (composited on white), integer
+    and float images a float32 copy and two 8-bit ones, any other an RGB copy."""
     stored = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
-    converted = (4 if mode != "RGB" else 0) + (4 if mode.startswith("I") or mode == "F" else 0)
-    return pixels * (stored + converted)
+    if mode == "RGB":
+        converted = 0
+    elif mode in ("RGBA", "LA", "PA", "La", "RGBa", "P"):  # a palette may hold transparency
+        converted = 16
+    elif mode.startswith("I") or mode == "F":
+        converted = 9
+    else:
+        converted = 4
+    return pixels * (2 * stored + converted)
 
 
 def load_image(path: str | Path) -> Image.Image:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import onnx
 
-from . import bundled
-from .errors import LayerError
+from . import bundled, memory
+from .errors import LayerError, ModelError
 from .files import atomic_path, check_output_file
 from .graph import (
     InputSpec,
@@ -32,6 +32,20 @@ from .graph import (
     with_weights,
 )
 from .runtime import probe_tensors
+
+
+# The largest input a model may declare or be given, in pixels (4096 x 4096).
+MAX_INPUT_PIXELS = 4096 * 4096
+
+
+def check_input(spec: InputSpec, size: tuple[int, int]) -> None:
+    """Refuse an input size over :data:`MAX_INPUT_PIXELS`, and a fixed batch whose input alone would not fit
+    in memory, before anything of that size is made."""
+    if size[0] * size[1] > MAX_INPUT_PIXELS:
+        raise ModelError(f"an input of {size[0]} x {size[1]} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels (4096 x 4096)")
+    if spec.batch is not None:
+        per_image = spec.channels * size[0] * size[1] * spec.dtype.itemsize
+        memory.require(spec.batch * per_image, f"the model's fixed batch of {spec.batch} images", "the model runs a whole batch at a time")
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,7 @@ def tap_model(
     spec = image_input(model)
     if size is not None:
         model, spec = pin_input_size(model, spec, size)
+    check_input(spec, spec.size_or_default)  # before the shape probe makes an input of that size
     existing = read_tapped_outputs(model)
     if existing is not None:
         if layers or final:

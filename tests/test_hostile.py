@@ -59,6 +59,7 @@ def other_formats(folder: Path) -> dict[str, str]:
     return made
 
 
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated")
 def test_only_the_listed_formats_are_decoded(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -80,7 +81,7 @@ def test_decoding_memory_is_bounded(tmp_path):
     PNG 64 million pixels wide decodes in a bounded amount of memory."""
     Image.fromarray(np.zeros((8000, 8000), np.float32), "F").save(tmp_path / "float.tiff", compression="tiff_deflate")
     assert (tmp_path / "float.tiff").stat().st_size < 1_000_000
-    with pytest.raises(PFVError, match="take 732 MB to decode, over the limit"):
+    with pytest.raises(PFVError, match="take 1,038 MB to decode, over the limit"):
         load_image(tmp_path / "float.tiff")
     Image.MAX_IMAGE_PIXELS, saved = None, Image.MAX_IMAGE_PIXELS
     try:
@@ -203,9 +204,9 @@ def test_export_replaces_its_weights_file_and_keeps_it_on_failure(external_model
 
 
 def test_fit_refuses_a_folder_before_fitting(tmp_path, monkeypatch, capsys):
-    from pfv_onnx import fitting
+    from pfv_onnx import pfv as pfv_module
 
-    monkeypatch.setattr(fitting, "fit_basis", lambda *a, **k: pytest.fail("fitted before checking --out"))
+    monkeypatch.setattr(pfv_module, "fit_basis", lambda *a, **k: pytest.fail("fitted before checking --out"))
     assert main(["fit", "mobilenet_v2", *PHOTOS, "--out", str(tmp_path), "--overwrite"]) == 2
     assert "is a folder" in one_line(capsys.readouterr().err)
 
@@ -222,7 +223,9 @@ def test_resume_checks_the_journal_against_the_files(tmp_path):
     key["inputs"] = PHOTOS
     journal = [{"key": key},
                {"index": 0, "batch": None, "images": [], "skipped": [], "timings": {}},  # claims done, wrote nothing
-               {"index": "x"}]  # unreadable from here on
+               {"index": 1, "batch": {"mosaic": "mosaics/batch_1.png"}, "images": [{"files": {}}], "skipped": [], "timings": {}},
+               {"index": float("inf")},  # unreadable from here on
+               {"index": 2, "batch": None, "images": [], "skipped": [], "timings": {}}]
     (out / ".pfv-run.jsonl").write_text("\n".join(json.dumps(line) for line in journal) + "\n")
     shutil.rmtree(out / "images")
     assert main(args) == 0
@@ -338,6 +341,7 @@ def basis_path(tmp_path_factory):
         ("no_activation_values", lambda h, a: a["scalars"].__setitem__(6, 0.0), "0 activation values"),
         ("huge_components", lambda h, a: h.update(n_components=10**9, channels=10**9), "1000000000 components"),
         ("old_format", lambda h, a: h.update(version=1), "fit the basis again"),
+        ("tiny_clip", lambda h, a: h.update(n_sigma=1e-300), "n_sigma 1e-300"),
     ],
 )
 def test_damaged_basis_files_are_refused(basis_path, tmp_path, name, change, message):
@@ -436,3 +440,83 @@ def test_a_dask_scheduler_that_never_answers_is_given_up(monkeypatch):
         PFV().fit(PHOTOS[:2], dask=f"tcp://127.0.0.1:{server.getsockname()[1]}")
     assert time.monotonic() - started < 30
     server.close()
+
+
+def test_the_lock_file_is_never_followed_or_opened_unless_regular(tmp_path):
+    target = tmp_path / "elsewhere"
+    for kind in ("fifo", "link"):
+        out = tmp_path / kind
+        out.mkdir()
+        if kind == "fifo":
+            os.mkfifo(out / LOCK)
+        else:
+            (out / LOCK).symlink_to(target)
+        proc = run_cli("explain", "mobilenet_v2", PHOTOS[0], "--out", str(out), timeout=60)
+        assert proc.returncode == 2 and LOCK in one_line(proc.stderr), kind
+    assert not target.exists()
+
+
+def test_names_that_are_not_utf8_reach_pages_and_the_terminal_escaped(tmp_path):
+    model = tmp_path / os.fsdecode(b"model\xff.onnx")
+    shutil.copy(bundled.model_path(), model)
+    bad = tmp_path / os.fsdecode(b"photo\x9b31m.jpg")
+    bad.write_text("not a picture")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    proc = subprocess.run([sys.executable, "-m", "pfv_onnx", "explain", str(model), PHOTOS[0], str(bad), "--out", str(tmp_path / "o"), "--quiet"],
+                          capture_output=True, timeout=120, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert b"\x9b" not in proc.stderr and b"\\udc9b31m" in proc.stderr
+    assert "\\udcff" in (tmp_path / "o" / "index.html").read_text()
+
+
+def test_weights_the_identity_must_see(tmp_path):
+    """Weights in sparse initializers and in the model's own functions are part of what a basis binds to."""
+    from onnx import helper, numpy_helper
+
+    from pfv_onnx.graph import features_sha256
+
+    def sparse_model(scale: float) -> onnx.ModelProto:
+        model, taps, final = graphs.vgg_like()
+        first = next(n for n in model.graph.node if n.op_type == "Conv")
+        weight = next(t for t in model.graph.initializer if t.name == first.input[1])
+        values = numpy_helper.to_array(weight).ravel() * scale
+        model.graph.initializer.remove(weight)
+        indices = numpy_helper.from_array(np.arange(values.size, dtype=np.int64), "sparse_indices")
+        model.graph.sparse_initializer.append(helper.make_sparse_tensor(numpy_helper.from_array(values, weight.name), indices, list(weight.dims)))
+        return model, [*taps, final]
+
+    (a, tensors), (b, _) = sparse_model(1.0), sparse_model(2.0)
+    assert features_sha256(a, None, tensors) != features_sha256(b, None, tensors)
+
+    def function_model(value: float) -> onnx.ModelProto:
+        body = [helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(np.array(value, np.float32))),
+                helper.make_node("Mul", ["x", "k"], ["y"])]
+        scale = helper.make_function("local", "Scale", ["x"], ["y"], body, [helper.make_opsetid("", 17)])
+        net = graphs.Net()
+        features = net.conv(net.maxpool(net.conv("image", 3, 8)), 8, 8, stride=2)
+        net.nodes.append(helper.make_node("Scale", [features], ["scaled"], domain="local"))
+        pooled = net.op("GlobalAveragePool", ["scaled"])
+        model = helper.make_model(
+            helper.make_graph(net.nodes, "f", [graphs.image()], [graphs.output(pooled, ["N", 8, 1, 1])], net.inits),
+            opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)], functions=[scale],
+        )
+        return model, ["scaled"]
+
+    (a, tensors), (b, _) = function_model(1.0), function_model(3.0)
+    assert features_sha256(a, None, tensors) != features_sha256(b, None, tensors)
+
+
+def test_memory_left_in_a_container_counts(tmp_path, monkeypatch):
+    (tmp_path / "max").write_text("1073741824\n")
+    (tmp_path / "current").write_text("805306368\n")
+    monkeypatch.setattr(memory, "CGROUP_FILES", ((str(tmp_path / "max"), str(tmp_path / "current")),))
+    assert memory.available_bytes() == 256 << 20
+    (tmp_path / "max").write_text("max\n")
+    assert memory.available_bytes() == memory._system_available()
+
+
+def test_export_checks_the_input_size_too(tmp_path):
+    huge = resized_input(graphs.dynamic_size()[0], ["N", 3, "H", "W"])
+    with pytest.raises(ModelError, match="over the limit"):
+        export(huge, tmp_path / "huge.onnx", size=(50000, 50000))
+    assert not (tmp_path / "huge.onnx").exists()

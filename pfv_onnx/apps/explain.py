@@ -87,7 +87,7 @@ def _run(pfv: PFV, paths: list[Path], names: list[str], plan: list[range], descr
     """:func:`explain` once its journal is open: the batches it has not finished whole, then the summary."""
     out = journal.out
     progress = Progress(len(paths), enabled=show_progress)
-    todo = [(i, plan[i]) for i in range(len(plan)) if not _finished(journal.batches.get(i), len(plan[i]), out)]
+    todo = [(i, plan[i]) for i in range(len(plan)) if not _finished(journal.batches.get(i), i, {names[p]: str(paths[p]) for p in plan[i]}, out)]
     progress.update(len(paths) - sum(len(part) for _, part in todo))
     stream = BatchStream(pfv.featurizer, paths, todo, maps=pfv.needs_maps(pfv.basis), workers=workers)
 
@@ -117,17 +117,46 @@ def _run(pfv: PFV, paths: list[Path], names: list[str], plan: list[range], descr
     return summary
 
 
-def _finished(entry: dict[str, Any] | None, count: int, out: Path) -> bool:
-    """Whether a journal entry records a batch of ``count`` inputs as finished whole: each written or
-    skipped, its timings numbers, and every file it names a picture of this run that is there."""
+def _finished(entry: Any, index: int, sources: dict[str, str], out: Path) -> bool:
+    """Whether a journal entry records batch ``index`` (``sources``: its inputs' names and paths) as
+    finished whole: in the form :func:`explain` writes it, each input written or skipped, every picture it
+    names there. Anything else is done again."""
     try:
         images, skipped, timings, batch = entry["images"], entry["skipped"], entry["timings"], entry["batch"]
-        files = [f for image in images for f in image["files"].values()] + ([batch["mosaic"]] if batch is not None else [])
-        if len(images) + len(skipped) != count or not all(isinstance(v, (int, float)) for v in timings.values()):
+        if not (isinstance(images, list) and isinstance(skipped, list) and isinstance(timings, dict)):
             return False
-        return all(_picture_file(out, f) for f in files) and (batch is not None or not images)
+        if len(images) + len(skipped) != len(sources) or not all(_number(v) for v in timings.values()):
+            return False
+        if not all(isinstance(s, dict) and s.get("source") in sources.values() and isinstance(s.get("reason"), str) for s in skipped):
+            return False
+        if not all(_image_entry(image, index, sources, out) for image in images):
+            return False
+        if not images:
+            return batch is None
+        return (
+            isinstance(batch, dict) and batch.get("index") == index and batch.get("images") == [i["name"] for i in images]
+            and isinstance(batch.get("solver"), str) and isinstance(batch.get("explained_variance_ratio"), list)
+            and all(_number(r) for r in batch["explained_variance_ratio"]) and _picture_file(out, batch.get("mosaic"))
+        )
     except (KeyError, TypeError, AttributeError):
         return False
+
+
+def _image_entry(image: Any, index: int, sources: dict[str, str], out: Path) -> bool:
+    """Whether a journal's image entry is one :func:`~pfv_onnx.report.write_batch` wrote for this input."""
+    top = image.get("top5", [])
+    return (
+        sources.get(image.get("name")) == image.get("source") and image.get("batch") == index
+        and isinstance(image.get("files"), dict) and all(_picture_file(out, f) for f in image["files"].values())
+        and isinstance(top, list) and all(
+            isinstance(t, dict) and isinstance(t.get("class"), int) and isinstance(t.get("label"), (str, type(None))) and _number(t.get("probability"))
+            for t in top
+        )
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _picture_file(out: Path, relative: Any) -> bool:

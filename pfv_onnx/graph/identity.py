@@ -52,18 +52,45 @@ def features_sha256(model: onnx.ModelProto, weights_dir: Path | None, tensors: I
     for value in graph.input:
         if value.name in read:
             _update_text(digest, "input", value.name, str(value.type.tensor_type.elem_type))
+    called = {(n.domain, n.op_type) for n in nodes}
+    for function in sorted(model.functions, key=lambda f: (f.domain, f.name)):  # the operators a model defines itself
+        if (function.domain, function.name) in called:
+            digest.update(function.SerializeToString(deterministic=True))
     for node in nodes:
         _update_text(digest, "node", node.domain, node.op_type, *node.input, "->", *node.output)
         for attribute in sorted(node.attribute, key=lambda a: a.name):
             digest.update(attribute.SerializeToString(deterministic=True))
+            for tensor in _subgraph_weights(attribute):  # the serialised attribute holds only their file's name
+                _update_tensor(digest, tensor, weights_dir)
     for tensor in sorted((t for t in graph.initializer if t.name in read), key=lambda t: t.name):
-        _update_text(digest, "weight", tensor.name, str(tensor.data_type), *map(str, tensor.dims))
-        if uses_external_data(tensor):
-            info = ExternalDataInfo(tensor)
-            _update_from_file(digest, _weight_file(weights_dir, info.location), info.offset or 0, info.length)
-        else:
-            digest.update(numpy_helper.to_array(tensor).tobytes())
+        _update_tensor(digest, tensor, weights_dir)
+    for sparse in sorted((s for s in graph.sparse_initializer if s.values.name in read), key=lambda s: s.values.name):
+        _update_text(digest, "sparse", *map(str, sparse.dims))
+        _update_tensor(digest, sparse.values, weights_dir)
+        _update_tensor(digest, sparse.indices, weights_dir)
     return digest.hexdigest()
+
+
+def _update_tensor(digest, tensor: onnx.TensorProto, weights_dir: Path | None) -> None:
+    """A weight: its name, type, shape and values (read from its file when external)."""
+    _update_text(digest, "weight", tensor.name, str(tensor.data_type), *map(str, tensor.dims))
+    if uses_external_data(tensor):
+        info = ExternalDataInfo(tensor)
+        _update_from_file(digest, _weight_file(weights_dir, info.location), info.offset or 0, info.length)
+    else:
+        digest.update(numpy_helper.to_array(tensor).tobytes())
+
+
+def _subgraph_weights(attribute: onnx.AttributeProto) -> list[onnx.TensorProto]:
+    """The external weights of the subgraphs (If, Loop, Scan bodies) an attribute holds, at any depth."""
+    graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+    found = []
+    for graph in graphs:
+        found += [t for t in graph.initializer if uses_external_data(t)]
+        for node in graph.node:
+            for inner in node.attribute:
+                found += _subgraph_weights(inner)
+    return found
 
 
 def _weight_file(weights_dir: Path | None, location: str) -> Path:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -127,7 +126,6 @@ class Session:
         # On an accelerator, I/O binding: the input goes to the device once and only the requested outputs
         # (A^b or the small per-layer maps, F_N, the logits) come back, into host buffers onnxruntime sizes.
         self.binding = self.providers[0] != "CPUExecutionProvider" if binding is None else binding
-        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfv-run")
 
     @property
     def providers(self) -> list[str]:
@@ -166,15 +164,28 @@ class Session:
         the interrupt goes on."""
         options = onnxruntime().RunOptions()
         options.log_severity_level = 4  # its failures become one line here, not a log on stderr as well
-        job = self._runner.submit(self._run_chunk, chunk, names, options)
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome["value"] = self._run_chunk(chunk, names, options)
+            except BaseException as exc:  # raised in the calling thread
+                outcome["error"] = exc
+            finally:
+                finished.set()
+
+        # A daemon thread: one that a kernel keeps busy past the interrupt does not hold the process's exit.
+        threading.Thread(target=call, name="pfv-run", daemon=True).start()
         try:
-            return job.result()
+            finished.wait()
         except KeyboardInterrupt:
-            options.terminate = True
-            concurrent.futures.wait([job], timeout=STOP_WAIT_S)
+            options.terminate = True  # onnxruntime stops between two operators
+            finished.wait(STOP_WAIT_S)
             raise
-        except Exception as exc:
-            raise ModelError(f"onnxruntime failed to run the model: {first_line(exc)}") from None
+        if "error" in outcome:
+            raise ModelError(f"onnxruntime failed to run the model: {first_line(outcome['error'])}") from None
+        return outcome["value"]
 
     def _run_chunk(self, chunk: np.ndarray, names: list[str], options: Any) -> list[np.ndarray]:
         if not self.binding:
