@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pfv_onnx.runtime import available_providers, onnxruntime
 
-from . import overhead, throughput, torch_reference
+from . import overhead, solver, throughput, torch_reference, weightings
 from .models import mobilenet_v2_qdq, resnet50_random, vgg16_random
 
 # Providers measured when installed and usable.
@@ -84,6 +84,23 @@ def main(argv: list[str] | None = None) -> int:
     for provider, reason in unusable.items():
         print(f"{provider}: not usable here ({reason})")
 
+    print(weightings.HEADER)
+    by_weighting = []
+    for name, model, batches in configurations(args.quick)[: 1 if args.quick else None]:
+        if "QDQ" in name:
+            continue
+        for r in weightings.measure(name, model, max(batches), runs, relevance="random" not in name):
+            print(weightings.row(r), flush=True)
+            by_weighting.append(r)
+
+    print(solver.HEADER)
+    solvers = []
+    for name, model, batches in configurations(args.quick):
+        for batch in batches:
+            r = solver.measure(name, model, batch, runs)
+            print(solver.row(r), flush=True)
+            solvers.append(r)
+
     scale = []
     if args.throughput:
         print(throughput.HEADER)
@@ -100,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             print(torch_reference.row(r), flush=True)
             reference.append(r)
 
-    data = {"machine": info, "quick": args.quick, "runs": runs, "results": rows, "unusable": unusable, "throughput": scale, "torch": reference}
+    data = {"machine": info, "quick": args.quick, "runs": runs, "results": rows, "unusable": unusable, "weightings": by_weighting,
+            "solvers": solvers, "throughput": scale, "torch": reference}
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
     if args.results:
@@ -141,6 +159,19 @@ def results_markdown(data: dict) -> str:
     if "CUDA" not in measured:
         lines += ["", "No GPU provider was usable on this machine: the CUDA rows (I/O binding, device timings) come from a",
                   "machine with onnxruntime-gpu and a GPU (`pip install -e '.[gpu]'`, then `python -m benchmarks`)."]
+    if data["weightings"]:
+        lines += ["", "## Weightings: cost and relevance side by side", "",
+                  "PFV over the bare forward pass (as above) with each weighting, at the largest batch above; for the models with",
+                  "real weights, where the weighting map and the PFV picture point on the 48 shipped composites",
+                  "(`pfv-onnx evaluate MODEL --no-faithfulness`: ROC-AUC for the object's pixels, the share of images whose",
+                  "maximum lies inside the object, and on the outer 1/16 border). *focus* reads `F_N` and the last earlier tap,",
+                  "*paper* every earlier tap, *final* `F_N` alone.", "",
+                  weightings.HEADER, *[weightings.row(r) for r in data["weightings"]]]
+    if data["solvers"]:
+        lines += ["", "## The PCA solver", "", "The decomposition as PFV runs it (one BLAS thread), on the features of the sample photos: the default",
+                  "solver (randomised, iterated until every component is within its tolerance of the exact one, or exact where",
+                  "the eigenvalues lie too close for that) against an exact `eigh`; medians of interleaved runs.", "",
+                  solver.HEADER, *[solver.row(r) for r in data["solvers"]]]
     if data["throughput"]:
         lines += ["", "## Folders at scale", "", "`pfv-onnx explain` against a plain loop that only decodes, preprocesses and runs the bare",
                   "forward pass on the same files (batches of 32, the shipped gcompris5 photos copied round-robin): one inference",

@@ -25,8 +25,10 @@ def _classifier(nodes: list, inits: list, name: str, size: int, classes: int) ->
     return model
 
 
-def vgg16_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
-    """VGG16 (conv + ReLU, max-pools, the 4096-4096-1000 head) with He-normal random weights, dynamic batch."""
+def vgg16_random(size: int = 224, seed: int = 0, classes: int = 1000, pooled_head: bool = False) -> onnx.ModelProto:
+    """VGG16 (conv + ReLU, max-pools, the 4096-4096-1000 head) with He-normal random weights, dynamic batch.
+    ``pooled_head`` replaces the 120-million-weight head with global average pooling and one linear layer
+    (the convolutions, and so the features PFV reads, are the same)."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
 
@@ -50,12 +52,15 @@ def vgg16_random(size: int = 224, seed: int = 0, classes: int = 1000) -> onnx.Mo
         nodes.append(helper.make_node("Conv", [x, w, b], [f"conv{i}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
         nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
         x, channels = f"relu{i}", item
+    if pooled_head:
+        nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
+        x, side = "pooled", 1
     nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
     x, width = "flat", channels * side * side
-    for j, out in enumerate((4096, 4096, classes)):
+    for j, out in enumerate((classes,) if pooled_head else (4096, 4096, classes)):
         w = weight(f"fc{j}.w", (out, width), width)
         b = zeros(f"fc{j}.b", out)
-        y = "logits" if out == classes and j == 2 else f"fc{j}"
+        y = "logits" if out == classes and j == (0 if pooled_head else 2) else f"fc{j}"
         nodes.append(helper.make_node("Gemm", [x, w, b], [y], transB=1))
         if y != "logits":
             nodes.append(helper.make_node("Relu", [y], [f"fc{j}.relu"]))

@@ -100,11 +100,14 @@ def interleaved(steps: dict[str, Callable[[], object]], runs: int) -> dict[str, 
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def measure(name: str, model: onnx.ModelProto | str, batch: int, runs: int = 7, provider: str = "CPUExecutionProvider") -> Overhead:
+def measure(
+    name: str, model: onnx.ModelProto | str, batch: int, runs: int = 7, provider: str = "CPUExecutionProvider", weighting: str | None = None
+) -> Overhead:
     """Medians over ``runs`` interleaved rounds of the bare pass (our session options, onnxruntime's
-    defaults, and in one call) and PFV, all on the same preprocessed batch."""
+    defaults, and in one call) and PFV (with ``weighting``, default the default), all on the same
+    preprocessed batch."""
     source = load_model(bundled.resolve_model(model) if isinstance(model, str) else model)
-    pfv = PFV(source, providers=[provider])
+    pfv = PFV(source, providers=[provider], weighting=weighting)
     chunk = pfv.featurizer.chunk_size
     bare = Session(source, providers=[provider], spin=False)
     default = default_session(source, provider)

@@ -25,6 +25,7 @@ _EXPORTS = {
     "Featurizer": "featurizer",
     "PRESETS": "presets",
     "export": "tapping",
+    "evaluate": "evaluation",
     "tap_model": "tapping",
     "PFVError": "errors",
     "ModelError": "errors",

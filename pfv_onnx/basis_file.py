@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from .core import FittedBasis, PrincipalComponents
+from .core.activation import source_count
 from .core.normalise import Scaling, ValueStats
 from .errors import PFVError
 from .files import atomic_path
-from .options import MIN_N_SIGMA
+from .options import MIN_N_SIGMA, WEIGHTINGS
 from .version import __version__
 
 FORMAT = "pfv-onnx basis"
@@ -38,6 +39,7 @@ MAX_BYTES = 1 << 30  # the whole file, uncompressed
 HEADER_TYPES = {
     "version": int, "features_sha256": str, "taps": list, "final": str, "channels": int, "images": int,
     "n_samples": int, "solver": str, "n_components": int, "hierarchical": bool, "n_sigma": float, "size": list,
+    "weighting": str,
 }
 
 
@@ -49,7 +51,7 @@ def save_basis(path: str | Path, basis: FittedBasis, header: dict[str, Any]) -> 
     pca, s, a = basis.pca, basis.scaling, basis.activation
     full = {"format": FORMAT, "version": VERSION, "pfv_onnx": __version__, **header,
             "images": basis.images, "hierarchical": basis.hierarchical, "n_sigma": basis.n_sigma,
-            "solver": pca.solver, "n_samples": pca.n_samples}
+            "weighting": basis.weighting, "solver": pca.solver, "n_samples": pca.n_samples}
     activation = [a.count, a.total, a.squares, a.lo, a.hi] if a is not None else [0, 0.0, 0.0, 0.0, 0.0]
     scalars = np.array([pca.total_variance, basis.prescale, s.mean, s.std, s.lo, s.hi, *activation])
     with atomic_path(path) as tmp:
@@ -105,6 +107,8 @@ def _header(header: Any, path: Path) -> dict[str, Any]:
     if header["images"] < 1 or header["n_samples"] < 2 or not 1 <= header["n_components"] <= header["channels"] <= MAX_CHANNELS:
         raise PFVError(f"{path}: damaged basis header: {header['images']} images, {header['n_samples']} samples, "
                        f"{header['n_components']} components of {header['channels']} channels")
+    if header["weighting"] not in WEIGHTINGS or (header["hierarchical"] and header["weighting"] != "paper"):
+        raise PFVError(f"{path}: damaged basis header: weighting {header['weighting']!r}")
     if not (math.isfinite(header["n_sigma"]) and header["n_sigma"] >= MIN_N_SIGMA):
         raise PFVError(f"{path}: damaged basis header: n_sigma {header['n_sigma']}")
     return header
@@ -119,7 +123,7 @@ def _basis(arrays: dict[str, np.ndarray], header: dict[str, Any], path: Path) ->
         components.shape == (k, channels)
         and arrays["mean"].shape == (channels,)
         and arrays["explained_variance"].shape == (k,)
-        and arrays["layer_peaks"].shape == (max(len(header["taps"]), 1),)
+        and arrays["layer_peaks"].shape == (source_count("paper" if header["hierarchical"] else header["weighting"], len(header["taps"])),)
         and all(np.isfinite(a).all() for a in arrays.values())
     )
     if not consistent:
@@ -130,7 +134,7 @@ def _basis(arrays: dict[str, np.ndarray], header: dict[str, Any], path: Path) ->
     pca = PrincipalComponents(arrays["mean"], components, arrays["explained_variance"], total, header["n_samples"], header["solver"])
     return FittedBasis(
         pca, prescale, tuple(arrays["layer_peaks"].tolist()), header["hierarchical"], float(header["n_sigma"]),
-        Scaling(mean, std, lo, hi), header["images"], ValueStats(int(count), a_total, a_squares, a_lo, a_hi),
+        Scaling(mean, std, lo, hi), header["images"], ValueStats(int(count), a_total, a_squares, a_lo, a_hi), header["weighting"],
     )
 
 

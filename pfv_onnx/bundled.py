@@ -49,3 +49,10 @@ def sample_image(stem: str) -> Path:
         if path.stem == stem:
             return path
     raise PFVError(f"no bundled sample photo {stem!r}")
+
+
+def relevance_set() -> tuple[Path, Path]:
+    """The folders of the shipped cut-out objects and background photos for ``pfv-onnx evaluate`` (see
+    ``pfv_onnx/samples/relevance/ATTRIBUTION.md``)."""
+    folder = Path(str(resources.files("pfv_onnx") / "samples" / "relevance"))
+    return folder / "objects", folder / "backgrounds"

@@ -77,26 +77,8 @@ def _command(commands: Any, name: str, help: str, groups: Sequence[str] = ALL_GR
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pfv-onnx", description="Principal Feature Visualisation for CNNs in ONNX.")
-    parser.add_argument("--version", action="version", version=f"pfv-onnx {__version__}")
-    parser.add_argument("--traceback", action="store_true", help="on an internal error, show the traceback")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    explain = _command(commands, "explain", "PFV pictures, a summary and an HTML report for image files and folders")
-    explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
-    explain.add_argument("--out", required=True, help="folder to write to (an interrupted run of the same command there is continued)")
-    explain.add_argument("--batch", type=_count(1), help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
-    explain.add_argument("--pictures", type=_names, default=None, metavar="KINDS",
-                         help=f"which pictures to write per image: comma-separated from {','.join(PICTURES)} (default: all)")
-    explain.add_argument("--basis", help="a basis from 'pfv-onnx fit': colours fixed across batches instead of relative to each")
-
-    fit = _command(commands, "fit", "fit a basis on a dataset, so that colours mean the same in every batch")
-    fit.add_argument("inputs", nargs="+", metavar="DATA", help="image files or folders of images")
-    fit.add_argument("--out", required=True, help="the basis file to write (.npz)")
-    fit.add_argument("--batch", type=_count(1), default=32, help="images read and run at a time (default 32; the basis does not depend on it)")
-    fit.add_argument("--dask", metavar="ADDRESS", help="fit on Dask: a scheduler address, or 'local' for a local cluster of two worker processes")
-
+def _applications(commands: Any) -> None:
+    """The paper's applications and the benchmark of the maps, as commands."""
     debug = _command(commands, "debug", "why an image was misclassified: its components against examples of both classes")
     debug.add_argument("--image", required=True, help="the misclassified image")
     debug.add_argument("--true-class", required=True, nargs="+", metavar="DIR_OR_FILES", help="examples of its true class (three are used)")
@@ -117,6 +99,42 @@ def build_parser() -> argparse.ArgumentParser:
     sanity.add_argument("--steps", type=_count(1), default=8, help="steps of the cascade (default 8)")
     sanity.add_argument("--seed", type=_count(0), default=0, help="seed of the random weights (default 0)")
     sanity.add_argument("--basis", help="a basis from 'pfv-onnx fit': its method options are the ones tested")
+
+    evaluate = _command(commands, "evaluate", "do PFV's maps point at the object and are they faithful? Against baselines and controls")
+    evaluate.add_argument("--out", required=True, help="folder to write to")
+    evaluate.add_argument("--objects", metavar="DIR", help="cut-out objects with transparency to paste on --backgrounds (default: the shipped set)")
+    evaluate.add_argument("--backgrounds", metavar="DIR", help="photos to paste --objects on")
+    evaluate.add_argument("--count", type=_count(1), help="composites to make (default 48)")
+    evaluate.add_argument("--images", metavar="DIR", help="instead of composites: images whose objects --masks marks")
+    evaluate.add_argument("--masks", metavar="DIR", help="one mask per image, of the same name: the object where it is not black")
+    evaluate.add_argument("--batch", type=_count(1), help="images per PCA batch (default 16)")
+    evaluate.add_argument("--steps", type=_count(2), help="steps of the deletion and insertion curves (default 20)")
+    evaluate.add_argument("--fill", choices=("blur", "mean"), default="blur", help="what removed pixels become: a blurred copy (default) or the mean colour")
+    evaluate.add_argument("--no-faithfulness", action="store_true", help="localisation only (seconds instead of minutes)")
+    evaluate.add_argument("--seed", type=_count(0), default=0, help="seed of the composites and of the random control (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pfv-onnx", description="Principal Feature Visualisation for CNNs in ONNX.")
+    parser.add_argument("--version", action="version", version=f"pfv-onnx {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="on an internal error, show the traceback")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    explain = _command(commands, "explain", "PFV pictures, a summary and an HTML report for image files and folders")
+    explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    explain.add_argument("--out", required=True, help="folder to write to (an interrupted run of the same command there is continued)")
+    explain.add_argument("--batch", type=_count(1), help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
+    explain.add_argument("--pictures", type=_names, default=None, metavar="KINDS",
+                         help=f"which pictures to write per image: comma-separated from {','.join(PICTURES)} (default: all)")
+    explain.add_argument("--basis", help="a basis from 'pfv-onnx fit': colours fixed across batches instead of relative to each")
+
+    fit = _command(commands, "fit", "fit a basis on a dataset, so that colours mean the same in every batch")
+    fit.add_argument("inputs", nargs="+", metavar="DATA", help="image files or folders of images")
+    fit.add_argument("--out", required=True, help="the basis file to write (.npz)")
+    fit.add_argument("--batch", type=_count(1), default=32, help="images read and run at a time (default 32; the basis does not depend on it)")
+    fit.add_argument("--dask", metavar="ADDRESS", help="fit on Dask: a scheduler address, or 'local' for a local cluster of two worker processes")
+
+    _applications(commands)
 
     demo = _command(commands, "demo", "the paper's figures 2-4 on the bundled model and sample photos", ("images", "runtime"), model=False)
     demo.add_argument("--out", default="pfv-demo", help="folder to write to (default: pfv-demo)")

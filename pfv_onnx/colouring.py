@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import memory
-from .core import FittedBasis, Visualisation, transform, visualise
+from .core import BlankResponse, FittedBasis, Visualisation, transform, visualise
 from .errors import PFVError
 from .features import Features
 from .options import Options
@@ -17,7 +17,12 @@ from .threads import single_threaded, worker_count
 
 
 def colour(
-    features: Features, size: tuple[int, int], options: Options, basis: FittedBasis | None = None, threads: int | None = None
+    features: Features,
+    size: tuple[int, int],
+    options: Options,
+    basis: FittedBasis | None = None,
+    threads: int | None = None,
+    blank: BlankResponse | None = None,
 ) -> Visualisation:
     """The NumPy part of PFV on the features of one analysis batch: relative to the batch with the
     ``method`` options, or with ``basis`` (which fixes the method).
@@ -25,6 +30,7 @@ def colour(
     Args:
         size: ``(H0, W0)``, the model's input size.
         threads: threads for the core (default: the cores this process may use).
+        blank: the channel sums of a featureless image, for the ``focus`` weighting.
 
     Raises:
         PFVError: the batch cannot be coloured (too few pixels for the components, the per-layer maps
@@ -38,13 +44,16 @@ def colour(
     if features.maps is None and hierarchical:
         raise PFVError("the hierarchical weighting needs the per-layer maps: forward(inputs, maps=True)")
     maps = features.maps if features.maps is not None else []
+    # A^b computed in the graph is the paper's: another weighting makes its own map from the maps.
+    activation = features.activation if (basis.weighting if basis is not None else options.weighting) == "paper" else None
     try:
         with single_threaded():
             if basis is not None:
-                return transform(final, maps, size, basis, activation=features.activation, threads=threads)
+                return transform(final, maps, size, basis, activation=activation, threads=threads, blank=blank)
             return visualise(
                 final, maps, size, n_components=options.n_components, hierarchical=options.hierarchical,
-                n_sigma=options.n_sigma, solver=options.solver, activation=features.activation, threads=threads,
+                n_sigma=options.n_sigma, solver=options.solver, activation=activation, threads=threads,
+                weighting=options.weighting, blank=blank,
             )
     except ValueError as exc:
         raise PFVError(f"cannot visualise this batch: {exc}") from None
@@ -70,7 +79,7 @@ class BatchResult:
 
     Attributes:
         visualisation: the core's arrays (:class:`pfv_onnx.core.Visualisation`); the properties below read it.
-        taps: tensor names feeding ``A^b``, in graph order.
+        taps: the earlier taps the weighting read, in graph order.
         final: tensor name of ``F_N``.
         logits: ``(B, K)`` float32 model output, ``None`` when the head was not kept.
         images: ``(B, H0, W0, 3)`` uint8 RGB model-input crops, ``None`` for a preprocessed float batch.
@@ -99,7 +108,8 @@ class BatchResult:
 
     @property
     def activation(self) -> np.ndarray:
-        """``(B, H0, W0)`` float32, the total activation map ``A^b``."""
+        """``(B, H0, W0)`` float32, the map that weighted the components (the paper's ``A^b``, or another
+        weighting's)."""
         return self.visualisation.activation
 
     @property

@@ -19,6 +19,7 @@ from PIL import Image
 
 from . import bundled, memory
 from .errors import ImageError, ModelError, PFVError
+from .core.activation import EARLIER_TAPS, BlankResponse, channel_sum
 from .features import Batch, Features
 from .graph import (
     InputSpec,
@@ -32,7 +33,7 @@ from .graph import (
     weights_folder,
 )
 from .options import Options
-from .preprocess import expand_inputs, fit_image, to_image, to_model_input
+from .preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
 from .presets import DEFAULT_PRESET, Preset, get_preset
 from .runtime import Session, default_chunk, resolve_providers
 from .tapping import TappedModel, tap_model
@@ -52,7 +53,7 @@ class Featurizer:
         model: a bundled model's name, an ``.onnx`` path, bytes or a ``ModelProto`` (tapped by
             :func:`pfv_onnx.export` or not).
         options: the ``model``, ``images``, ``runtime`` and ``export`` fields of :class:`~pfv_onnx.Options`
-            are read here.
+            are read here, and the weighting (which taps it reads).
         labels: class names for the model's output; default the bundled ImageNet names for 1000 classes.
     """
 
@@ -67,13 +68,16 @@ class Featurizer:
             self._memory_sha256 = bytes_sha256(bytes(resolved) if isinstance(resolved, (bytes, bytearray)) else source.SerializeToString())
         self.providers = resolve_providers(options.providers)
         in_graph = options.activation_in_graph
-        if in_graph is None:  # on the CPU, upsampling the small per-layer maps in OpenCV costs less
-            in_graph = self.providers[0] != "CPUExecutionProvider"
+        if in_graph is None:  # the paper's A^b only; on the CPU, upsampling the small per-layer maps in OpenCV costs less
+            in_graph = self.providers[0] != "CPUExecutionProvider" and options.weighting == "paper"
         spec = image_input(source)
         size = options.size or spec.size_or_default
+        # Only the earlier taps the weighting reads are summed in the graph (the hierarchical weighting reads all).
+        self.weighting = options.weighting  # the paper's when hierarchical (Options sees to it)
+        earlier = None if options.hierarchical else EARLIER_TAPS[options.weighting]
         self.tapped: TappedModel = tap_model(
             source, list(options.layers) if options.layers else None, options.final, options.keep_logits, in_graph,
-            size=size, weights_dir=weights_folder(resolved, source),
+            size=size, weights_dir=weights_folder(resolved, source), earlier=earlier,
         )
         # No spinning: the NumPy core runs right after each forward pass, and in a folder run the threads that
         # decode and write run during it; they need the cores (spinning made a single large batch faster
@@ -97,7 +101,7 @@ class Featurizer:
 
     @property
     def taps(self) -> list[str]:
-        """Tensor names feeding ``A^b``, in graph order."""
+        """The earlier taps the weighting reads (all that the tap rule finds for the paper's), in graph order."""
         return list(self.tapped.outputs.taps)
 
     @property
@@ -144,6 +148,17 @@ class Featurizer:
         """Refuse, with one line, a batch of ``count`` images that would not fit in memory."""
         height, width = self.size
         memory.require(count * self.image_bytes, f"a batch of {count} images at {height} x {width}", "use smaller batches")
+
+    @functools.cached_property
+    def blank(self) -> BlankResponse:
+        """The channel sums of ``F_N`` and of each earlier tap for a featureless image
+        (:func:`~pfv_onnx.preprocess.blank_image`): what the network responds to the frame and padding alone."""
+        features = self.forward(self.model_input(blank_image(self.preset, self.size)[None]), maps=True)
+        return BlankResponse(channel_sum(features.final)[0], tuple(m[0] for m in features.maps or []))
+
+    def blank_for(self, weighting: str) -> BlankResponse | None:
+        """:attr:`blank` when ``weighting`` subtracts it (``focus``), else ``None``."""
+        return self.blank if weighting == "focus" else None
 
     def class_names(self, logits: np.ndarray | None) -> list[str] | None:
         """Names for the classes of ``logits``: the given labels, else ImageNet's for 1000 classes."""
@@ -249,9 +264,9 @@ class Featurizer:
         """One forward pass (in chunks) of a preprocessed batch in the model's layout.
 
         Args:
-            maps: fetch the per-layer maps ``A_l`` when the graph computes ``A^b`` (the hierarchical
-                weighting needs them); without ``A^b`` in the graph they are always fetched. Otherwise only
-                ``F_N``, ``A^b`` and the logits leave onnxruntime.
+            maps: fetch the per-layer maps ``A_l`` also when ``A^b`` comes from the graph (the paper's
+                weighting; the hierarchical one needs them); otherwise they are always fetched. With ``A^b``
+                from the graph and no ``maps``, only ``F_N``, ``A^b`` and the logits leave onnxruntime.
         """
         spec, expected = self.input, self._image_shape
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:
@@ -259,20 +274,22 @@ class Featurizer:
         if inputs.shape[0] < 1:
             raise PFVError("no images to run")
         outputs = self.tapped.outputs
-        logits = self._logits_output
-        fetch_maps = outputs.activation is None or maps
+        logits = self.logits_output
+        # A^b in the graph (an exported model's) is the paper's: another weighting makes its own from the maps.
+        activation = outputs.activation if self.weighting == "paper" else None
+        fetch_maps = activation is None or maps
         layer_maps = list(outputs.maps) if fetch_maps else []
-        names = [outputs.final, *layer_maps, *([outputs.activation] if outputs.activation else []), *([logits] if logits else [])]
+        names = [outputs.final, *layer_maps, *([activation] if activation else []), *([logits] if logits else [])]
         values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size)
         return Features(
             final=_feature_map(values, outputs.final, "F_N"),
             maps=[_feature_map(values, name, "a channel-sum map", 1)[:, 0] for name in layer_maps] if fetch_maps else None,
-            activation=_feature_map(values, outputs.activation, "A^b", 1)[:, 0] if outputs.activation else None,
+            activation=_feature_map(values, activation, "A^b", 1)[:, 0] if activation else None,
             logits=np.asarray(values[logits], dtype=np.float32).reshape(inputs.shape[0], -1) if logits else None,
         )
 
     @functools.cached_property
-    def _logits_output(self) -> str | None:
+    def logits_output(self) -> str | None:
         """The first kept model output shaped like class scores: ``(B, K)`` or ``(B, K, 1, 1)``."""
         for name in self.tapped.outputs.original:
             shape = self.session.output_shape(name)

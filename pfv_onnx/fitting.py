@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .core import FeatureMoments, FittedBasis, ValueStats, feature_matrix, layer_sources, weighted_stats
+from .core import BlankResponse, FeatureMoments, FittedBasis, ValueStats, feature_matrix, weighted_stats, weighting_sources
 from .errors import PFVError
 from .features import Features
 from .featurizer import Featurizer, ImageLike
@@ -51,19 +51,25 @@ def fit_basis(
     return _complete(basis, shard_stats(featurizer, items, batch_size, basis)), skipped
 
 
-def basis_of(features: Features, size: tuple[int, int], options: Options, images: int) -> FittedBasis:
-    """The basis fitted on the features of one batch already in memory (both passes on them)."""
+def basis_of(features: Features, size: tuple[int, int], options: Options, images: int, blank: BlankResponse | None = None) -> FittedBasis:
+    """The basis fitted on the features of one batch already in memory (both passes on them); ``blank``:
+    the featureless image's channel sums, for the ``focus`` weighting."""
     if features.maps is None:
         raise PFVError("fitting needs the per-layer maps: forward(inputs, maps=True)")
-    moments = FeatureMoments.of(feature_matrix(features.final), layer_sources(features.final, features.maps), images)
+    sources = _checked(weighting_sources, features.final, features.maps, options.weighting, blank)
+    moments = FeatureMoments.of(feature_matrix(features.final), sources, images)
     basis = _basis(moments, options)
-    return _complete(basis, _checked(weighted_stats, features.final, features.maps, size, basis))
+    return _complete(basis, _checked(weighted_stats, features.final, features.maps, size, basis, 1, blank))
 
 
 def shard_moments(featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int) -> tuple[FeatureMoments | None, list[dict]]:
-    """Pass 1 over ``items``: the merged :class:`FeatureMoments` of their batches, and the skipped items."""
+    """Pass 1 over ``items``: the merged :class:`FeatureMoments` of their batches (with the peaks of the
+    featurizer's weighting's sources), and the skipped items."""
+    weighting = featurizer.weighting
+    blank = featurizer.blank_for(weighting)
+
     def moments(decoded: Decoded, features: Features) -> FeatureMoments:
-        sources = layer_sources(features.final, features.maps)
+        sources = _checked(weighting_sources, features.final, features.maps, weighting, blank)
         return _checked(FeatureMoments.of, feature_matrix(features.final), sources, len(decoded.positions))
 
     return _reduce(featurizer, items, batch_size, moments, FeatureMoments.merge)
@@ -72,8 +78,10 @@ def shard_moments(featurizer: Featurizer, items: Sequence[ImageLike], batch_size
 def shard_stats(featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
     """Pass 2 over ``items``: the statistics of their weighted components under ``basis`` and of their
     activation maps."""
+    blank = featurizer.blank_for(basis.weighting)
+
     def stats(_decoded: Decoded, features: Features) -> tuple[ValueStats, ValueStats]:
-        return _checked(weighted_stats, features.final, features.maps, featurizer.size, basis)
+        return _checked(weighted_stats, features.final, features.maps, featurizer.size, basis, 1, blank)
 
     merged, _ = _reduce(featurizer, items, batch_size, stats, _merge_stats)
     return merged if merged is not None else (ValueStats(), ValueStats())
@@ -106,7 +114,7 @@ def _checked(step: Callable, *args: Any) -> Any:
 def _basis(moments: FeatureMoments | None, options: Options) -> FittedBasis:
     if moments is None:
         raise PFVError("no image could be read to fit a basis")
-    return _checked(moments.basis, options.n_components, options.hierarchical, options.n_sigma)
+    return _checked(moments.basis, options.n_components, options.hierarchical, options.n_sigma, options.weighting)
 
 
 def _complete(basis: FittedBasis, stats: tuple[ValueStats, ValueStats]) -> FittedBasis:

@@ -19,6 +19,8 @@ from .errors import PFVError
 from .presets import PRESETS
 
 SOLVERS = ("auto", "covariance", "gram", "randomized")
+# The map that weights the components (pfv_onnx.core.activation): focus is the default, paper the paper's A^b.
+WEIGHTINGS = ("focus", "paper", "final")
 RESIZE_MODES = ("crop", "stretch")
 # The pictures a report can hold per image (pfv_onnx.report).
 PICTURES = ("pfv", "overlay", "activation", "components")
@@ -127,6 +129,8 @@ class Options:
         n_components: principal components kept (``rgb`` shows the first three).
         hierarchical: weight the components layer by layer (the reference code's variant).
         n_sigma: clip of the joint whitening, in standard deviations.
+        weighting: the map that weights the components (:data:`WEIGHTINGS`): ``focus`` (the default),
+            ``paper`` (the paper's ``A^b``, and what the hierarchical weighting uses), or ``final``.
         solver: PCA solver (:data:`SOLVERS`; ``auto`` chooses by shape).
         providers: onnxruntime execution providers; ``None``: CUDA when available, else CPU.
         chunk_size: images per inference call; ``"auto"``: 8 on the CPU, 32 on an accelerator; ``None``:
@@ -163,6 +167,10 @@ class Options:
     solver: str = _option(
         "method", "auto", _choice(SOLVERS),
         "--solver", "PCA solver (default: chosen by shape)", choices=SOLVERS)
+    weighting: str | None = _option(
+        "method", None, _optional(_choice(WEIGHTINGS)),
+        "--weighting", "the map that weights the components: focus (default: the response beyond a featureless image), "
+        "paper (the paper's activation map), final (the last layer's channel sum)", choices=WEIGHTINGS)
     providers: tuple[str, ...] | None = _option(
         "runtime", None, _optional(_names),
         "--provider", "onnxruntime execution provider, e.g. CUDA or CPU (repeatable; default: CUDA if available, else CPU)",
@@ -181,13 +189,23 @@ class Options:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, f.metadata["check"](f.name, getattr(self, f.name)))
+        if self.weighting is None:  # the hierarchical weighting is the paper's, layer by layer
+            object.__setattr__(self, "weighting", "paper" if self.hierarchical else "focus")
+        elif self.hierarchical and self.weighting != "paper":
+            raise OptionError("weighting", f"must be paper for the hierarchical weighting (the reference code's), got {self.weighting!r}")
 
     def replace(self, **changes: Any) -> Options:
         """A copy with ``changes`` (validated like the original)."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise OptionError(unknown[0], f"is not an option (options: {', '.join(f.name for f in dataclasses.fields(self))})")
+        if changes.get("hierarchical") and "weighting" not in changes:
+            changes["weighting"] = "paper"  # the hierarchical weighting is the paper's
         return dataclasses.replace(self, **changes)
+
+    def weighted(self, weighting: str) -> Options:
+        """A copy that weights by ``weighting``, hierarchically only when it is the paper's and these options are."""
+        return self.replace(weighting=weighting, hierarchical=self.hierarchical and weighting == "paper")
 
     def view(self, *groups: str) -> dict[str, Any]:
         """The fields of ``groups`` (all when none is named) as JSON data: tuples become lists."""

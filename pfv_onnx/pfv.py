@@ -31,6 +31,11 @@ from .version import __version__
 Images = ImageLike | Sequence[ImageLike] | Batch
 
 
+def method_of(basis: FittedBasis) -> dict[str, Any]:
+    """The method options a basis was fitted with."""
+    return {"n_components": basis.pca.n_components, "hierarchical": basis.hierarchical, "n_sigma": basis.n_sigma, "weighting": basis.weighting}
+
+
 def _featurizer_property(name: str) -> property:
     return property(lambda self: getattr(self.featurizer, name), doc=getattr(Featurizer, name).__doc__)
 
@@ -81,6 +86,8 @@ class PFV:
         if options is not None and not isinstance(options, Options):
             raise OptionError("options", f"must be a pfv_onnx.Options (or give the options as keywords), got {type(options).__name__}")
         options = (options or Options()).replace(**option_values)
+        if basis is not None:  # the basis fixes the method, and with it the taps the featurizer reads
+            options = options.replace(**method_of(load_basis(basis)[0] if not isinstance(basis, FittedBasis) else basis))
         self.featurizer = Featurizer(model, options, labels)
         # A basis is bound to the preset and input size: they are part of the options in force.
         self.options = options.replace(preset=self.featurizer.preset.name, size=self.featurizer.size)
@@ -124,7 +131,7 @@ class PFV:
         """Fit the basis on ``images`` and colour them with it, from one forward pass."""
         batch, features, timings = self._forward(images, maps=True)
         self.fit_skipped = []
-        self.use_basis(basis_of(features, self.size, self.options, len(batch.names)))
+        self.use_basis(basis_of(features, self.size, self.options, len(batch.names), self.featurizer.blank_for(self.options.weighting)))
         return self.colour(features, batch.crops, batch.names, timings, self.basis)
 
     def colour(
@@ -145,7 +152,8 @@ class PFV:
             timings: the caller's stages so far, kept in the result.
             threads: threads for the NumPy core (default: the cores this process may use).
         """
-        vis = colour(features, self.size, self.options, basis, threads)
+        weighting = basis.weighting if basis is not None else self.options.weighting
+        vis = colour(features, self.size, self.options, basis, threads, self.featurizer.blank_for(weighting))
         count = features.final.shape[0]
         return PFVResult(
             visualisation=vis,
@@ -180,13 +188,15 @@ class PFV:
     def use_basis(self, basis: str | Path | FittedBasis) -> None:
         """Colour :meth:`transform` calls with ``basis`` from now on (a file is checked against this model,
         its layers and its inputs). The basis fixes the method's options."""
-        if not isinstance(basis, FittedBasis):
-            loaded, header = load_basis(basis)
+        loaded, header = (basis, None) if isinstance(basis, FittedBasis) else load_basis(basis)
+        if loaded.weighting != self.featurizer.weighting:  # it reads other taps than this PFV's model was tapped for
+            raise PFVError(f"this basis weights by {loaded.weighting}, this PFV by {self.featurizer.weighting}: open PFV(model, basis=...) to use it")
+        if header is not None:
             featurizer = self.featurizer
             check_basis(header, featurizer.model_sha256, featurizer.features_sha256, self.taps, self.final, self._inputs(), str(basis))
-            basis = loaded
+        basis = loaded
         # What the colours mean depends on these: they come from the basis.
-        self.options = self.options.replace(n_components=basis.pca.n_components, hierarchical=basis.hierarchical, n_sigma=basis.n_sigma)
+        self.options = self.options.replace(**method_of(basis))
         self.basis = basis
 
     def save_basis(self, path: str | Path) -> Path:

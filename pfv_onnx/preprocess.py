@@ -81,9 +81,10 @@ def decode_bytes(mode: str, pixels: int) -> int:
     return pixels * (2 * stored + converted)
 
 
-def load_image(path: str | Path) -> Image.Image:
+def load_image(path: str | Path, alpha: bool = False) -> Image.Image:
     """Decode an image file (one of :data:`FORMATS`) to 8-bit RGB: the first frame or page, EXIF orientation
-    applied, 16-bit and float images scaled to 8 bits, transparency composited on white.
+    applied, 16-bit and float images scaled to 8 bits, transparency composited on white (or, with
+    ``alpha``, kept: 8-bit RGBA).
 
     Raises:
         ImageError: the file is missing or not a regular file, is not in one of :data:`FORMATS`, cannot be
@@ -107,6 +108,8 @@ def load_image(path: str | Path) -> Image.Image:
             with _big_decodes if needed > BIG_DECODE else contextlib.nullcontext():
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)
+                if alpha:
+                    return (to_rgb(image) if image.mode.startswith("I") or image.mode == "F" else image).convert("RGBA")
                 return to_rgb(image)
     except ImageError:
         raise
@@ -138,6 +141,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def blank_image(preset: Preset, size: tuple[int, int]) -> np.ndarray:
+    """A picture without features: ``(H, W, 3)`` uint8, the preset's mean colour everywhere (black for
+    ``raw``, whose models normalise inside themselves)."""
+    colour = np.clip(np.round(preset.mean), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(colour, (*size, 3)))
 
 
 def to_image(item: str | Path | Image.Image | np.ndarray) -> Image.Image:

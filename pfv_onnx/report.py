@@ -4,7 +4,7 @@ Layout of the folder::
 
     images/<name>_pfv.png          PFV (component 1, 2, 3 = red, green, blue)
     images/<name>_overlay.png      PFV over a greyscale copy of the input (the paper's figures 6 and 7)
-    images/<name>_activation.png   the activation map A^b, viridis, one scale per batch
+    images/<name>_activation.png   the weighting map (the paper's A^b, or another weighting's), viridis, one scale per batch
     images/<name>_components.png   the unweighted components, normalised like PFV
     mosaics/batch_<k>.png          inputs over PFV, one column per image (the paper's figures 2 and 3),
                                    shrunk to at most MOSAIC_WIDTH pixels wide
@@ -37,7 +37,7 @@ from .render.html import swatch
 CAPTIONS = {
     "pfv": "PFV",
     "overlay": "PFV over the input",
-    "activation": "activation map A<sup>b</sup>",
+    "activation": "weighting map",
     "components": "components, unweighted",
 }
 COLOURS = ("#e33", "#3b3", "#36e")
@@ -257,7 +257,7 @@ def report_page(summary: dict, title: str) -> str:
         f"{len(summary['batches'])} batch(es); "
         + (f"colours come from a basis fitted on {summary['basis']['images']} images, the same in every batch."
            if summary.get("basis") else "colours are relative to each batch."),
-        "Tapped layers feeding the activation map: " + (", ".join(f"<code>{escape(t)}</code>" for t in summary["taps"]) or "none")
+        "Tapped layers the weighting reads: " + (", ".join(f"<code>{escape(t)}</code>" for t in summary["taps"]) or "none")
         + f". Decomposed layer F<sub>N</sub>: <code>{escape(summary['final'])}</code>.",
         "Time per stage: " + ", ".join(f"{escape(k)} {v:.2f} s" for k, v in timings.items()) + ".",
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -19,6 +19,7 @@ from .files import atomic_path, check_output_file
 from .graph import (
     InputSpec,
     TappedOutputs,
+    TapPlan,
     add_pfv_outputs,
     external_tensors,
     find_taps,
@@ -67,6 +68,7 @@ def tap_model(
     activation_in_graph: bool = True,
     size: tuple[int, int] | None = None,
     weights_dir: Path | None = None,
+    earlier: int | None = None,
 ) -> TappedModel:
     """Load ``src`` and rewrite it to output what PFV needs. A model tapped before is used as it is.
 
@@ -78,6 +80,8 @@ def tap_model(
         size: ``(H, W)`` to fix the input size of a model that leaves it open.
         weights_dir: the folder of the external weights of a model given in memory (for a path, the
             model file's own folder).
+        earlier: keep only this many of the last earlier taps the rule finds (``None``: all); layers named
+            in ``layers`` are all kept.
     """
     model = load_model(src)
     weights_dir = weights_dir or weights_folder(src, model)
@@ -89,6 +93,9 @@ def tap_model(
     if existing is not None:
         if layers or final:
             raise LayerError("this model was tapped already; give the original model to choose other layers")
+        if earlier is not None:  # read only the maps of the taps wanted; the others stay in onnxruntime
+            keep = slice(len(existing.taps) - earlier, None) if earlier else slice(0, 0)
+            existing = replace(existing, taps=existing.taps[keep], maps=existing.maps[keep])
         return TappedModel(model, existing, spec, weights_dir)
     tensors = infer_tensors(model)
     produced = {out for node in model.graph.node for out in node.output}
@@ -97,6 +104,8 @@ def tap_model(
     if unknown:
         tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
     plan = find_taps(model, tensors, layers, final)
+    if earlier is not None and not layers:
+        plan = TapPlan(plan.layers[len(plan.layers) - earlier :] if earlier else (), plan.final)
     in_graph = activation_in_graph and spec.size is not None
     tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph)
     outputs = read_tapped_outputs(tapped)

@@ -32,6 +32,10 @@ def test_benchmark_smoke_run_writes_json(tmp_path):
     for r in data["results"]:
         assert r["ratio"] > 0 and r["bare_s"] > 0 and r["bare_one_call_s"] > 0 and r["chunk"] == 8
         assert set(r["stages"]) == stages and r["provider"] == "CPU"
+    assert [r["weighting"] for r in data["weightings"]] == ["focus", "paper", "final"]
+    assert all(r["ratio"] > 0 and 0.5 <= r["map_auc"] <= 1 for r in data["weightings"])
+    assert {r["model"] for r in data["solvers"]} == {"mobilenet_v2", "vgg16 (random)", "resnet50 (random)"}
+    assert all(r["min_corr"] >= 0.999 for r in data["solvers"])
     # Folder runs: the plain loops and both explain modes ran on 12 photos, each in a process of its own.
     assert [(r["images"], r["mode"], r["pngs_written"]) for r in data["throughput"]] == [(12, "explain", 49), (12, "explain-pfv", 13)]
     for r in data["throughput"]:

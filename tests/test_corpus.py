@@ -55,7 +55,7 @@ def test_real_export(name):
     tapped = tap_model(model)
     sides, final = EXPECTED[name]
     producers = {out: node for node in model.graph.node for out in node.output}
-    pfv = PFV(model, preset="raw" if name.startswith("keras") else "imagenet")
+    pfv = PFV(model, preset="raw" if name.startswith("keras") else "imagenet", weighting="paper")
     x = pfv.featurizer.load(np.random.default_rng(0).integers(0, 256, (2, 80, 90, 3), dtype=np.uint8)).inputs
     features = pfv.featurizer.forward(x, maps=True)
     assert [m.shape[1:] for m in features.maps] == [(s, s) for s in sides]

@@ -47,7 +47,7 @@ def test_taps_outputs_and_pfv(case):
     for name, value in original.items():
         np.testing.assert_allclose(rewritten[name], value, rtol=1e-6, atol=1e-6)
 
-    result = PFV(model)(x)
+    result = PFV(model, weighting="paper")(x)  # the paper's weighting reads every tap
     size = x.shape[1:3] if tapped.input.layout == "NHWC" else x.shape[2:]
     assert result.rgb.shape == (4, *size, 3)
     assert np.isfinite(result.rgb).all() and 0.0 <= result.rgb.min() and result.rgb.max() <= 1.0
@@ -86,7 +86,7 @@ def test_a_final_layer_that_is_also_an_output_is_read_once():
 def test_float16_taps_are_summed_in_float32():
     model, taps, _ = graphs.float16()
     x = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float16) + 1
-    result = PFV(model)(x)
+    result = PFV(model, weighting="paper")(x)
     assert np.isfinite(result.activation).all() and result.activation.max() > 65504  # beyond float16
     assert np.isfinite(result.rgb).all()
 
@@ -109,9 +109,9 @@ def test_activation_in_graph_equals_numpy():
     out = Session(tapped.model).run(x, names)
     expected = total_activation([out[m][:, 0] for m in tapped.outputs.maps], (32, 32))
     np.testing.assert_allclose(out[tapped.outputs.activation][:, 0], expected, rtol=1e-5, atol=1e-4)
-    in_graph = PFV(model, activation_in_graph=True)
+    in_graph = PFV(model, activation_in_graph=True, weighting="paper")  # A^b is the paper's
     a = in_graph(x)
-    b = PFV(model, activation_in_graph=False)(x)
+    b = PFV(model, activation_in_graph=False, weighting="paper")(x)
     np.testing.assert_allclose(a.rgb, b.rgb, atol=1e-5)
     # With A^b from the graph only F_N, A^b and the logits leave onnxruntime, unless the maps are needed.
     assert a.features.maps is None and len(in_graph.featurizer.forward(x, maps=True).maps) == len(tapped.outputs.maps)
@@ -122,7 +122,7 @@ def test_activation_in_graph_equals_numpy():
     with pytest.raises(PFVError, match="per-layer maps"):
         hierarchical[0].colour(hierarchical[0].featurizer.forward(x, maps=False))
     # A fitted basis colours features without their maps the same as with them.
-    basis = PFV(model, activation_in_graph=False).fit([str(p) for p in bundled.sample_images()[:4]]).basis
+    basis = PFV(model, activation_in_graph=False, weighting="paper").fit([str(p) for p in bundled.sample_images()[:4]]).basis
     assert basis is not None and not basis.hierarchical
     without = in_graph.colour(in_graph.featurizer.forward(x), basis=basis)
     np.testing.assert_allclose(without.rgb, in_graph.colour(in_graph.featurizer.forward(x, maps=True), basis=basis).rgb, atol=1e-6)

@@ -13,8 +13,8 @@ from pfv_onnx import PFV, OptionError, Options, bundled
 from pfv_onnx.apps import sanity as sanity_app
 from pfv_onnx.basis_file import load_basis
 from pfv_onnx.cli import build_parser, main, options_from
-from pfv_onnx.core import decomposition
-from pfv_onnx.options import SOLVERS
+from pfv_onnx.core import activation, decomposition
+from pfv_onnx.options import SOLVERS, WEIGHTINGS
 
 
 def test_numpy_values_are_accepted_and_normalised():
@@ -57,8 +57,15 @@ def test_a_bad_flag_value_names_the_flag(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_the_options_offer_every_solver_the_core_has():
+def test_the_options_offer_every_solver_and_weighting_the_core_has():
     assert set(SOLVERS) == set(decomposition.SOLVERS)
+    assert WEIGHTINGS == activation.WEIGHTINGS  # the first is the default
+    assert Options().weighting == "focus" and Options(hierarchical=True).weighting == "paper"
+    assert Options(weighting="final").replace(hierarchical=False).weighting == "final"  # kept
+    assert Options(weighting="final").replace(hierarchical=True).weighting == "paper"
+    assert Options(hierarchical=True).weighted("focus") == Options(weighting="focus")
+    with pytest.raises(OptionError, match="must be paper for the hierarchical"):
+        Options(hierarchical=True, weighting="focus")
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,13 @@ def square_mask(shape=(32, 40), box=(8, 20, 10, 30)) -> np.ndarray:
 def test_a_perfect_map_an_inverted_one_and_a_constant_one():
     mask = square_mask()
     perfect = mask.astype(float) + np.random.default_rng(0).random(mask.shape) * 0.1
-    assert relevance.roc_auc(perfect, mask) == 1.0 and relevance.pointing(perfect, mask) and not relevance.on_border(perfect)
-    assert relevance.roc_auc(-perfect, mask) == 0.0 and not relevance.pointing(-perfect, mask)
-    assert relevance.roc_auc(np.ones(mask.shape), mask) == 0.5 and relevance.mass_ratio(np.ones(mask.shape), mask) == 1.0
+    assert relevance.roc_auc(perfect, mask) == 1.0 and relevance.pointing(perfect, mask) == 1.0 and relevance.on_border(perfect) == 0.0
+    assert relevance.roc_auc(-perfect, mask) == 0.0 and relevance.pointing(-perfect, mask) == 0.0
+    constant = np.ones(mask.shape)
+    assert relevance.roc_auc(constant, mask) == 0.5 and relevance.mass_ratio(constant, mask) == 1.0
+    # Every pixel ties for the maximum: pointing scores what a random pick among them would, on average.
+    assert relevance.pointing(constant, mask) == pytest.approx(mask.mean())
+    assert relevance.on_border(constant) == pytest.approx(relevance.border_mask(mask.shape).mean())
     assert relevance.mass_ratio(mask.astype(float), mask) == pytest.approx(1 / mask.mean())
 
 
@@ -36,9 +40,11 @@ def test_roc_auc_equals_the_share_of_ordered_pairs():
 def test_border_and_peak():
     saliency = np.zeros((32, 32))
     saliency[0, 31] = 1
-    assert relevance.on_border(saliency) and relevance.peak(saliency) == (0, 31)
+    assert relevance.on_border(saliency) == 1.0 and np.argwhere(relevance.peaks(saliency)).tolist() == [[0, 31]]
     saliency[16, 16] = 2
-    assert not relevance.on_border(saliency)
+    assert relevance.on_border(saliency) == 0.0
+    saliency[0, 0] = 2  # a tie: one of the two maxima on the border
+    assert relevance.on_border(saliency) == 0.5
     assert relevance.border_mask((32, 32)).sum() == 32 * 32 - 28 * 28
 
 

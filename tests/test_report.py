@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import browser
-from pfv_onnx import bundled
+from pfv_onnx import PFV, bundled
 from pfv_onnx.cli import main
 from pfv_onnx.apps.explain import MAX_BATCH, split_batches
 from pfv_onnx.preprocess import expand_inputs
@@ -54,7 +54,9 @@ def test_summary_holds_what_it_promises(explained):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["path"].endswith("mobilenet_v2.onnx") and len(summary["model"]["sha256"]) == 64
     assert summary["model"]["preset"] == "imagenet" and summary["model"]["input"]["size"] == [224, 224]
-    assert len(summary["taps"]) == 4 and summary["final"].startswith("/features/features.18")
+    # The default weighting reads the last of the four taps the rule finds (the 14 x 14 stage).
+    assert summary["options"]["weighting"] == "focus" and summary["taps"] == [PFV(weighting="paper").taps[-1]]
+    assert summary["final"].startswith("/features/features.18")
     assert [b["images"] for b in summary["batches"]] == [[p.stem for p in photos[i : i + 3]] for i in (0, 3, 6)]
     for batch in summary["batches"]:
         ratios = batch["explained_variance_ratio"]

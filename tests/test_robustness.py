@@ -264,7 +264,7 @@ def test_quantised_qdq_model(tmp_path):
     path = tmp_path / "qdq.onnx"
     quantize_static(str(bundled.model_path()), str(path), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    quantised = PFV(path)
+    quantised = PFV(path, weighting="paper")  # every tap
     assert len(quantised.taps) == 4 and all(t.endswith("DequantizeLinear_Output") for t in quantised.taps)
     # The taps are summed from their 8-bit tensors (onnxruntime's fused quantised convolutions never make the
     # float ones), and the sums are the float channel sums.

@@ -33,7 +33,8 @@ ALLOWED = {
     "bundled": {"errors", "preprocess"},
     "tapping": BASE | {"graph", "runtime", "bundled"},
     "features": set(),
-    "featurizer": BASE | {"graph", "runtime", "preprocess", "bundled", "tapping", "features"},
+    "featurizer": BASE | {"graph", "runtime", "core", "preprocess", "bundled", "tapping", "features"},
+    "composites": {"errors", "preprocess"},
     "colouring": BASE | {"core", "features"},
     "stream": BASE | {"features", "featurizer"},
     "journal": BASE,
@@ -42,8 +43,9 @@ ALLOWED = {
     "render": BASE,
     "report": BASE | {"core", "render", "colouring"},
     "pfv": BASE | {"bundled", "core", "features", "featurizer", "colouring", "fitting", "basis_file", "report"},
+    "evaluation": BASE | {"bundled", "core", "graph", "runtime", "preprocess", "composites", "featurizer", "colouring"},
     "apps": BASE | {"bundled", "core", "graph", "preprocess", "features", "featurizer", "colouring", "stream", "journal",
-                    "fitting", "render", "report", "pfv", "tapping"},
+                    "fitting", "render", "report", "pfv", "tapping", "composites", "evaluation"},
     "cli": BASE | {"bundled"},  # the applications are imported by name when their command runs
     "__main__": {"cli"},
     "__init__": {"version"},  # the rest by name, when first used

@@ -8,4 +8,5 @@ command line.
 ``debug``    why an image was misclassified: its components against examples of both classes (paper 5.1)
 ``survey``   which classes a model's features separate, for transfer learning (paper 5.2)
 ``sanity``   the model-parameter randomisation test (Adebayo et al.; paper figure 3)
+``evaluate`` how well the maps point at objects and how faithful they are, against baselines and controls
 """

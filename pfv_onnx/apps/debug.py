@@ -8,6 +8,10 @@ a component whose share differs by :data:`MARGIN` or more is one the failed imag
 Where: the foreground pixels of the failed image where that component lies more than one standard
 deviation (of its values over the class examples' foregrounds) below, or above, the class's mean; they are
 painted in the component's colour, and named by the third of the image (3 x 3 grid) that holds most of them.
+
+The command weights by the paper's ``A^b`` unless told otherwise (:data:`DEFAULT_WEIGHTING`): to say where a
+part is *missing* the weighting must still weigh the place where it is missing, and the ``focus`` weighting
+fades exactly such featureless places (a covered quarter of the image is as dark as the background).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..render import BAR_COLOURS, Figure, Section, bars, labelled_grid, mark, ov
 from ..report import safe_name
 
 EXAMPLES = 3
+DEFAULT_WEIGHTING = "paper"
 MARGIN = 0.05
 COMPONENT_NAMES = ("red", "green", "blue")
 REGIONS = ("top left", "top", "top right", "left", "centre", "right", "bottom left", "bottom", "bottom right")
@@ -163,6 +168,8 @@ def _panel(result, names: list[str], distributions: list[np.ndarray]) -> np.ndar
 
 def run(args: argparse.Namespace, options: Options) -> int:
     out = check_output_folder(args.out, args.overwrite)
+    if getattr(args, "weighting", None) is None:
+        options = options.replace(weighting=DEFAULT_WEIGHTING)
     summary = debug(PFV(args.model, options), args.image, args.true_class, args.predicted_class, out, seed=args.seed)
     if not args.quiet:
         top = summary["prediction"][0] if summary["prediction"] else None

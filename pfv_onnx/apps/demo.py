@@ -1,6 +1,6 @@
 """``pfv-onnx demo``: the paper's figures 2-4 reproduced on the bundled model and photos, with an index.html.
 
-Figure 2: one batch of animals: activation map, unweighted components and PFV.
+Figure 2: one batch of animals: unweighted components, and for each weighting its map and PFV.
 Figure 3: what the colours depend on: the joint batch, each image as its own batch, and the same network
           with re-initialised weights (the randomisation test of Adebayo et al.).
 Figure 4: PFV beside gradient-free baselines from the same single forward pass: the activation map,
@@ -22,7 +22,7 @@ import numpy as np
 from .. import bundled
 from ..colouring import BatchResult
 from ..console import say
-from ..core import class_activation_maps, eigen_cam
+from ..core import WEIGHTINGS, class_activation_maps, eigen_cam
 from ..files import check_output_folder, output_folder, write_atomic
 from ..graph import load_with_weights, reinitialise
 from ..options import Options
@@ -42,11 +42,15 @@ def _heat(maps: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
     return [overlay(colour_map(m, 0.0, 1.0), image) for m, image in zip(maps, images)]
 
 
-def figure_batch(result: BatchResult) -> np.ndarray:
-    pictures = batch_pictures(result)
-    rows = [list(result.images), list(pictures["activation"]), list(pictures["components"]), list(pictures["pfv"])]
-    titles = ["input", "activation map", "PFV, unweighted", "PFV"]
-    return labelled_grid(rows, titles, result.names)
+def figure_batch(results: dict[str, BatchResult]) -> np.ndarray:
+    """Inputs, unweighted components, then each weighting's map and PFV (``results`` by weighting)."""
+    pictures = {weighting: batch_pictures(result) for weighting, result in results.items()}
+    first = next(iter(results.values()))
+    rows, titles = [list(first.images), list(next(iter(pictures.values()))["components"])], ["input", "PFV, unweighted"]
+    for weighting, kinds in pictures.items():
+        rows += [list(kinds["activation"]), list(kinds["pfv"])]
+        titles += [f"{weighting}: map", f"{weighting}: PFV"]
+    return labelled_grid(rows, titles, first.names)
 
 
 def figure_composition(joint: BatchResult, singles: Sequence[BatchResult], randomised: BatchResult) -> np.ndarray:
@@ -105,6 +109,7 @@ def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, options: Options 
     pfv = PFV(path, options)
     photos = [bundled.sample_image(stem) for stem in ANIMALS]
     joint = pfv(photos)
+    by_weighting = {w: joint if w == pfv.options.weighting else PFV(path, pfv.options.weighted(w))(photos) for w in WEIGHTINGS}
     singles = [pfv([photo]) for photo in photos]
     randomised = PFV(reinitialise(load_with_weights(path), seed=0), pfv.options)(photos)
     fig4, top = figure_baselines(joint, pfv)
@@ -112,7 +117,7 @@ def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, options: Options 
     batch_a = [bundled.sample_image(s) for s in ("dog", "chelsea", "horses")]
     batch_b = [bundled.sample_image(s) for s in ("giraffe", "dog", "coffee")]
     figures = {
-        "fig2_batch.png": figure_batch(joint),
+        "fig2_batch.png": figure_batch(by_weighting),
         "fig3_batch_and_weights.png": figure_composition(joint, singles, randomised),
         "fig4_baselines.png": fig4,
         "fig5_fitted_basis.png": figure_fitted(pfv, batch_a, batch_b),
@@ -132,12 +137,15 @@ def _sections(ratios, has_head: bool, fitted: PFV) -> list[Section]:
         Section(
             "Figure 2: one batch of animals",
             [
-                "Five photos analysed together. The activation map A<sup>b</sup> is the sum of the channel sums of "
-                "every tapped layer before the last; the unweighted components are the first three principal "
-                "components of the last tapped layer, upsampled; PFV weights them by the activation map.",
+                "Five photos analysed together. The unweighted components are the first three principal components "
+                "of the last tapped layer, upsampled; PFV weights them by a map of where the network responds. "
+                "<b>focus</b> (the default): what the network responds to beyond a featureless image, in its last "
+                "layer, sharpened by the last earlier tap; <b>paper</b>: the paper's A<sup>b</sup>, the channel sums of "
+                "every earlier tap added, which zero padding makes peak on the border; <b>final</b>: the channel sum of "
+                "the last layer alone.",
                 colour_legend(ratios) + ".",
             ],
-            figures=[Figure("fig2_batch.png", "rows: input, activation map, unweighted components, PFV", wide=True)],
+            figures=[Figure("fig2_batch.png", "rows: input, unweighted components, then each weighting's map and PFV", wide=True)],
         ),
         Section(
             "Figure 3: colours depend on the batch and on the weights",

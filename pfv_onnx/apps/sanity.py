@@ -10,7 +10,8 @@ PFV passes when, with every layer randomised (all at once, and at the end of the
 correlate below :data:`UNRELATED` with the trained ones (the level at which PFV pictures of *different*
 photos already correlate: about 0.3 for the bundled model), and the cascade falls: the similarity's rank
 correlation with the number of randomised layers is :data:`TREND` or lower. (Once near the unrelated
-level, single steps go up and down by chance; the trend, not each step, is what must fall.)
+level, single steps go up and down by chance; the trend, not each step, is what must fall, and every step
+below the unrelated level counts as at it: a cascade that falls there at once and stays has fallen.)
 """
 
 from __future__ import annotations
@@ -74,7 +75,12 @@ def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS
     independent = {"randomised": len(layers), "spearman": round(rho, 4), "ssim": round(structure, 4), "seed": seed + 1}
 
     curve = [r["spearman"] for r in rows]
-    trend = rank_correlation(np.array(counts, dtype=float), np.array(curve)) if len(curve) > 1 else 0.0
+    # Below UNRELATED the pictures are as unlike as those of two photos: the steps there are equal, not rising.
+    fallen = np.maximum(curve, UNRELATED)
+    if len(set(fallen)) > 1:
+        trend = rank_correlation(np.array(counts, dtype=float), fallen)
+    else:  # one level throughout: fallen from the start, or never
+        trend = -1.0 if fallen[0] == UNRELATED else 0.0
     passed = bool(independent["spearman"] < UNRELATED and curve[-1] < UNRELATED and trend <= TREND)
     out = output_folder(out, overwrite=True)
     write_png(out / "curve.png", line_chart(counts, {"Spearman": curve, "SSIM": [r["ssim"] for r in rows]}, "top layers randomised"))

@@ -1,13 +1,42 @@
-"""Activation maps: the channel sum of a layer (eq. 1) and the total activation map ``A^b`` (eq. 2)."""
+"""Activation maps: the channel sum of a layer (eq. 1), and the map that weights the components.
+
+Three weightings, each a map ``W^b`` at the input size made from a few ``(B, h, w)`` *sources*:
+
+``paper``  eq. 2, ``A^b = sum_l P(A_l^b)``: the raw channel sums of the earlier taps, upsampled and added.
+           Zero padding makes the early taps respond most at the image's border, and their sum peaks there.
+``final``  ``P(A_N^b)``, the channel sum of ``F_N`` alone (what OpenVINO-XAI calls the activation map).
+``focus``  what the network responds to beyond a featureless image (the preset's mean colour, whose
+           response is the padding's): ``D_N = max(A_N - A_N^blank, 0)`` for ``F_N``, ``D_L`` likewise for
+           the last earlier tap, and ``W^b = sqrt(P(D_N) / max D_N * (P(D_L) / max D_L + FOCUS_FLOOR))``:
+           the deep map says where the object is, the finer one sharpens it, and the geometric mean keeps
+           either's range from drowning the other (a weaker second object stays visible). A batch to which
+           the network responds nowhere beyond the blank image is left unweighted (``W^b = 1``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .parallel import in_parallel
 from .upsample import resize_bilinear
+
+WEIGHTINGS = ("focus", "paper", "final")
+# How many of the last earlier taps each weighting reads (None: all of them).
+EARLIER_TAPS = {"focus": 1, "paper": None, "final": 0}
+# Where the finer map is 0, the deep map still counts this much: an object the last tap misses stays visible.
+FOCUS_FLOOR = 0.1
+
+
+@dataclass(frozen=True)
+class BlankResponse:
+    """The channel sums a featureless image gives: ``final`` ``(h, w)`` for ``F_N``, ``maps`` one ``(h_l, w_l)``
+    per earlier tap (float32)."""
+
+    final: np.ndarray
+    maps: tuple[np.ndarray, ...]
 
 
 def channel_sum(features: np.ndarray) -> np.ndarray:
@@ -61,3 +90,53 @@ def add_upsampled(maps: Sequence[np.ndarray], size: tuple[int, int], out: np.nda
         resize_bilinear(m[None], size, out=scratch[None])
         out += scratch
     return out
+
+
+def weighting_sources(
+    final: np.ndarray, maps: Sequence[np.ndarray], weighting: str = "paper", blank: BlankResponse | None = None
+) -> list[np.ndarray]:
+    """The ``(B, h, w)`` float32 maps a weighting combines (see the module docstring): for ``paper`` the
+    earlier taps' channel sums (``F_N``'s own without them), for ``final`` ``F_N``'s, for ``focus`` ``D_N``
+    and, when there is an earlier tap, ``D_L`` for the last one."""
+    if weighting == "paper":
+        return [np.asarray(m, np.float32) for m in maps] if maps else [channel_sum(final)]
+    final_sum = channel_sum(final)
+    if weighting == "final":
+        return [final_sum]
+    if weighting != "focus":
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+    if blank is None:
+        raise ValueError("the focus weighting needs the channel sums of a featureless image (its blank)")
+    sources = [np.maximum(final_sum - blank.final, 0, dtype=np.float32)]
+    if maps:
+        sources.append(np.maximum(np.asarray(maps[-1], np.float32) - blank.maps[-1], 0, dtype=np.float32))
+    return sources
+
+
+def source_count(weighting: str, earlier: int) -> int:
+    """How many sources :func:`weighting_sources` gives for ``earlier`` earlier taps."""
+    if weighting == "paper":
+        return max(earlier, 1)
+    return 1 + min(earlier, EARLIER_TAPS[weighting])
+
+
+def weighting_map(
+    weighting: str, sources: Sequence[np.ndarray], size: tuple[int, int], peaks: Sequence[float], out: np.ndarray | None = None, threads: int = 1
+) -> np.ndarray:
+    """``W^b`` ``(B, H0, W0)`` float32 from a weighting's sources (:func:`weighting_sources`); ``peaks`` one
+    positive divisor per source (the batch's largest values, or a fitted basis's)."""
+    if weighting == "paper":
+        return total_activation(sources, size, out=out, threads=threads)
+    deep = resize_bilinear(sources[0], size, out=out)
+    if weighting == "focus":
+        if not deep.any():  # nothing beyond the blank image: no place to prefer
+            deep.fill(1.0)
+            return deep
+        deep *= np.float32(1.0 / peaks[0])
+        if len(sources) > 1:
+            fine = resize_bilinear(sources[1], size)
+            fine *= np.float32(1.0 / peaks[1])
+            fine += np.float32(FOCUS_FLOOR)
+            deep *= fine
+        np.sqrt(deep, out=deep)
+    return deep

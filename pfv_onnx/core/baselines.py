@@ -6,7 +6,10 @@
                ``W`` of class ``k``, for networks whose head is global average pooling and one linear layer.
 
 Both are upsampled bilinearly to the input size and min-max scaled to ``[0, 1]`` per map, as their authors
-show them.
+show them. Two controls that know nothing of the image, for a benchmark to be checked against:
+
+``centre_gaussian``  the centre bias: a Gaussian at the image's centre
+``random_maps``      seeded uniform noise, which must score as chance
 """
 
 from __future__ import annotations
@@ -50,3 +53,17 @@ def class_activation_maps(final: np.ndarray, weight: np.ndarray, classes: np.nda
     maps = np.einsum("bnc,bchw->bnhw", weight[classes].astype(np.float32), final.astype(np.float32))
     up = resize_bilinear(np.maximum(maps, 0).reshape(-1, height, width), size)
     return _unit_range(up.reshape(batch, classes.shape[1], *size))
+
+
+def centre_gaussian(batch: int, size: tuple[int, int], spread: float = 0.25) -> np.ndarray:
+    """``(B, H, W)`` float32: a Gaussian at the centre, its standard deviation ``spread`` of each side."""
+    height, width = size
+    y = (np.arange(height, dtype=np.float32) + 0.5 - height / 2) / (spread * height)
+    x = (np.arange(width, dtype=np.float32) + 0.5 - width / 2) / (spread * width)
+    one = np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2)).astype(np.float32)
+    return np.broadcast_to(one, (batch, height, width)).copy()
+
+
+def random_maps(batch: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """``(B, H, W)`` float32 uniform noise in ``[0, 1)``, seeded."""
+    return np.random.default_rng(seed).random((batch, *size), dtype=np.float32)

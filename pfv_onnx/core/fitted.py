@@ -65,13 +65,13 @@ class FeatureMoments:
         peaks = tuple(max(a, b) for a, b in zip(self.layer_peaks, other.layer_peaks))
         return FeatureMoments(count, mean, scatter, peaks, self.images + other.images)
 
-    def basis(self, n_components: int, hierarchical: bool, n_sigma: float) -> FittedBasis:
+    def basis(self, n_components: int, hierarchical: bool, n_sigma: float, weighting: str = "paper") -> FittedBasis:
         """The components of these moments; the normalisation is fitted in the second pass."""
         pca = pca_from_covariance(self.mean, self.scatter / max(self.count - 1, 1), self.count, n_components)
         first = float(pca.explained_variance[0]) if n_components else 0.0
         prescale = 1.0 / np.sqrt(first) if first > 0 else 1.0
         peaks = tuple(p if p > 0 else 1.0 for p in self.layer_peaks)
-        return FittedBasis(pca, float(prescale), peaks, hierarchical, n_sigma, None, self.images)
+        return FittedBasis(pca, float(prescale), peaks, hierarchical, n_sigma, None, self.images, weighting=weighting)
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,15 @@ class FittedBasis:
         pca: the components (and channel means) of ``F_N``.
         prescale: positive factor on the scores before weighting (1 / the first component's std), fixed so
             the normalisation statistics mean the same in every batch.
-        layer_peaks: the largest channel sum of each weighting layer (divisors of the hierarchical variant).
-        hierarchical: which weighting the normalisation was fitted for.
+        layer_peaks: the largest value of each of the weighting's sources (divisors of the hierarchical and
+            focus weightings).
+        hierarchical: whether the normalisation was fitted for the hierarchical weighting.
         n_sigma: the clip of the normalisation.
         scaling: the normalisation (``None`` between the two passes of a fit).
         images: images fitted.
-        activation: statistics of the activation map ``A^b`` over the fitted images, so that pictures of
-            it share one scale in every batch too (``None`` between the passes).
+        activation: statistics of the weighting map over the fitted images, so that pictures of it share
+            one scale in every batch too (``None`` between the passes).
+        weighting: the weighting the normalisation was fitted for (:mod:`pfv_onnx.core.activation`).
     """
 
     pca: PrincipalComponents
@@ -99,6 +101,7 @@ class FittedBasis:
     scaling: Scaling | None
     images: int
     activation: ValueStats | None = None
+    weighting: str = "paper"
 
     def project(self, final: np.ndarray) -> np.ndarray:
         """``(B, C, h, w)`` features to ``(B, h, w, k)`` float32 principal components under this basis."""

@@ -4,6 +4,7 @@ Localisation, for an ``(H, W)`` map and an ``(H, W)`` bool mask of the object:
 
 ``pointing``     whether the map's maximum lies inside the mask (the pointing game of Zhang et al. 2016)
 ``on_border``    whether the maximum lies in the outer 1/16 of the image, where zero padding inflates responses
+                 (both count a tie between several maxima by the share of them that lies there)
 ``roc_auc``      the probability that a pixel of the object outranks one of the background (ties count half)
 ``mass_ratio``   the share of the map's mass (its values above their minimum) inside the mask, over the
                  share of the image the mask covers: 1 for a map that ignores the object, more when it points
@@ -30,19 +31,21 @@ def border_mask(shape: tuple[int, int], share: float = BORDER) -> np.ndarray:
     return mask
 
 
-def peak(saliency: np.ndarray) -> tuple[int, int]:
-    """``(row, column)`` of the map's largest value (the first, in row order, on ties)."""
-    return tuple(int(i) for i in np.unravel_index(int(np.argmax(saliency)), saliency.shape))
+def peaks(saliency: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: where the map takes its largest value (several pixels when a map is clipped)."""
+    return saliency == saliency.max()
 
 
-def pointing(saliency: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the map's largest value lies inside the mask."""
-    return bool(mask[peak(saliency)])
+def pointing(saliency: np.ndarray, mask: np.ndarray) -> float:
+    """Whether the map's largest value lies inside the mask: 1 or 0, or on a tie the share of the largest
+    pixels inside (what a random choice among them scores on average)."""
+    return float(mask[peaks(saliency)].mean())
 
 
-def on_border(saliency: np.ndarray, share: float = BORDER) -> bool:
-    """Whether the map's largest value lies on the outer ``share`` of the image."""
-    return bool(border_mask(saliency.shape, share)[peak(saliency)])
+def on_border(saliency: np.ndarray, share: float = BORDER) -> float:
+    """Whether the map's largest value lies on the outer ``share`` of the image (on a tie, the share of
+    the largest pixels there)."""
+    return float(border_mask(saliency.shape, share)[peaks(saliency)].mean())
 
 
 def roc_auc(saliency: np.ndarray, mask: np.ndarray) -> float:

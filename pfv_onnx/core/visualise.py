@@ -4,7 +4,8 @@ Inputs are what one forward pass of a tapped network gives: the final feature ma
 channel-sum maps ``A_l`` of the earlier tapped layers. Output is one RGB picture per image whose colours are
 the principal contrasting features of the batch:
 
-1. ``A^b``, the total activation map (eqs. 1-2, :mod:`.activation`);
+1. the map that weights the components: the paper's total activation map ``A^b`` (eqs. 1-2), or another
+   weighting (:mod:`.activation`);
 2. the principal components of ``F_N``'s pixels (eqs. 3-4, :mod:`.decomposition`), or those of a fitted
    basis (:mod:`.fitted`);
 3. the components upsampled and weighted (eq. 5, :mod:`.weighting`);
@@ -24,10 +25,10 @@ from functools import cached_property
 
 import numpy as np
 
-from .activation import channel_sum, total_activation
+from .activation import BlankResponse, weighting_map, weighting_sources
 from .decomposition import PrincipalComponents, fit_transform_pca
 from .fitted import FittedBasis
-from .normalise import Scaling, ValueStats, apply_scaling
+from .normalise import FLAT_VALUE, Scaling, ValueStats, apply_scaling
 from .parallel import IMAGES_PER_THREAD, in_parallel, run_all
 from .upsample import resize_bilinear
 from .weighting import RGB, weigh
@@ -40,7 +41,8 @@ class Visualisation:
     Attributes:
         rgb: ``(B, H0, W0, 3)`` float32 in ``[0, 1]``; component 1, 2, 3 in red, green, blue (a missing
             component, when fewer than three are kept, is a black channel).
-        activation: ``(B, H0, W0)`` float32, the total activation map ``A^b`` (eq. 2).
+        activation: ``(B, H0, W0)`` float32, the map that weighted the components (``A^b``, eq. 2, for the
+            paper's weighting).
         scores: ``(B, h, w, k)`` float32 principal components at the final layer's resolution.
         pca: the principal components of this batch, or of the fitted basis (explained variance, solver).
         scaling: the joint normalisation that maps the weighted components to ``rgb``.
@@ -67,6 +69,24 @@ class Visualisation:
         """``(B, H0, W0, min(k, 3))`` float32: the components ``rgb`` shows, upsampled, not weighted."""
         return resize_bilinear(self.scores[..., :RGB], self.rgb.shape[1:3])
 
+    @property
+    def neutral(self) -> float:
+        """The value a weighted component of 0 gets in ``rgb``: where the weighting is 0, the picture is this
+        grey."""
+        lo, hi = self.scaling.lo, self.scaling.hi
+        return float(np.clip(-lo / (hi - lo), 0.0, 1.0)) if hi > lo else FLAT_VALUE
+
+    @cached_property
+    def saliency(self) -> np.ndarray:
+        """``(B, H0, W0)`` float32: how far each pixel's colour lies from the neutral grey (Euclidean, over
+        the colours in use), which is where the picture says something."""
+        return np.sqrt(np.square(self.component_saliency).sum(axis=-1, dtype=np.float32))
+
+    @cached_property
+    def component_saliency(self) -> np.ndarray:
+        """``(B, H0, W0, min(k, 3))`` float32: each shown component's distance from the neutral grey."""
+        return np.abs(self.rgb[..., : min(self.pca.n_components, RGB)] - np.float32(self.neutral))
+
 
 def feature_matrix(final: np.ndarray) -> np.ndarray:
     """Eq. 3's reshape: ``(B, C, h, w)`` to a ``(B*h*w, C)`` matrix (same dtype), one row per pixel of each image.
@@ -83,11 +103,6 @@ def feature_matrix(final: np.ndarray) -> np.ndarray:
     return planes.reshape(channels, -1).T
 
 
-def layer_sources(final: np.ndarray, maps: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The maps that weight the components: the earlier layers', or ``F_N``'s own channel sum without them."""
-    return list(maps) if maps else [channel_sum(final)]
-
-
 def visualise(
     final: np.ndarray,
     maps: Sequence[np.ndarray],
@@ -100,6 +115,8 @@ def visualise(
     random_state: int = 0,
     activation: np.ndarray | None = None,
     threads: int = 1,
+    weighting: str = "paper",
+    blank: BlankResponse | None = None,
 ) -> Visualisation:
     """Run PFV on one analysis batch, its colours relative to this batch (the paper's method).
 
@@ -113,15 +130,21 @@ def visualise(
         hierarchical: weight layer by layer (the reference code's variant, :mod:`.weighting`).
         n_sigma: clip of the joint whitening.
         solver, random_state: see :func:`pfv_onnx.core.fit_pca`.
-        activation: ``(B, H0, W0)`` ``A^b`` when the graph computed it already.
+        activation: ``(B, H0, W0)`` ``A^b`` when the graph computed it already (paper's weighting).
         threads: threads the caller gives (see the module docstring).
+        weighting, blank: the map that weights the components, and the channel sums of a featureless
+            image that the ``focus`` weighting needs (:mod:`.activation`); the hierarchical weighting is the
+            paper's.
 
     Returns:
         The :class:`Visualisation` of the batch.
     """
     size, maps = _checked(final, maps, size, activation)
     batch, _, height, width = final.shape
-    sources = layer_sources(final, maps)
+    if hierarchical and weighting != "paper":
+        raise ValueError("the hierarchical weighting is the paper's, layer by layer")
+    sources = weighting_sources(final, maps, weighting, blank)
+    peaks = [float(np.abs(m).max()) or 1.0 for m in sources]
     started = time.perf_counter()
     decomposed: list = []
 
@@ -131,7 +154,7 @@ def visualise(
     tasks = [decompose]
     if activation is None:
         activation = np.empty((batch, *size), dtype=np.float32)
-        tasks.append(lambda: total_activation(sources, size, out=activation))
+        tasks.append(lambda: weighting_map(weighting, sources, size, peaks, out=activation))
     # A^b does not depend on the decomposition, which keeps one core busy: summed meanwhile (from a few
     # images on: below that a thread costs more than it saves).
     run_all(tasks, threads if batch >= 2 * IMAGES_PER_THREAD else 1)
@@ -142,8 +165,7 @@ def visualise(
     # A positive scale changes nothing after the joint normalisation and keeps float32 products finite.
     peak = float(np.abs(scores[..., :RGB]).max())
     shown = scores[..., :RGB] * np.float32(1.0 / peak if peak > 0 else 1.0)
-    peaks = [float(np.abs(m).max()) or 1.0 for m in sources] if hierarchical else None
-    rgb, stats = weigh(shown, size, activation, sources, peaks, threads)
+    rgb, stats = weigh(shown, size, activation, sources, peaks if hierarchical else None, threads)
     scale = stats.scaling(n_sigma)
     _rescale(rgb, min(n_components, RGB), scale, threads)
     timings = {"decomposition": done - started, "weighting": time.perf_counter() - done}
@@ -157,6 +179,7 @@ def transform(
     basis: FittedBasis,
     activation: np.ndarray | None = None,
     threads: int = 1,
+    blank: BlankResponse | None = None,
 ) -> Visualisation:
     """PFV with a fitted basis: the components, the layer weights and the normalisation come from
     ``basis`` (:mod:`pfv_onnx.core.fitted`), so each image gets the same colours whatever batch it is in.
@@ -168,33 +191,34 @@ def transform(
     started = time.perf_counter()
     scores = basis.project(final)
     projected = time.perf_counter()
-    rgb, activation = _weigh_with(basis, final, maps, size, scores, activation, threads)[:2]
+    rgb, activation = _weigh_with(basis, final, maps, size, scores, activation, threads, blank)[:2]
     _rescale(rgb, min(basis.pca.n_components, RGB), basis.scaling, threads)
     timings = {"decomposition": projected - started, "weighting": time.perf_counter() - projected}
     return Visualisation(rgb, activation, scores, basis.pca, basis.scaling, timings, basis)
 
 
 def weighted_stats(
-    final: np.ndarray, maps: Sequence[np.ndarray], size: tuple[int, int], basis: FittedBasis, threads: int = 1
+    final: np.ndarray, maps: Sequence[np.ndarray], size: tuple[int, int], basis: FittedBasis, threads: int = 1, blank: BlankResponse | None = None
 ) -> tuple[ValueStats, ValueStats]:
     """The second pass of a fit on one batch: the :class:`ValueStats` of its weighted components under
     ``basis``, and of its activation map."""
-    _, activation, stats = _weigh_with(basis, final, maps, size, basis.project(final), None, threads)
+    _, activation, stats = _weigh_with(basis, final, maps, size, basis.project(final), None, threads, blank)
     return stats, ValueStats.of(activation)
 
 
 def _weigh_with(
-    basis: FittedBasis, final, maps, size, scores: np.ndarray, activation: np.ndarray | None, threads: int
+    basis: FittedBasis, final, maps, size, scores: np.ndarray, activation: np.ndarray | None, threads: int, blank: BlankResponse | None
 ) -> tuple[np.ndarray, np.ndarray, ValueStats]:
-    """Eq. 5 with the basis's prescale and layer divisors: the weighted components, ``A^b`` and their
-    statistics."""
+    """Eq. 5 with the basis's weighting, prescale and layer divisors: the weighted components, the weighting
+    map and their statistics."""
     size, maps = _checked(final, maps, size, activation)
-    sources = layer_sources(final, maps)
+    weighting = basis.weighting
+    sources = weighting_sources(final, maps, weighting, blank)
     # The layers weight the components unless A^b is given and the weighting is not hierarchical.
     if (activation is None or basis.hierarchical) and len(sources) != len(basis.layer_peaks):
         raise ValueError(f"the basis weights {len(basis.layer_peaks)} layers, the features have {len(sources)}")
     if activation is None:
-        activation = total_activation(sources, size, threads=threads)
+        activation = weighting_map(weighting, sources, size, basis.layer_peaks, threads=threads)
     shown = scores[..., :RGB] * np.float32(basis.prescale)
     rgb, stats = weigh(shown, size, activation, sources, basis.layer_peaks if basis.hierarchical else None, threads)
     return rgb, activation, stats

@@ -11,6 +11,7 @@ from .images import (
     matrix_picture,
     mosaic,
     overlay,
+    table_picture,
     to_uint8,
 )
 from .png import encode_png, write_png
@@ -29,6 +30,7 @@ __all__ = [
     "mosaic",
     "overlay",
     "page",
+    "table_picture",
     "to_uint8",
     "write_png",
 ]

@@ -66,6 +66,8 @@ def _text_band(width: int, height: int, text: str, scale: float = 0.45, backgrou
 
 
 BAR_COLOURS = ((225, 45, 45), (45, 170, 45), (50, 80, 230))
+# Lines of a chart: the three component colours first, then seven more that stay apart from each other.
+LINE_COLOURS = (*BAR_COLOURS, (240, 150, 20), (150, 60, 200), (30, 170, 190), (120, 120, 120), (200, 60, 150), (130, 90, 40), (0, 0, 0))
 
 
 def bars(shares: Sequence[float], width: int, height: int = 100) -> np.ndarray:
@@ -117,6 +119,7 @@ def line_chart(
     """A small uint8 line chart: one line per named series over ``x``, with axes, ticks and a legend."""
     height, width = size
     left, right, top, bottom = 56, 20, 16, 44
+    legend = max([cv2.getTextSize(name, FONT, 0.42, 1)[0][0] for name in series] + [0]) + 8
     chart = np.full((height, width, 3), 255, np.uint8)
     lo, hi = y_range
     span_x = (max(x) - min(x)) or 1.0
@@ -126,24 +129,52 @@ def line_chart(
         py = top + (hi - yv) / (hi - lo) * (height - top - bottom)
         return int(round(px)), int(round(py))
 
+    decimals = max(1, int(np.ceil(-np.log10((hi - lo) / 6))))  # enough that neighbouring ticks differ
     for tick in np.linspace(lo, hi, 7):
         _, py = point(min(x), tick)
         cv2.line(chart, (left, py), (width - right, py), (225, 225, 225), 1)
-        cv2.putText(chart, f"{tick + 0.0:.1f}", (6, py + 4), FONT, 0.38, (60, 60, 60), 1, cv2.LINE_AA)
+        cv2.putText(chart, f"{tick + 0.0:.{decimals}f}", (6, py + 4), FONT, 0.38, (60, 60, 60), 1, cv2.LINE_AA)
     cv2.rectangle(chart, (left, top), (width - right, height - bottom), (120, 120, 120), 1)
-    for xv in x:
+    for xv in list(x)[:: int(np.ceil(len(x) / 11))]:  # at most 11 labels, so they do not overlap
         px, _ = point(xv, lo)
         cv2.putText(chart, f"{xv:g}", (px - 8, height - bottom + 16), FONT, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
     cv2.putText(chart, x_label, (left, height - 8), FONT, 0.42, (40, 40, 40), 1, cv2.LINE_AA)
     for i, (name, ys) in enumerate(series.items()):
-        colour = BAR_COLOURS[i % 3]
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
         points = [point(xv, float(np.clip(yv, lo, hi))) for xv, yv in zip(x, ys)]
         for a, b in zip(points, points[1:]):
             cv2.line(chart, a, b, colour, 2, cv2.LINE_AA)
         for p in points:
             cv2.circle(chart, p, 3, colour, -1, cv2.LINE_AA)
-        cv2.putText(chart, name, (width - right - 150, top + 18 + 16 * i), FONT, 0.42, colour, 1, cv2.LINE_AA)
+        cv2.putText(chart, name, (width - right - legend, top + 18 + 16 * i), FONT, 0.42, colour, 1, cv2.LINE_AA)
     return chart
+
+
+def table_picture(
+    values: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], text: Sequence[Sequence[str]] | None = None, cell: tuple[int, int] = (26, 92)
+) -> np.ndarray:
+    """An ``(R, C)`` table as a uint8 picture: each column's cells in viridis over that column's own range,
+    ``text[r][c]`` (default the value, three decimals) written in each, labels left and above."""
+    rows, columns = values.shape
+    height, width = cell
+    margin = 180
+    picture = np.full((height + rows * height, margin + columns * width, 3), 255, np.uint8)
+    for c in range(columns):
+        column = values[:, c].astype(np.float32)
+        finite = column[np.isfinite(column)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        picture[:height, margin + c * width : margin + (c + 1) * width - 1] = _text_band(width - 1, height, column_labels[c], 0.4)
+        for r in range(rows):
+            y, x = height + r * height, margin + c * width
+            shade = colour_map(np.full((1, 1), column[r] if np.isfinite(column[r]) else lo, np.float32), lo, hi)[0, 0]
+            picture[y : y + height - 1, x : x + width - 1] = shade
+            label = text[r][c] if text is not None else f"{values[r, c]:.3f}"
+            ink = (255, 255, 255) if shade.mean() < 128 else (20, 20, 20)
+            (w, h), _ = cv2.getTextSize(label, FONT, 0.4, 1)
+            cv2.putText(picture, label, (x + (width - w) // 2, y + (height + h) // 2), FONT, 0.4, ink, 1, cv2.LINE_AA)
+    for r in range(rows):
+        picture[height + r * height : height + (r + 1) * height - 1, :margin] = _text_band(margin, height - 1, row_labels[r], 0.42)
+    return picture
 
 
 def mark(image: np.ndarray, masks: Sequence[tuple[np.ndarray, tuple[int, int, int]]], alpha: float = 0.65) -> np.ndarray:

@@ -1,0 +1,354 @@
+"""Do the maps PFV makes point at the object, and are they faithful to the model? Numbers from one forward
+pass over images whose object is known to the pixel (:mod:`pfv_onnx.composites`).
+
+The maps compared (:data:`CONTROLS` know nothing of the image):
+
+``PFV (w)``               the PFV picture's saliency, its distance from the neutral grey, for each weighting
+``weighting map (w)``     the map that weights the components, for ``focus`` and ``paper`` (the paper's ``A^b``)
+``channel sum of F_N``    the ``final`` weighting's map (what OpenVINO-XAI calls the activation map)
+``component k``           each shown component's distance from the neutral grey, with the chosen weighting
+``EigenCAM``, ``CAM``     from the same features (CAM of the top class, for a head of pooling and one layer)
+``Gaussian``, ``random``  the controls: a centred Gaussian and seeded noise
+
+Localisation, per map and image (:mod:`pfv_onnx.core.relevance`): the pointing game, the maximum on the
+border, ROC-AUC and the mass inside the object over its area. Faithfulness (Petsiuk et al., BMVC 2018): the
+pixels are removed (deletion) from the image, or restored (insertion) into a blurred or mean-coloured copy,
+in the map's order in ``steps`` equal parts, and the model's probability of its top class is read at every
+step from batched forward passes of the original model; the areas under the two curves, and their
+difference (insertion minus deletion, higher is more faithful), are the scores. Per component this is an
+importance that needs no gradient.
+
+A run is trustworthy when the random control scores as chance (ROC-AUC within :data:`RANDOM_TOLERANCE` of
+0.5); when some map finds the objects better, by :data:`MIN_MASK_LEAD` of ROC-AUC, against their own masks
+than against those of the other images of their batch (else the masks do not belong to their images, or the
+network sees nothing); and, when faithfulness is measured, when filling the whole image lowers the top
+class's probability by :data:`MIN_DROP` on average (else the curves cannot tell the maps apart).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from . import bundled
+from .colouring import colour
+from .composites import Scene, composites
+from .core import WEIGHTINGS, centre_gaussian, class_activation_maps, eigen_cam, random_maps, relevance
+from .errors import PFVError
+from .featurizer import Featurizer, ModelLike
+from .graph import load_model, weights_folder
+from .options import Options
+from .preprocess import Preset, blank_image
+from .runtime import Session
+
+CHANNEL_SUM, EIGENCAM, CAM = "channel sum of F_N", "EigenCAM", "CAM (top class)"
+GAUSSIAN, RANDOM = "Gaussian (control)", "random (control)"
+CONTROLS = (GAUSSIAN, RANDOM)
+FILLS = ("blur", "mean")
+STEPS = 20
+BATCH = 16
+COMPOSITES = 48
+RANDOM_TOLERANCE = 0.03
+MIN_DROP = 0.05
+MIN_MASK_LEAD = 0.02
+LOCALISATION = ("pointing", "border", "auc", "mass")
+# The blur of the "blur" fill, as a share of the image's longer side (5 px at 224).
+BLUR_SIGMA = 0.022
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured.
+
+    Attributes:
+        summary: the numbers, as JSON data (the layout of ``summary.json``).
+        examples: for the first few images, ``"image"`` ``(n, H, W, 3)`` uint8, ``"mask"`` ``(n, H, W)``
+            bool, ``"picture"`` ``(n, H, W, 3)`` float32 (the PFV picture with the chosen weighting) and one
+            ``(n, H, W)`` float32 array per map.
+    """
+
+    summary: dict[str, Any]
+    examples: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def trustworthy(self) -> bool:
+        return bool(self.summary["controls"]["trustworthy"])
+
+
+def picture_name(weighting: str) -> str:
+    return f"PFV ({weighting})"
+
+
+def map_name(weighting: str) -> str:
+    """The name of a weighting's map (``final``'s is the channel sum of ``F_N``)."""
+    return CHANNEL_SUM if weighting == "final" else f"weighting map ({weighting})"
+
+
+def component_name(k: int) -> str:
+    return f"component {k}"
+
+
+def default_scenes(size: tuple[int, int], count: int = COMPOSITES, seed: int = 0) -> list[Scene]:
+    """``count`` composites of the shipped cut-outs on the shipped photos, at ``size`` ``(H, W)``."""
+    objects, backgrounds = bundled.relevance_set()
+    return composites(sorted(objects.glob("*.webp")), sorted(backgrounds.glob("*.webp")), size, count, seed)
+
+
+def evaluate(
+    model: ModelLike = bundled.DEFAULT_MODEL,
+    scenes: Sequence[Scene] | Callable[[tuple[int, int]], Sequence[Scene]] | None = None,
+    options: Options | None = None,
+    *,
+    batch: int = BATCH,
+    steps: int = STEPS,
+    fill: str = "blur",
+    faithfulness: bool = True,
+    seed: int = 0,
+    count: int = COMPOSITES,
+    examples: int = 6,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Score every map (see the module docstring) on ``scenes``.
+
+    Args:
+        model: a bundled model's name, an ``.onnx`` path, bytes or a ``ModelProto``.
+        scenes: images at the model's input size with their object masks, or a function that makes them
+            for a size ``(H, W)`` (default :func:`default_scenes`).
+        options: PFV's options; ``weighting`` is the one the components are shown with; the input size,
+            preset and layers are the model's.
+        batch: images per PCA batch (PFV's colours are relative to their batch).
+        steps: parts the pixels are deleted or inserted in.
+        fill: what deleted pixels become: ``blur`` (a blurred copy) or ``mean`` (the preset's mean colour).
+        faithfulness: measure the deletion and insertion curves (most of the run's time).
+        seed: of the default composites, the random control and the order of tied pixels.
+        count: how many default composites.
+        examples: images whose maps are kept for pictures.
+        progress: called with the images finished and their total after each image.
+    """
+    if fill not in FILLS:
+        raise PFVError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    if steps < 2 or batch < 1:
+        raise PFVError("evaluate needs at least 2 steps and 1 image per batch")
+    options = options or Options()
+    # Every earlier tap, so that each weighting is made from the same forward pass.
+    featurizer = Featurizer(model, options.replace(weighting="paper", hierarchical=False, activation_in_graph=False))
+    size = featurizer.size
+    if scenes is None or callable(scenes):
+        scenes = (scenes or (lambda shape: default_scenes(shape, count, seed)))(size)
+    scenes = _checked(scenes, size)
+    scorer = _Scorer(model, featurizer, options.threads) if faithfulness else None
+    started = time.perf_counter()
+    per_image: list[dict[str, Any]] = []
+    kept: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(scenes), batch):
+        part = scenes[start : start + batch]
+        crops = np.stack([s.image for s in part])
+        features = featurizer.forward(featurizer.model_input(crops), maps=True)
+        picture, maps = batch_maps(featurizer, features, options, seed + start)
+        for i, scene in enumerate(part):
+            entry: dict[str, Any] = {"name": scene.name, "object_share": round(float(scene.mask.mean()), 4)}
+            entry["maps"] = {name: {k: round(v, 4) for k, v in localisation(m[i], scene.mask).items()} for name, m in maps.items()}
+            if len(part) > 1:  # against another image's object: the masks' own check
+                other = part[(i + 1) % len(part)].mask
+                for name, m in maps.items():
+                    entry["maps"][name]["other_auc"] = round(relevance.roc_auc(m[i], other), 4)
+            if scorer is not None:
+                top = int(np.argmax(class_probabilities(features.logits[i : i + 1])[0]))
+                entry["top_class"] = top
+                canvas = fill_canvas(scene.image, fill, featurizer.preset)
+                curves = scorer.curves(scene.image, canvas, {name: m[i] for name, m in maps.items()}, top, steps, seed)
+                for name, (deletion, insertion) in curves.items():
+                    entry["maps"][name].update(deletion_curve=deletion, insertion_curve=insertion)
+            per_image.append(entry)
+            if len(per_image) <= examples:
+                for key, value in [("image", scene.image), ("mask", scene.mask), ("picture", picture[i]), *((n, m[i]) for n, m in maps.items())]:
+                    kept.setdefault(key, []).append(value)
+            if progress is not None:
+                progress(len(per_image), len(scenes))
+    summary = summarise(per_image, steps)
+    summary.update(
+        model=featurizer.describe()["model"],
+        weighting=options.weighting,
+        hierarchical=options.hierarchical,
+        batch=batch,
+        fill=fill if faithfulness else None,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    return Evaluation(summary, {key: np.stack(values) for key, values in kept.items()})
+
+
+def batch_maps(featurizer: Featurizer, features, options: Options, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The PFV picture with ``options.weighting`` ``(B, H, W, 3)`` float32, and every map ``(B, H, W)``
+    float32 by name, of one batch's features (all earlier taps' maps included)."""
+    size, batch = featurizer.size, features.final.shape[0]
+    visuals = {w: colour(features, size, options.weighted(w), blank=featurizer.blank_for(w)) for w in WEIGHTINGS}
+    maps = {picture_name(w): visuals[w].saliency for w in WEIGHTINGS}
+    maps.update({map_name(w): visuals[w].activation for w in WEIGHTINGS})
+    chosen = visuals[options.weighting]
+    for k in range(chosen.component_saliency.shape[-1]):
+        maps[component_name(k + 1)] = chosen.component_saliency[..., k]
+    maps[EIGENCAM] = eigen_cam(features.final, size)
+    head = featurizer.head
+    if head is not None and features.logits is not None and features.logits.shape[1] == head.weight.shape[0]:
+        top = np.argmax(features.logits, axis=1)[:, None]
+        maps[CAM] = class_activation_maps(features.final, head.weight, top, size)[:, 0]
+    maps[GAUSSIAN] = centre_gaussian(batch, size)
+    maps[RANDOM] = random_maps(batch, size, seed)
+    return chosen.rgb, maps
+
+
+def _checked(scenes: Sequence[Scene], size: tuple[int, int]) -> list[Scene]:
+    """The scenes with bool masks; refused unless each is at ``size`` with an object that does not fill it."""
+    checked = []
+    for scene in scenes:
+        mask = np.asarray(scene.mask).astype(bool)
+        if scene.image.shape != (*size, 3) or scene.image.dtype != np.uint8 or mask.shape != size:
+            raise PFVError(f"{scene.name}: expected a {size[0]} x {size[1]} RGB uint8 image and mask (the model's input size)")
+        if mask.all() or not mask.any():
+            raise PFVError(f"{scene.name}: the mask must mark some of the image and leave some of it")
+        checked.append(Scene(scene.image, mask, scene.name))
+    if not checked:
+        raise PFVError("no images to evaluate")
+    return checked
+
+
+def localisation(saliency: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """The localisation metrics of one ``(H, W)`` map for one ``(H, W)`` bool mask."""
+    return {
+        "pointing": float(relevance.pointing(saliency, mask)),
+        "border": float(relevance.on_border(saliency)),
+        "auc": relevance.roc_auc(saliency, mask),
+        "mass": relevance.mass_ratio(saliency, mask),
+    }
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """``(B, K)`` class scores as probabilities: a softmax, unless they are probabilities already. One
+    score per image is a binary classifier's: ``(B, 2)``, the sigmoid of a logit and its complement."""
+    scores = np.asarray(outputs, np.float64)
+    if scores.shape[1] == 1:
+        positive = scores[:, 0] if 0 <= scores.min() and scores.max() <= 1 else 1 / (1 + np.exp(-scores[:, 0]))
+        return np.stack([1 - positive, positive], axis=1)
+    if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        return scores
+    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
+def fill_canvas(image: np.ndarray, fill: str, preset: Preset) -> np.ndarray:
+    """What deleted pixels of an ``(H, W, 3)`` uint8 image become: a blurred copy, or the preset's mean
+    colour (:func:`~pfv_onnx.preprocess.blank_image`)."""
+    if fill == "mean":
+        return blank_image(preset, image.shape[:2])
+    return cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA * max(image.shape[:2]), borderType=cv2.BORDER_REFLECT)
+
+
+class _Scorer:
+    """The original model (not the tapped one: the taps would only slow it), run on step images."""
+
+    def __init__(self, model: ModelLike, featurizer: Featurizer, threads: int | None):
+        resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
+        source = load_model(resolved)
+        self.featurizer = featurizer
+        self.output = featurizer.logits_output
+        if self.output is None or self.output not in [o.name for o in source.graph.output]:
+            raise PFVError("the model has no class scores among its outputs: faithfulness needs them (use --no-faithfulness)")
+        self.session = Session(source, featurizer.providers, threads, spin=False, weights_dir=weights_folder(resolved, source))
+
+    def probabilities(self, crops: np.ndarray, klass: int) -> np.ndarray:
+        """The probability of class ``klass`` for each ``(n, H, W, 3)`` uint8 crop."""
+        # One map's steps at once: larger batches than a PFV chunk run faster, and these are few.
+        values = self.session.run(self.featurizer.model_input(crops), [self.output])[self.output]
+        return class_probabilities(values.reshape(len(crops), -1))[:, klass]
+
+    def curves(
+        self, image: np.ndarray, canvas: np.ndarray, maps: dict[str, np.ndarray], klass: int, steps: int, seed: int
+    ) -> dict[str, tuple[list[float], list[float]]]:
+        """The deletion and insertion curves (``steps + 1`` probabilities each) of every map for one image."""
+        ends = self.probabilities(np.stack([image, canvas]), klass)
+        curves = {}
+        for name, saliency in maps.items():
+            marked = relevance.steps_masks(relevance.deletion_order(saliency, seed), image.shape[:2], steps)[1:-1, ..., None]
+            deleted = np.where(marked, canvas, image)
+            inserted = np.where(marked, image, canvas)
+            p = self.probabilities(np.concatenate([deleted, inserted]), klass)
+            inner = steps - 1
+            curves[name] = (
+                _rounded([ends[0], *p[:inner], ends[1]]),
+                _rounded([ends[1], *p[inner:], ends[0]]),
+            )
+        return curves
+
+
+def _rounded(values: Sequence[float]) -> list[float]:
+    return [round(float(v), 5) for v in values]
+
+
+def summarise(per_image: list[dict[str, Any]], steps: int) -> dict[str, Any]:
+    """Means over the images per map, the components' importance and the controls' verdict."""
+    names = list(per_image[0]["maps"])
+    faithful = "deletion_curve" in per_image[0]["maps"][names[0]]
+    maps: dict[str, dict[str, Any]] = {}
+    for name in names:
+        rows = [entry["maps"][name] for entry in per_image]
+        scores = {metric: round(float(np.mean([r[metric] for r in rows])), 4) for metric in LOCALISATION}
+        if faithful:
+            deletion = np.mean([r["deletion_curve"] for r in rows], axis=0)
+            insertion = np.mean([r["insertion_curve"] for r in rows], axis=0)
+            for r in rows:  # each image keeps the areas, the summary the mean curves
+                r["deletion"] = round(relevance.curve_area(r.pop("deletion_curve")), 4)
+                r["insertion"] = round(relevance.curve_area(r.pop("insertion_curve")), 4)
+            scores["deletion"] = round(float(np.mean([r["deletion"] for r in rows])), 4)
+            scores["insertion"] = round(float(np.mean([r["insertion"] for r in rows])), 4)
+            scores["faithfulness"] = round(scores["insertion"] - scores["deletion"], 4)
+            scores["curves"] = {"deletion": _rounded(deletion), "insertion": _rounded(insertion)}
+        maps[name] = scores
+    components = []
+    if faithful:
+        k = 1
+        while component_name(k) in maps:
+            components.append({"component": k, "importance": maps[component_name(k)]["faithfulness"]})
+            k += 1
+    return {
+        "images": len(per_image),
+        "steps": steps if faithful else None,
+        "fractions": [round(k / steps, 4) for k in range(steps + 1)] if faithful else None,
+        "maps": maps,
+        "components": components,
+        "controls": controls(maps, per_image),
+        "per_image": per_image,
+    }
+
+
+def controls(maps: dict[str, dict[str, Any]], per_image: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checks of the module docstring on the summarised ``maps``: the numbers and the problems found."""
+    random_auc = maps[RANDOM]["auc"]
+    problems = []
+    if abs(random_auc - 0.5) > RANDOM_TOLERANCE:
+        problems.append(f"the random control's ROC-AUC is {random_auc:.3f}, not 0.5 within {RANDOM_TOLERANCE}: the metric is off")
+    masks = None
+    if "other_auc" in next(iter(per_image[0]["maps"].values())):
+        leads = {n: maps[n]["auc"] - float(np.mean([e["maps"][n]["other_auc"] for e in per_image])) for n in maps if n not in CONTROLS}
+        best = max(leads, key=leads.get)
+        masks = {"map": best, "own_auc": maps[best]["auc"], "other_auc": round(maps[best]["auc"] - leads[best], 4)}
+        if leads[best] < MIN_MASK_LEAD:
+            problems.append(
+                f"no map finds the objects better against their own masks than against other images' ({best}: ROC-AUC "
+                f"{masks['own_auc']:.3f} against {masks['other_auc']:.3f}): the masks may not belong to their images, or the network sees nothing"
+            )
+    drop = None
+    if "curves" in maps[RANDOM]:
+        whole = maps[RANDOM]["curves"]["deletion"]  # every map's curve starts at the image and ends at the fill
+        drop = whole[0] - whole[-1]
+        if drop < MIN_DROP:
+            problems.append(
+                f"filling the whole image lowers the top class's probability by {drop:.3f} on average (less than {MIN_DROP}): "
+                "the curves cannot tell the maps apart"
+            )
+    return {"random_auc": random_auc, "masks": masks, "probability_drop": None if drop is None else round(drop, 4), "trustworthy": not problems, "problems": problems}

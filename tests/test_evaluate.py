@@ -1,0 +1,128 @@
+"""``pfv-onnx evaluate`` on the bundled models and the shipped composites: the numbers, the report, the
+weighting targets, and the controls that say when a run cannot be trusted."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from PIL import Image
+
+import browser
+import graphs
+from pfv_onnx import PFVError, bundled
+from pfv_onnx.cli import main
+from pfv_onnx.composites import Scene, composites, pairs
+from pfv_onnx.evaluation import CONTROLS, class_probabilities, default_scenes, evaluate
+
+OBJECTS, BACKGROUNDS = bundled.relevance_set()
+
+
+def test_the_shipped_set_and_its_attribution():
+    objects, backgrounds = sorted(OBJECTS.glob("*.webp")), sorted(BACKGROUNDS.glob("*.webp"))
+    assert len(objects) == 40 and len(backgrounds) == 6
+    attribution = (OBJECTS.parent / "ATTRIBUTION.md").read_text()
+    for path in objects + backgrounds:
+        line = next(l for l in attribution.splitlines() if f"| {path.parent.name}/{path.name} |" in l)
+        assert "public domain" in line or "GPL" in line
+        assert "tuxpaint" not in line.lower()  # Tux Paint's stamps are kept for independent checks
+    scenes = default_scenes((224, 224), 12, seed=0)
+    again = default_scenes((224, 224), 12, seed=0)
+    for a, b in zip(scenes, again):  # seeded
+        np.testing.assert_array_equal(a.image, b.image)
+        assert 0.02 < a.mask.mean() < 0.5 and a.image.shape == (224, 224, 3)
+
+
+@pytest.mark.parametrize("model", bundled.MODELS)
+def test_the_default_weighting_points_at_the_object(model):
+    """The targets of the focus weighting on the 48 shipped composites, and the paper's border problem."""
+    maps = evaluate(model, faithfulness=False).summary["maps"]
+    focus, paper, picture = maps["weighting map (focus)"], maps["weighting map (paper)"], maps["PFV (focus)"]
+    assert focus["auc"] >= 0.87 and focus["pointing"] >= 0.35 and focus["border"] <= 0.10, focus
+    assert picture["auc"] >= 0.85, picture
+    assert paper["border"] >= 0.4 and focus["auc"] > paper["auc"]  # measured: 100% and 52% on the border
+    assert abs(maps[CONTROLS[1]]["auc"] - 0.5) < 0.01 and maps[CONTROLS[1]]["mass"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_evaluate_command_writes_a_report(tmp_path):
+    out = tmp_path / "evaluate"
+    assert main(["evaluate", "mobilenet_v2", "--out", str(out), "--count", "8", "--steps", "5", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    maps = summary["maps"]
+    assert summary["images"] == 8 and summary["steps"] == 5 and summary["weighting"] == "focus"
+    expected = {"PFV (focus)", "PFV (paper)", "PFV (final)", "weighting map (focus)", "weighting map (paper)", "channel sum of F_N", "EigenCAM",
+                "CAM (top class)", *CONTROLS, "component 1", "component 2", "component 3"}
+    assert set(maps) == expected
+    for name, scores in maps.items():
+        curves = scores["curves"]
+        assert len(curves["deletion"]) == len(curves["insertion"]) == 6
+        assert scores["faithfulness"] == pytest.approx(scores["insertion"] - scores["deletion"], abs=2e-4)
+    # The object-pointing maps remove the evidence faster than the random order, and restore it faster.
+    assert maps["weighting map (focus)"]["deletion"] < maps[CONTROLS[1]]["deletion"]
+    assert maps["weighting map (focus)"]["insertion"] > maps[CONTROLS[1]]["insertion"]
+    masks = summary["controls"]["masks"]  # each object found far better than the next image's
+    assert masks["own_auc"] > masks["other_auc"] + 0.2
+    assert [c["component"] for c in summary["components"]] == [1, 2, 3]
+    assert summary["controls"]["trustworthy"] and summary["controls"]["probability_drop"] > 0.05
+    assert len(summary["per_image"]) == 8 and "deletion" in summary["per_image"][0]["maps"]["EigenCAM"]
+    for name in ("localisation.png", "deletion.png", "insertion.png", "examples.png"):
+        Image.open(out / name).load()
+    assert 'data-broken-images="0"' in browser.dom(out / "index.html", tmp_path / "profile")
+
+
+def test_image_and_mask_folders(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for scene in composites(sorted(OBJECTS.glob("*.webp"))[:4], sorted(BACKGROUNDS.glob("*.webp")), (300, 260), 4, seed=5):
+        Image.fromarray(scene.image).save(images / f"{scene.name}.jpg")
+        Image.fromarray(scene.mask.astype(np.uint8) * 255).save(masks / f"{scene.name}.png")
+    loaded = pairs(images, masks, (224, 224))  # stretched to the model's input, masks too
+    assert len(loaded) == 4 and loaded[0].image.shape == (224, 224, 3) and loaded[0].mask.shape == (224, 224)
+    out = tmp_path / "out"
+    assert main(["evaluate", "mobilenet_v2", "--images", str(images), "--masks", str(masks), "--out", str(out), "--no-faithfulness", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 4 and summary["steps"] is None and "deletion" not in summary["maps"]["EigenCAM"]
+    (masks / f"{loaded[0].name}.png").unlink()
+    assert main(["evaluate", "mobilenet_v2", "--images", str(images), "--masks", str(masks), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert main(["evaluate", "mobilenet_v2", "--images", str(images), "--out", str(tmp_path / "y"), "--quiet"]) == 2
+
+
+def test_a_model_that_ignores_the_image_is_not_trustworthy(tmp_path, capsys):
+    """The curves cannot tell maps apart when filling the image does not change the prediction."""
+    model, _, _ = graphs.vgg_like()
+    head = next(node for node in model.graph.node if node.op_type == "Gemm").input[1]
+    for init in model.graph.initializer:
+        if init.name == head:  # a zero head: the same class scores for every image
+            init.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(init)), init.name))
+    path = tmp_path / "blind.onnx"
+    onnx.save(model, str(path))
+    assert main(["evaluate", str(path), "--out", str(tmp_path / "out"), "--count", "4", "--steps", "3", "--quiet"]) == 1
+    assert "not trustworthy" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert not summary["controls"]["trustworthy"] and summary["controls"]["probability_drop"] == 0
+
+
+def test_class_probabilities():
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    p = class_probabilities(logits)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    np.testing.assert_allclose(p[1], 1 / 3)
+    already = np.array([[0.2, 0.8], [0.5, 0.5]])
+    np.testing.assert_array_equal(class_probabilities(already), already)
+    # One score per image: a binary classifier's logit, or its probability.
+    np.testing.assert_allclose(class_probabilities(np.array([[0.0], [np.log(3)]])), [[0.5, 0.5], [0.25, 0.75]])
+    np.testing.assert_allclose(class_probabilities(np.array([[0.9]])), [[0.1, 0.9]])
+
+
+def test_masks_that_do_not_belong_to_their_images_are_caught(tmp_path):
+    scenes = default_scenes((224, 224), 8, seed=3)
+    shuffled = [Scene(s.image, np.ascontiguousarray(~s.mask), s.name) for s in scenes]  # the background marked
+    evaluation = evaluate("mobilenet_v2", shuffled, faithfulness=False)
+    assert not evaluation.trustworthy and "masks may not belong" in evaluation.summary["controls"]["problems"][0]
+    with pytest.raises(PFVError, match="must mark some of the image"):
+        evaluate("mobilenet_v2", [Scene(scenes[0].image, np.zeros((224, 224), np.uint8), "empty")], faithfulness=False)
+    with pytest.raises(PFVError, match="model's input size"):
+        evaluate("mobilenet_v2", [Scene(scenes[0].image[:100], scenes[0].mask[:100], "small")], faithfulness=False)

@@ -1,0 +1,59 @@
+"""The maps that weight the components: the focus weighting against a direct computation, the taps each
+weighting reads, and a basis that keeps the weighting it was fitted with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pfv_onnx import PFV, PFVError, bundled
+from pfv_onnx.core import BlankResponse, weighting_map, weighting_sources
+from pfv_onnx.core.activation import FOCUS_FLOOR, channel_sum
+from pfv_onnx.core.upsample import resize_bilinear
+
+
+def test_focus_is_the_geometric_mean_of_the_responses_beyond_the_blank_image():
+    rng = np.random.default_rng(0)
+    final, fine = rng.random((2, 5, 4, 4), np.float32), rng.random((2, 8, 8), np.float32) * 3
+    blank = BlankResponse(channel_sum(final[:1])[0], (fine[0],))  # the first image is the blank one
+    sources = weighting_sources(final, [fine], "focus", blank)
+    deep = np.maximum(channel_sum(final) - blank.final, 0)
+    np.testing.assert_allclose(sources[0], deep)
+    np.testing.assert_allclose(sources[1], np.maximum(fine - fine[0], 0))
+    peaks = [float(s.max()) for s in sources]
+    w = weighting_map("focus", sources, (16, 16), peaks)
+    expected = np.sqrt(resize_bilinear(deep, (16, 16)) / peaks[0] * (resize_bilinear(sources[1], (16, 16)) / peaks[1] + FOCUS_FLOOR))
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+    assert not w[0].any() and w[1].max() > 0  # the blank image gets no weight anywhere
+
+
+def test_a_network_that_responds_to_nothing_beyond_the_blank_image_is_left_unweighted():
+    final = np.ones((3, 4, 2, 2), np.float32)
+    blank = BlankResponse(channel_sum(final[:1])[0], ())
+    sources = weighting_sources(final, [], "focus", blank)
+    assert len(sources) == 1 and not sources[0].any()
+    np.testing.assert_array_equal(weighting_map("focus", sources, (8, 8), [1.0]), np.ones((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="featureless image"):
+        weighting_sources(final, [], "focus", None)
+
+
+def test_each_weighting_reads_the_taps_it_needs():
+    taps = PFV(weighting="paper").taps
+    assert len(taps) == 4
+    assert PFV().taps == taps[-1:] and PFV(weighting="final").taps == []
+    assert PFV(hierarchical=True).taps == taps
+    # The blank image's channel sums, at each tap's resolution, are what the focus weighting subtracts.
+    blank = PFV().featurizer.blank
+    assert blank.final.shape == (7, 7) and [m.shape for m in blank.maps] == [(14, 14)]
+
+
+def test_a_basis_keeps_its_weighting(tmp_path):
+    photos = bundled.sample_images()[:4]
+    focus = PFV().fit(photos)
+    assert focus.basis.weighting == "focus" and len(focus.basis.layer_peaks) == 2
+    path = focus.save_basis(tmp_path / "focus.npz")
+    reopened = PFV(weighting="paper", basis=path)  # the basis decides, and the taps follow it
+    assert reopened.options.weighting == "focus" and reopened.taps == focus.taps
+    np.testing.assert_array_equal(reopened.transform(photos).rgb, focus.transform(photos).rgb)
+    with pytest.raises(PFVError, match="weights by focus"):
+        PFV(weighting="paper").use_basis(path)
