@@ -12,13 +12,15 @@ import argparse
 import dataclasses
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from . import bundled
 from .console import warn
 from .errors import PFVError, first_line
-from .options import PICTURES, OptionError, Options
+from .options import PICTURES, OptionError, Options, given_flags
+from .presets import PRESETS
 from .version import __version__
 
 ALL_GROUPS = ("model", "images", "method", "runtime")
@@ -61,8 +63,7 @@ def _add_option_flags(parser: argparse.ArgumentParser, groups: Sequence[str]) ->
 
 def options_from(args: argparse.Namespace) -> Options:
     """The :class:`Options` the parsed flags give."""
-    given = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Options)}
-    return Options(**{name: value for name, value in given.items() if value is not None})
+    return Options(**given_flags(args))
 
 
 def _command(commands: Any, name: str, help: str, groups: Sequence[str] = ALL_GROUPS, model: bool = True) -> argparse.ArgumentParser:
@@ -100,6 +101,14 @@ def _applications(commands: Any) -> None:
     sanity.add_argument("--seed", type=_count(0), default=0, help="seed of the random weights (default 0)")
     sanity.add_argument("--basis", help="a basis from 'pfv-onnx fit': its method options are the ones tested")
 
+    atlas = _command(commands, "atlas", "what each component's colour responds to: its strongest images and patches, classes and stability")
+    atlas.add_argument("data", nargs="+", metavar="DATA", help="image files, folders, or a folder with one subfolder of images per class")
+    atlas.add_argument("--out", required=True, help="folder to write to")
+    atlas.add_argument("--basis", help="a basis from 'pfv-onnx fit' (default: fit one on DATA first)")
+    atlas.add_argument("--top", type=_count(1), default=8, help="images and patches shown per component and side (default 8)")
+    atlas.add_argument("--batch", type=_count(1), default=32, help="images read and run at a time (default 32)")
+    atlas.add_argument("--dask", metavar="ADDRESS", help="fit the basis on Dask: a scheduler address, or 'local'")
+
     evaluate = _command(commands, "evaluate", "do PFV's maps point at the object and are they faithful? Against baselines and controls")
     evaluate.add_argument("--out", required=True, help="folder to write to")
     evaluate.add_argument("--objects", metavar="DIR", help="cut-out objects with transparency to paste on --backgrounds (default: the shipped set)")
@@ -121,15 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     explain = _command(commands, "explain", "PFV pictures, a summary and an HTML report for image files and folders")
-    explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    explain.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or a folder with one subfolder of images per class")
     explain.add_argument("--out", required=True, help="folder to write to (an interrupted run of the same command there is continued)")
-    explain.add_argument("--batch", type=_count(1), help="images per PCA batch, in input order (default: all in one batch, or split evenly in batches of at most 64)")
+    explain.add_argument("--batch", type=_count(1), help="images per PCA batch, in input order, the classes of a folder-per-class root mixed in each "
+                         "(default: all in one batch, or split evenly in batches of at most 64)")
     explain.add_argument("--pictures", type=_names, default=None, metavar="KINDS",
                          help=f"which pictures to write per image: comma-separated from {','.join(PICTURES)} (default: all)")
     explain.add_argument("--basis", help="a basis from 'pfv-onnx fit': colours fixed across batches instead of relative to each")
+    explain.add_argument("--atlas", metavar="DIR", help="an atlas of the same basis (pfv-onnx atlas --basis): the report links each component to its card")
 
     fit = _command(commands, "fit", "fit a basis on a dataset, so that colours mean the same in every batch")
-    fit.add_argument("inputs", nargs="+", metavar="DATA", help="image files or folders of images")
+    fit.add_argument("inputs", nargs="+", metavar="DATA", help="image files, folders of images, or a folder with one subfolder of images per class")
     fit.add_argument("--out", required=True, help="the basis file to write (.npz)")
     fit.add_argument("--batch", type=_count(1), default=32, help="images read and run at a time (default 32; the basis does not depend on it)")
     fit.add_argument("--dask", metavar="ADDRESS", help="fit on Dask: a scheduler address, or 'local' for a local cluster of two worker processes")
@@ -143,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = _command(commands, "export", "write a tapped copy of a model that outputs A^b and F_N", ("model", "export"), model=False)
     export.add_argument("src", help="the ONNX model to tap (or a bundled model's name)")
     export.add_argument("dst", help="path of the tapped .onnx file to write")
+    export.add_argument("--preset", choices=sorted(PRESETS), help="write this pixel normalisation into the model's metadata")
+
+    inspect = _command(commands, "inspect", "what PFV sees in a model: input, preset, labels, taps, final layer, the tensors --layers and --final accept", ("model", "images"))
+    inspect.add_argument("--all", action="store_true", help="list every tensor --layers and --final accept, not only the last few")
     return parser
 
 
@@ -152,11 +167,18 @@ def _flag(option: str) -> str:
     return meta["flag"] if meta and meta["flag"] else option
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one line each, without the source line."""
+    warn(f"warning: {first_line(message if isinstance(message, Warning) else Warning(message))}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        app = importlib.import_module(f"pfv_onnx.apps.{args.command}")
-        return app.run(args, options_from(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            app = importlib.import_module(f"pfv_onnx.apps.{args.command}")
+            return app.run(args, options_from(args))
     except OptionError as exc:
         warn(f"error: {_flag(exc.option)} {exc.problem}")
         return exc.exit_code

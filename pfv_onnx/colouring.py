@@ -10,6 +10,7 @@ import numpy as np
 
 from . import memory
 from .core import BlankResponse, FittedBasis, Visualisation, transform, visualise
+from .console import plural
 from .errors import PFVError
 from .features import Features
 from .options import Options
@@ -118,7 +119,7 @@ class BatchResult:
         refused with one line when they would not fit in memory)."""
         if "components" not in self.visualisation.__dict__:
             batch, height, width, k = *self.rgb.shape[:3], self.visualisation.scores.shape[-1]
-            memory.require(batch * height * width * k * 4, f"the {k} components of {batch} images at {height} x {width}",
+            memory.require(batch * height * width * k * 4, f"the {plural(k, 'component')} of {plural(batch, 'image')} at {height} x {width}",
                            "ask for fewer components, or read the first three from visualisation.shown_components")
         return self.visualisation.components
 

@@ -17,6 +17,13 @@ def printable(text: str) -> str:
     )
 
 
+def plural(count: int, word: str) -> str:
+    """``1 image``, ``2 images``, ``3 batches``, ``2 classes``: English plurals of the words pfv-onnx counts."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word}es" if word.endswith(("s", "sh", "ch", "x")) else f"{count} {word}s"
+
+
 def say(text: str, stream: TextIO | None = None) -> None:
     """Print one line (to stdout, or ``stream``) made :func:`printable`."""
     print(printable(text), file=stream or sys.stdout)

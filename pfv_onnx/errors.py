@@ -25,6 +25,18 @@ class RuntimeMissingError(PFVError):
     """No onnxruntime package is installed."""
 
 
+class PFVWarning(UserWarning):
+    """Something PFV went on with but the user should know; the command line prints it as one line."""
+
+
+class PresetWarning(PFVWarning):
+    """The model does not say how its pixels are normalised, so a default was assumed."""
+
+
+class FolderWarning(PFVWarning):
+    """A folder holds images and subfolders of images: its own images were read, the subfolders not."""
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (or its type), shortened: for one-line errors."""
     text = str(exc).strip() or type(exc).__name__

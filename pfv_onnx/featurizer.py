@@ -9,6 +9,7 @@ names; images in, :class:`~pfv_onnx.features.Features` out.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -18,7 +19,8 @@ import onnx
 from PIL import Image
 
 from . import bundled, memory
-from .errors import ImageError, ModelError, PFVError
+from .console import plural
+from .errors import ImageError, ModelError, PFVError, PresetWarning
 from .core.activation import EARLIER_TAPS, BlankResponse, channel_sum
 from .features import Batch, Features
 from .graph import (
@@ -32,6 +34,8 @@ from .graph import (
     load_model,
     weights_folder,
 )
+from .labels import METADATA_KEY as LABELS_METADATA_KEY
+from .labels import resolve_labels
 from .options import Options
 from .preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
 from .presets import DEFAULT_PRESET, Preset, get_preset
@@ -54,10 +58,10 @@ class Featurizer:
             :func:`pfv_onnx.export` or not).
         options: the ``model``, ``images``, ``runtime`` and ``export`` fields of :class:`~pfv_onnx.Options`
             are read here, and the weighting (which taps it reads).
-        labels: class names for the model's output; default the bundled ImageNet names for 1000 classes.
+        labels: class names for the model's output (see :mod:`pfv_onnx.labels` for the default).
     """
 
-    def __init__(self, model: ModelLike = bundled.DEFAULT_MODEL, options: Options | None = None, labels: Sequence[str] | None = None):
+    def __init__(self, model: ModelLike = bundled.DEFAULT_MODEL, options: Options | None = None, labels: str | Path | Sequence[str] | None = None):
         options = options or Options()
         resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
         self.model_path = str(resolved) if isinstance(resolved, (str, Path)) else None
@@ -83,10 +87,20 @@ class Featurizer:
         # decode and write run during it; they need the cores (spinning made a single large batch faster
         # but a folder run slower).
         self.session = Session(self.tapped.model, self.providers, options.threads, spin=False, weights_dir=self.tapped.weights_dir)
-        self.preset: Preset = get_preset(options.preset or _metadata(source, PRESET_METADATA_KEY) or DEFAULT_PRESET)
+        preset = options.preset or _metadata(source, PRESET_METADATA_KEY)
+        self.preset_source = "--preset" if options.preset else "model metadata" if preset else "default"
+        if preset is None:
+            warnings.warn(
+                f"{self.model_path or 'the model'} does not name its pixel normalisation: using {DEFAULT_PRESET} "
+                "(give --preset, or write it into the model with pfv-onnx export --preset)", PresetWarning, stacklevel=3,
+            )
+        self.preset: Preset = get_preset(preset or DEFAULT_PRESET)
         self.resize = options.resize
         self.chunk_size: int | None = default_chunk(self.providers) if options.chunk_size == "auto" else options.chunk_size
-        self._labels = list(labels) if labels is not None else None
+        self.labels, self.labels_source = resolve_labels(labels, options.labels, _metadata(source, LABELS_METADATA_KEY))
+        scores = self.session.output_shape(self.logits_output) if self.labels is not None and self.logits_output else None
+        if scores and isinstance(scores[1], int):  # names of another count are refused before any image is read
+            self.class_names_for(scores[1])
 
     # ---- the model ----------------------------------------------------------------------------------
 
@@ -147,7 +161,7 @@ class Featurizer:
     def check_batch(self, count: int) -> None:
         """Refuse, with one line, a batch of ``count`` images that would not fit in memory."""
         height, width = self.size
-        memory.require(count * self.image_bytes, f"a batch of {count} images at {height} x {width}", "use smaller batches")
+        memory.require(count * self.image_bytes, f"a batch of {plural(count, 'image')} at {height} x {width}", "use smaller batches")
 
     @functools.cached_property
     def blank(self) -> BlankResponse:
@@ -161,12 +175,16 @@ class Featurizer:
         return self.blank if weighting == "focus" else None
 
     def class_names(self, logits: np.ndarray | None) -> list[str] | None:
-        """Names for the classes of ``logits``: the given labels, else ImageNet's for 1000 classes."""
-        if self._labels is not None:
-            return self._labels
-        if logits is not None and logits.shape[1] == 1000:
-            return bundled.imagenet_labels()
-        return None
+        """Names for the classes of ``(B, K)`` ``logits`` (:mod:`pfv_onnx.labels`), ``None`` when unknown."""
+        return None if logits is None else self.class_names_for(logits.shape[1])
+
+    def class_names_for(self, count: int) -> list[str] | None:
+        """Names for ``count`` classes, ``None`` when unknown; refused when the names are another number."""
+        if self.labels is None:
+            return None
+        if len(self.labels) != count:
+            raise PFVError(f"the class names ({self.labels_source}) are {len(self.labels)}, the model gives {count} classes")
+        return self.labels
 
     def describe(self) -> dict[str, Any]:
         """The model (path, SHA-256, input, preset, providers) and its taps, as JSON data."""
@@ -178,6 +196,7 @@ class Featurizer:
                 "features_sha256": self.features_sha256,
                 "input": {"name": spec.name, "layout": spec.layout, "size": list(self.size), "batch": spec.batch},
                 "preset": self.preset.name,
+                "labels": self.labels_source,
                 "providers": self.session.providers,
             },
             "taps": self.taps,
@@ -211,8 +230,11 @@ class Featurizer:
 
     @staticmethod
     def names(items: Sequence[ImageLike]) -> list[str]:
-        """One name per item: a file's stem, else ``image_<i>``."""
-        return [Path(item).stem if isinstance(item, (str, Path)) else f"image_{i}" for i, item in enumerate(items)]
+        """One name per item: a file's stem (also of a PIL image opened from a file), else ``image_<i>``."""
+        return [
+            Path(item).stem if isinstance(item, (str, Path)) else Path(getattr(item, "filename", "") or "").stem or f"image_{i}"
+            for i, item in enumerate(items)
+        ]
 
     def prepare(self, item: ImageLike) -> np.ndarray:
         """One image (a path, a PIL image or a uint8 array) decoded and resized: ``(H0, W0, 3)`` uint8 RGB.

@@ -32,6 +32,13 @@ GROUPS = ("model", "images", "method", "runtime", "export")
 MIN_N_SIGMA = 0.1
 
 
+def given_flags(namespace: Any) -> dict[str, Any]:
+    """The option values a parsed command line set: ``{field: value}`` for each flag given (an absent flag
+    is ``None`` in the namespace and left out)."""
+    values = {f.name: getattr(namespace, f.name, None) for f in dataclasses.fields(Options)}
+    return {name: value for name, value in values.items() if value is not None}
+
+
 class OptionError(PFVError):
     """An option with a value PFV cannot use: ``option`` names it, ``problem`` says what is wrong."""
 
@@ -125,6 +132,8 @@ class Options:
         size: ``(H, W)`` fed to a model that leaves its input size open (default 224 x 224).
         preset: pixel normalisation (:data:`pfv_onnx.presets.PRESETS`); ``None``: the model's metadata
             ``preset`` entry, else ``imagenet``.
+        labels: class names for the model's outputs: a file with one per line, or ``imagenet``; ``None``:
+            the model's metadata ``labels`` entry, else none (:mod:`pfv_onnx.labels`).
         resize: ``crop`` (the ImageNet evaluation crop) or ``stretch`` (the whole photo).
         n_components: principal components kept (``rgb`` shows the first three).
         hierarchical: weight the components layer by layer (the reference code's variant).
@@ -152,6 +161,9 @@ class Options:
     preset: str | None = _option(
         "images", None, _optional(_choice(sorted(PRESETS))),
         "--preset", "pixel normalisation (default: the model's metadata, else imagenet)", choices=sorted(PRESETS))
+    labels: str | None = _option(
+        "model", None, _optional(_name),
+        "--labels", "class names: a text file with one per line, or imagenet (default: the model's metadata, else none)", metavar="FILE")
     resize: str = _option(
         "images", "crop", _choice(RESIZE_MODES),
         "--resize", "crop: the ImageNet evaluation crop (default); stretch: the whole photo", choices=RESIZE_MODES)
@@ -214,6 +226,11 @@ class Options:
             for f in dataclasses.fields(self)
             if not groups or f.metadata["group"] in groups
         }
+
+    def set_fields(self) -> set[str]:
+        """The fields whose values differ from the defaults."""
+        defaults = Options()
+        return {f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(defaults, f.name)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Options:

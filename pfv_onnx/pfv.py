@@ -11,21 +11,27 @@ images; calling a ``PFV`` is the paper's method, colours relative to the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from . import bundled
 from .basis_file import check_basis, load_basis, save_basis
 from .colouring import BatchResult, colour
 from .core import FittedBasis
+from .console import plural
 from .errors import PFVError
 from .features import Batch, Features
 from .featurizer import Featurizer, ImageLike, ModelLike
 from .fitting import basis_of, fit_basis
-from .options import OptionError, Options
-from .report import build_summary, write_batch, write_summary
+from .files import output_folder
+from .notebook import result_html, result_text, to_pil
+from .options import PICTURES, OptionError, Options
+from .report import build_summary, unique_names, write_batch, write_summary
 from .version import __version__
 
 Images = ImageLike | Sequence[ImageLike] | Batch
@@ -36,23 +42,70 @@ def method_of(basis: FittedBasis) -> dict[str, Any]:
     return {"n_components": basis.pca.n_components, "hierarchical": basis.hierarchical, "n_sigma": basis.n_sigma, "weighting": basis.weighting}
 
 
+def check_method(options: Options, method: dict[str, Any], given: set[str]) -> None:
+    """Refuse, with one line, a method option in ``given`` (the options set by the caller) that a basis
+    fixes to another value."""
+    for name, fixed in method.items():
+        value = getattr(options, name)
+        if name in given and value != fixed:
+            raise OptionError(name, f"is {value!r} here but {fixed!r} in the basis, which fixes the method: leave it out, or fit another basis")
+
+
 def _featurizer_property(name: str) -> property:
     return property(lambda self: getattr(self.featurizer, name), doc=getattr(Featurizer, name).__doc__)
 
 
 class PFVResult(BatchResult):
-    """PFV of one analysis batch (:class:`~pfv_onnx.colouring.BatchResult`), which can save itself."""
+    """PFV of one analysis batch (:class:`~pfv_onnx.colouring.BatchResult`), which can save and show itself."""
 
-    def save(self, out: str | Path) -> dict[str, Any]:
+    def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
         """Write the pictures of this batch, its mosaic, ``summary.json`` and ``index.html`` to the folder
-        ``out`` (layout in :mod:`pfv_onnx.report`); return the summary."""
-        out = Path(out)
-        if out.exists() and not out.is_dir():
-            raise PFVError(f"{out}: exists and is not a folder")
-        written = write_batch(out, self, 0)
+        ``out`` (layout in :mod:`pfv_onnx.report`; images of the same name get ``_2``, ``_3``, ... as on the
+        command line); return the summary. A folder that holds anything is refused unless ``overwrite``."""
+        out = output_folder(out, overwrite)
+        unique = dataclasses.replace(self, names=unique_names(self.names))
+        written = write_batch(out, unique, 0)
         summary = build_summary(self.description, [written.batch], written.images, {**self.timings, **written.wait()})
         write_summary(out, summary)
         return summary
+
+    def to_pil(self, kind: str = "pfv") -> list[Image.Image]:
+        """The pictures of ``kind`` (``pfv``, ``overlay``, ``activation`` or ``components``) as PIL images."""
+        if kind not in PICTURES:
+            raise PFVError(f"unknown picture kind {kind!r} (choose from {', '.join(PICTURES)})")
+        return to_pil(self, kind)
+
+    def show(self) -> None:
+        """Show the inputs over their PFV pictures and the colour key: inline in a notebook, else in an image viewer."""
+        try:
+            from IPython.display import HTML, display
+        except ImportError:
+            display = None
+        if display is not None and _in_notebook():
+            display(HTML(self._repr_html_()))
+            return
+        pictures = self.to_pil("overlay" if self.images is not None else "pfv")
+        strip = Image.new("RGB", (sum(p.width for p in pictures), max(p.height for p in pictures)), "white")
+        x = 0
+        for picture in pictures:
+            strip.paste(picture, (x, 0))
+            x += picture.width
+        strip.show()
+
+    def __repr__(self) -> str:
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        return result_html(self)
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "Terminal" not in type(shell).__name__
 
 
 class PFV:
@@ -62,10 +115,11 @@ class PFV:
         model: a bundled model's name, an ``.onnx`` path, bytes or a ``ModelProto`` (tapped by
             :func:`pfv_onnx.export` or not).
         options: an :class:`~pfv_onnx.Options`; keyword arguments (``n_components=5``, ``preset="lite"``,
-            ...) set its fields.
+            ...) set its fields. With ``basis``, a method option set here (as a keyword, or away from its
+            default in ``options``) must agree with the basis.
         basis: a fitted basis (a ``.npz`` file from :meth:`save_basis` or ``pfv-onnx fit``) for
             :meth:`transform`; refused when fitted on another model or other layers.
-        labels: class names for the model's output; default the bundled ImageNet names for 1000 classes.
+        labels: class names for the model's output, a labels file or ``imagenet`` (default: see :mod:`pfv_onnx.labels`).
 
     Attributes:
         featurizer: the model side (:class:`~pfv_onnx.Featurizer`): session, taps, preprocessing.
@@ -80,14 +134,17 @@ class PFV:
         options: Options | None = None,
         *,
         basis: str | Path | FittedBasis | None = None,
-        labels: Sequence[str] | None = None,
+        labels: str | Path | Sequence[str] | None = None,
         **option_values: Any,
     ):
         if options is not None and not isinstance(options, Options):
             raise OptionError("options", f"must be a pfv_onnx.Options (or give the options as keywords), got {type(options).__name__}")
+        given = (options.set_fields() if options is not None else set()) | set(option_values)
         options = (options or Options()).replace(**option_values)
         if basis is not None:  # the basis fixes the method, and with it the taps the featurizer reads
-            options = options.replace(**method_of(load_basis(basis)[0] if not isinstance(basis, FittedBasis) else basis))
+            method = method_of(load_basis(basis)[0] if not isinstance(basis, FittedBasis) else basis)
+            check_method(options, method, given)
+            options = options.replace(**method)
         self.featurizer = Featurizer(model, options, labels)
         # A basis is bound to the preset and input size: they are part of the options in force.
         self.options = options.replace(preset=self.featurizer.preset.name, size=self.featurizer.size)
@@ -100,6 +157,14 @@ class PFV:
     taps = _featurizer_property("taps")
     final = _featurizer_property("final")
     size = _featurizer_property("size")
+
+    def __repr__(self) -> str:
+        model = self.featurizer.model_path or "a model given in memory"
+        height, width = self.size
+        method = f"{self.options.n_components} components, weighting {self.options.weighting}" + (", hierarchical" if self.options.hierarchical else "")
+        basis = f"a basis fitted on {plural(self.basis.images, 'image')}" if self.basis is not None else "no basis (colours relative to each batch)"
+        return (f"PFV({model}: input {height} x {width} {self.featurizer.input.layout}, preset {self.featurizer.preset.name}, "
+                f"F_N {self.final}, {len(self.taps)} earlier taps, {method}, {basis})")
 
     # ---- the verbs --------------------------------------------------------------------------------------
 
@@ -133,6 +198,13 @@ class PFV:
         self.fit_skipped = []
         self.use_basis(basis_of(features, self.size, self.options, len(batch.names), self.featurizer.blank_for(self.options.weighting)))
         return self.colour(features, batch.crops, batch.names, timings, self.basis)
+
+    def atlas(self, data: str | Path | Sequence[str | Path], top: int = 8, batch_size: int = 32, dask: str | None = None):
+        """What each component responds to over ``data`` (files, folders or a folder-per-class root): a
+        :class:`pfv_onnx.atlas.Atlas`. Fits the basis on ``data`` first when there is none."""
+        from .atlas import atlas  # the atlas is built on PFV
+
+        return atlas(self, data, top=top, batch_size=batch_size, dask=dask)
 
     def colour(
         self,

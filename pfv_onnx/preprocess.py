@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, first_line
+from .errors import FolderWarning, ImageError, first_line
 from .options import RESIZE_MODES
 from .presets import PRESETS, Preset
 
 __all__ = [
-    "IMAGE_SUFFIXES", "LUMA", "MAX_PIXELS", "PRESETS", "Preset", "expand_inputs", "fit_image", "load_image", "to_image", "to_model_input",
+    "IMAGE_SUFFIXES", "LUMA", "MAX_PIXELS", "PRESETS", "ImageFile", "Preset", "expand_inputs", "find_images", "stratified", "fit_image", "load_image", "to_image", "to_model_input",
     "to_rgb",
 ]
 
@@ -24,28 +26,88 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 CROP_FRACTION = 0.875
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Paths of image files: files as given, folders expanded to their images (sorted, not recursive).
+@dataclass(frozen=True)
+class ImageFile:
+    """An image file found in the inputs; ``label``: its class when it lies under a folder-per-class root."""
+
+    path: Path
+    label: str | None = None
+
+
+def find_images(inputs: Iterable[str | Path]) -> list[ImageFile]:
+    """The image files of ``inputs``: files as given; a folder holding images, its images (sorted, not
+    recursive; a warning when its subfolders hold images too); a folder holding none but subfolders that
+    do, a folder-per-class root: each subfolder's images, recursively, labelled with the subfolder's name.
+    Hidden files and folders and links to folders are passed over.
 
     Raises:
         ImageError: a path that does not exist, or is neither a regular file nor a folder (a FIFO, a
             device), or a folder without images.
     """
-    paths: list[Path] = []
+    found: list[ImageFile] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ImageError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            paths += found
+            images = _images_in(path)
+            if images:
+                found += [ImageFile(p) for p in images]
+                if any(_holds_images(sub) for sub in _subfolders(path)):
+                    warnings.warn(f"{path}: holds images, so its subfolders were not read (a folder-per-class root holds "
+                                  "only subfolders; give the subfolders too to read them)", FolderWarning, stacklevel=2)
+                continue
+            classes = [(sub.name, _images_below(sub)) for sub in _subfolders(path)]
+            classes = [(name, images) for name, images in classes if images]
+            if not classes:
+                raise ImageError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)}), nor subfolders of them")
+            found += [ImageFile(p, name) for name, images in classes for p in images]
         elif path.is_file():
-            paths.append(path)
+            found.append(ImageFile(path))
         elif path.exists():
             raise ImageError(f"{path}: not a regular file or folder")
         else:
             raise ImageError(f"{path}: no such file or folder")
-    return paths
+    return found
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """The paths of :func:`find_images`."""
+    return [f.path for f in find_images(inputs)]
+
+
+def stratified(files: Sequence[ImageFile]) -> list[ImageFile]:
+    """``files`` reordered so that every stretch of them holds the classes in proportion (each class's
+    files in their order, interleaved by their position within the class): consecutive batches then mix
+    the classes and their colours can be compared. Unlabelled files count as one class."""
+    by_class: dict[str | None, list[int]] = {}
+    for i, f in enumerate(files):
+        by_class.setdefault(f.label, []).append(i)
+    rank = {}
+    for members in by_class.values():
+        for position, i in enumerate(members):
+            rank[i] = (position + 0.5) / len(members)
+    return [files[i] for i in sorted(range(len(files)), key=lambda i: rank[i])]
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if _visible(p) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if _visible(p) and p.is_dir() and not p.is_symlink())
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether ``folder`` or a subfolder holds an image (stops at the first)."""
+    return bool(_images_in(folder)) or any(_holds_images(sub) for sub in _subfolders(folder))
+
+
+def _images_below(folder: Path) -> list[Path]:
+    """The images of ``folder`` and of its subfolders, depth first, sorted; links to folders not followed."""
+    return _images_in(folder) + [p for sub in _subfolders(folder) for p in _images_below(sub)]
 
 
 # The decoders of the formats the README lists, and no others: Pillow picks a decoder by what a file holds,

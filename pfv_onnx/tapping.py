@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
 
 from . import bundled, memory
-from .errors import LayerError, ModelError
+from .console import plural
+from .errors import LayerError, ModelError, PFVError
 from .files import atomic_path, check_output_file
 from .graph import (
     InputSpec,
@@ -30,8 +32,12 @@ from .graph import (
     read_tapped_outputs,
     shape_candidates,
     weights_folder,
+    with_metadata,
     with_weights,
 )
+from .labels import IMAGENET, read_labels
+from .labels import METADATA_KEY as LABELS_KEY
+from .presets import get_preset
 from .runtime import probe_tensors
 
 
@@ -46,7 +52,7 @@ def check_input(spec: InputSpec, size: tuple[int, int]) -> None:
         raise ModelError(f"an input of {size[0]} x {size[1]} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels (4096 x 4096)")
     if spec.batch is not None:
         per_image = spec.channels * size[0] * size[1] * spec.dtype.itemsize
-        memory.require(spec.batch * per_image, f"the model's fixed batch of {spec.batch} images", "the model runs a whole batch at a time")
+        memory.require(spec.batch * per_image, f"the model's fixed batch of {plural(spec.batch, 'image')}", "the model runs a whole batch at a time")
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,17 @@ def tap_model(
     return TappedModel(tapped, outputs, spec, weights_dir)
 
 
+def _class_count(model: onnx.ModelProto, outputs: Sequence[str]) -> int | None:
+    """``K`` of the first of ``outputs`` shaped like class scores, ``(B, K)`` or ``(B, K, 1, 1)``, when the
+    graph states it."""
+    for value in model.graph.output:
+        if value.name in outputs:
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+            if (len(dims) == 2 or (len(dims) == 4 and dims[2:] == [1, 1])) and dims[1]:
+                return dims[1]
+    return None
+
+
 def export(
     src: str | Path | bytes | onnx.ModelProto,
     dst: str | Path,
@@ -120,9 +137,12 @@ def export(
     final: str | None = None,
     keep_logits: bool = True,
     size: tuple[int, int] | None = None,
+    preset: str | None = None,
+    labels: str | Sequence[str] | None = None,
 ) -> TappedOutputs:
     """Write the tapped model of ``src`` (a path, a bundled model's name, bytes or a ``ModelProto``) to
-    ``dst`` and return what it outputs.
+    ``dst`` and return what it outputs. ``preset`` (a preset's name) and ``labels`` (class names, a labels
+    file, or ``imagenet``) are written into its metadata, where PFV finds them (:mod:`pfv_onnx.labels`).
 
     The file outputs ``F_N``, the channel-sum map of every earlier tap, ``A^b`` ``(B, 1, H0, W0)`` and,
     with ``keep_logits``, the model's own outputs unchanged. It is written atomically: a failure leaves
@@ -134,6 +154,16 @@ def export(
     tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size)
     dst = check_output_file(dst, overwrite=True)
     model = with_weights(tapped.model, tapped.weights_dir)
+    entries = {}
+    if preset is not None:
+        entries["preset"] = get_preset(preset).name
+    if labels is not None:
+        names = read_labels(labels) if isinstance(labels, (str, Path)) else [str(name) for name in labels]
+        classes = _class_count(model, tapped.outputs.original)
+        if classes is not None and classes != len(names):
+            raise PFVError(f"{len(names)} class names for a model that gives {classes} classes")
+        entries[LABELS_KEY] = IMAGENET if str(labels) == IMAGENET else "\n".join(names)
+    model = with_metadata(model, **entries) if entries else model
     if not external_tensors(tapped.model):
         with atomic_path(dst) as tmp:
             onnx.save_model(model, str(tmp))

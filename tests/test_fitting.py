@@ -85,7 +85,11 @@ def test_every_picture_is_fixed_by_the_basis(fitted, tmp_path):
 
 def test_the_basis_fixes_the_method_options(fitted, tmp_path):
     path = fitted.save_basis(tmp_path / "basis.npz")
-    other = PFV(hierarchical=True, n_components=5, n_sigma=2.0, basis=path)
+    for conflict, words in (({"hierarchical": True}, "hierarchical is True here but False"), ({"n_components": 5}, "n_components is 5 here but 3"),
+                            ({"n_sigma": 2.0}, "n_sigma is 2.0 here but 1.0")):
+        with pytest.raises(PFVError, match=words):  # never silently dropped
+            PFV(basis=path, **conflict)
+    other = PFV(n_components=3, basis=path)
     assert (other.options.n_components, other.options.hierarchical, other.options.n_sigma) == (3, False, 1.0)
     assert other.describe()["options"]["n_components"] == 3
     with pytest.raises(PFVError, match="fitted with preset imagenet, not tf"):

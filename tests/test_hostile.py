@@ -415,7 +415,7 @@ def loop_model(path: Path) -> Path:
 
 def test_ctrl_c_stops_a_forward_pass_that_never_ends(tmp_path):
     model = loop_model(tmp_path / "loop.onnx")
-    proc = subprocess.Popen([sys.executable, "-m", "pfv_onnx", "explain", str(model), PHOTOS[0], "--out", str(tmp_path / "o")],
+    proc = subprocess.Popen([sys.executable, "-m", "pfv_onnx", "explain", str(model), PHOTOS[0], "--out", str(tmp_path / "o"), "--preset", "imagenet"],
                             stderr=subprocess.PIPE, text=True)
     time.sleep(6)  # started, and running the Loop
     assert proc.poll() is None

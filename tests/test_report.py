@@ -19,11 +19,12 @@ from pfv_onnx.cli import main
 from pfv_onnx.apps.explain import MAX_BATCH, split_batches
 from pfv_onnx.preprocess import expand_inputs
 from pfv_onnx.progress import Progress
-from pfv_onnx.render import Figure, Section, encode_png, mosaic, page, png
+from pfv_onnx.render import Figure, Section, encode_png, page, png
 from pfv_onnx.render.html import EAGER_PICTURES
-from pfv_onnx.report import MIN_TILE, MOSAIC_GAP, MOSAIC_WIDTH, PICTURES, overview_rows, unique_names
+from pfv_onnx.report import MOSAIC_GAP, MOSAIC_WIDTH, PICTURES, labelled_mosaic, unique_names
 
 STAGES = {"preprocess", "forward", "decomposition", "weighting", "render", "png_encode"}
+CAPTION = 20  # pixels of a caption under a mosaic's tile
 
 
 def decode(path):
@@ -45,8 +46,9 @@ def test_explain_writes_every_promised_file(explained):
         for kind in PICTURES:
             picture = decode(out / "images" / f"{photo.stem}_{kind}.png")
             assert picture.shape == (224, 224, 3) and picture.std() > 5
-    for index, count in enumerate([3, 3, 2]):  # --batch 3 over 8 photos, in order
-        assert decode(out / "mosaics" / f"batch_{index}.png").shape == (2 * 224 + 4, count * 224 + (count - 1) * 4, 3)
+    for number, count in enumerate([3, 3, 2], start=1):  # --batch 3 over 8 photos, in order
+        # input over PFV, a caption band under each
+        assert decode(out / "mosaics" / f"batch_{number}.png").shape == (2 * 224 + CAPTION, count * 224 + (count - 1) * 4, 3)
 
 
 def test_summary_holds_what_it_promises(explained):
@@ -74,8 +76,9 @@ def test_report_in_a_real_browser(explained, tmp_path):
     out, photos = explained
     html = browser.dom(out / "index.html", tmp_path / "profile")
     assert 'data-broken-images="0"' in html
-    assert len(re.findall(r"<img ", html)) == len(photos) * len(PICTURES) + 3
-    assert "component 1:" in html and "of the variance" in html
+    # per image its pictures; per batch its mosaic and, per component and side, its strongest images (up to 3)
+    assert len(re.findall(r"<img ", html)) == len(photos) * len(PICTURES) + 3 + 3 * 2 * len(photos)
+    assert "component 1 (red):" in html and "of the variance" in html
     shot = decode(browser.screenshot(out / "index.html", tmp_path / "profile2", tmp_path / "shot.png"))
     assert shot.std() > 30  # not a blank page
     assert (shot.max(axis=2) - shot.min(axis=2) > 60).mean() > 0.05  # coloured pictures are on screen
@@ -125,7 +128,7 @@ def test_result_save(mobilenet, tmp_path):
     result = mobilenet(bundled.sample_images()[:2])
     summary = result.save(tmp_path / "saved")
     assert [i["name"] for i in summary["images"]] == [p.stem for p in bundled.sample_images()[:2]]
-    assert (tmp_path / "saved" / "index.html").exists() and (tmp_path / "saved" / "mosaics" / "batch_0.png").exists()
+    assert (tmp_path / "saved" / "index.html").exists() and (tmp_path / "saved" / "mosaics" / "batch_1.png").exists()
     assert json.loads((tmp_path / "saved" / "summary.json").read_text())["taps"] == mobilenet.taps
 
 
@@ -137,32 +140,31 @@ def test_streaming_run_writes_the_same_bytes_as_the_in_memory_path(explained, mo
     for index, part in enumerate(split_batches(len(photos), 3)):
         saved = tmp_path / f"batch_{index}"
         mobilenet([photos[i] for i in part]).save(saved)
-        assert (saved / "mosaics" / "batch_0.png").read_bytes() == (out / "mosaics" / f"batch_{index}.png").read_bytes()
+        assert (saved / "mosaics" / "batch_1.png").read_bytes() == (out / "mosaics" / f"batch_{index + 1}.png").read_bytes()
         for i in part:
             for kind in PICTURES:
                 name = f"images/{photos[i].stem}_{kind}.png"
                 assert (saved / name).read_bytes() == (out / name).read_bytes(), name
 
 
-def test_mosaic_of_a_large_batch_is_shrunk_to_fit(mobilenet, tmp_path):
+def test_mosaic_of_a_large_batch_wraps_into_rows(mobilenet, tmp_path):
     photos = bundled.sample_images()
-    count = 12  # 12 x 224 px and the gaps exceed MOSAIC_WIDTH
+    count = 12  # six to a row
     result = mobilenet([photos[i % len(photos)] for i in range(count)])
     result.names = [f"photo_{i}" for i in range(count)]
     result.save(tmp_path / "big")
-    picture = decode(tmp_path / "big" / "mosaics" / "batch_0.png")
-    tile = (MOSAIC_WIDTH - (count - 1) * 4) // count
-    assert picture.shape == (2 * tile + 4, count * tile + (count - 1) * 4, 3) and picture.shape[1] <= MOSAIC_WIDTH
+    picture = decode(tmp_path / "big" / "mosaics" / "batch_1.png")
+    assert picture.shape == (2 * (2 * 224 + CAPTION) + 4, 6 * 224 + 5 * 4, 3) and picture.shape[1] <= MOSAIC_WIDTH
     assert decode(tmp_path / "big" / "images" / "photo_0_pfv.png").shape == (224, 224, 3)  # the pictures stay whole
 
 
-@pytest.mark.parametrize("count", [1, 8, 39, 40, 500])
-def test_mosaic_fits_its_width_at_any_batch_size(count):
-    pictures = [np.full((224, 224, 3), i % 256, np.uint8) for i in range(count)]
-    grid = mosaic(overview_rows([pictures, pictures]), gap=MOSAIC_GAP)
-    assert grid.shape[1] <= MOSAIC_WIDTH and grid.shape[0] >= 2 * MIN_TILE
-    if count <= 8:  # fits at full size
-        assert grid.shape == (2 * 224 + MOSAIC_GAP, count * 224 + (count - 1) * MOSAIC_GAP, 3)
+@pytest.mark.parametrize("count, columns, tile", [(1, 1, 224), (8, 6, 224), (39, 6, 224), (64, 6, 224), (65, 9, 224), (500, 23, 85)])
+def test_mosaic_fits_its_width_at_any_batch_size(count, columns, tile):
+    rgb = np.random.default_rng(0).random((count, 224, 224, 3), dtype=np.float32)
+    grid = labelled_mosaic(rgb, (rgb * 255).astype(np.uint8), [f"image {i}" for i in range(count)])
+    rows = -(-count // columns)
+    assert grid.shape == (rows * (2 * tile + CAPTION) + (rows - 1) * MOSAIC_GAP, columns * tile + (columns - 1) * MOSAIC_GAP, 3)
+    assert grid.shape[1] <= MOSAIC_WIDTH
 
 
 @pytest.mark.parametrize("deflater", ["isal", "zlib"])

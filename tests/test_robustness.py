@@ -188,7 +188,7 @@ def test_the_journal_grows_a_line_per_batch_and_survives_a_cut_last_line(tmp_pat
     assert len(lines) == 4 and sorted(json.loads(x)["index"] for x in lines[1:]) == [0, 1, 2]
     assert main(["explain", "mobilenet_v2", *photos, "--out", str(out), "--batch", "3", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert [b["index"] for b in summary["batches"]] == [0, 1, 2] and len(summary["images"]) == len(photos)
+    assert [b["number"] for b in summary["batches"]] == [1, 2, 3] and len(summary["images"]) == len(photos)
     assert (out / "images" / f"{Path(photos[4]).stem}_pfv.png").exists() and not journal.exists()
 
 

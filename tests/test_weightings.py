@@ -52,7 +52,9 @@ def test_a_basis_keeps_its_weighting(tmp_path):
     focus = PFV().fit(photos)
     assert focus.basis.weighting == "focus" and len(focus.basis.layer_peaks) == 2
     path = focus.save_basis(tmp_path / "focus.npz")
-    reopened = PFV(weighting="paper", basis=path)  # the basis decides, and the taps follow it
+    with pytest.raises(PFVError, match="weighting is 'paper' here but 'focus' in the basis"):
+        PFV(weighting="paper", basis=path)
+    reopened = PFV(basis=path)  # the basis decides, and the taps follow it
     assert reopened.options.weighting == "focus" and reopened.taps == focus.taps
     np.testing.assert_array_equal(reopened.transform(photos).rgb, focus.transform(photos).rgb)
     with pytest.raises(PFVError, match="weights by focus"):

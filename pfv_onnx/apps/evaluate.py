@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..composites import composites, pairs
-from ..console import say, warn
+from ..console import plural, say, warn
 from ..errors import PFVError
 from ..evaluation import BATCH, COMPOSITES, GAUSSIAN, LOCALISATION, RANDOM, STEPS, Evaluation, component_name, evaluate, picture_name
 from ..files import check_output_folder, output_folder, write_report
@@ -88,7 +88,7 @@ def write(out: Path, evaluation: Evaluation) -> None:
     controls = summary["controls"]
     verdict = "trustworthy" if controls["trustworthy"] else "NOT trustworthy: " + "; ".join(controls["problems"])
     intro = [
-        f"{summary['images']} images, model <code>{escape(str(summary['model']['path']))}</code>, PFV pictures in batches of "
+        f"{plural(summary['images'], 'image')}, model <code>{escape(str(summary['model']['path']))}</code>, PFV pictures in batches of "
         f"{summary['batch']}, components shown with the <b>{escape(summary['weighting'])}</b> weighting.",
         f"Controls: the random map's ROC-AUC is {controls['random_auc']:.3f}; the run is {escape(verdict)}.",
     ]
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
             if "faithfulness" in scores:
                 line += f"  ins. - del. {scores['faithfulness']:+.3f}"
             say(line)
-        say(f"wrote {out}/index.html ({summary['images']} images, {summary['seconds']:.0f} s)")
+        say(f"wrote {out}/index.html ({plural(summary['images'], 'image')}, {summary['seconds']:.0f} s)")
     if not evaluation.trustworthy:
         for problem in summary["controls"]["problems"]:
             warn(f"not trustworthy: {problem}")

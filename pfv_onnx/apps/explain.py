@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..console import say, warn
+from ..atlas import read_atlas
+from ..console import plural, say, warn
 from ..colouring import check_components
 from ..errors import PFVError
 from ..features import Features
 from ..journal import RunJournal
-from ..options import PICTURES, Options
+from ..options import PICTURES, Options, given_flags
 from ..pfv import PFV
-from ..preprocess import expand_inputs
+from ..preprocess import find_images, stratified
 from ..progress import Progress
 from ..report import BatchWrite, build_summary, unique_names, write_batch, write_summary
 from ..stream import BatchStream, Decoded
@@ -55,20 +57,27 @@ def explain(
     overwrite: bool = False,
     workers: int | None = None,
     pictures: Sequence[str] = PICTURES,
+    atlas: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run PFV over ``inputs`` (files and folders) and write everything to ``out``; return the summary.
 
-    Batches are coloured relative to themselves, or with ``pfv``'s basis when it has one. Inputs that
+    Batches are coloured relative to themselves, or with ``pfv``'s basis when it has one. A folder-per-class
+    root is read recursively and its classes are mixed in every batch (stratified), so their colours can be
+    compared; the report names each image's class. Inputs that
     cannot be decoded are skipped and listed in the summary (``skipped``) with the reason; the rest of
     their batch goes on. Raises :class:`PFVError` for usage errors (a missing input, a folder that holds
-    other things) before anything is written.
+    other things) before anything is written. ``atlas`` (:func:`pfv_onnx.atlas.read_atlas`, of ``pfv``'s
+    basis): the report links each component to its card there.
     """
     started = time.perf_counter()
-    paths = expand_inputs(inputs)
+    files = stratified(find_images(inputs))
+    paths = [f.path for f in files]
     names = unique_names([p.stem for p in paths])
     plan = split_batches(len(paths), batch)
     description = pfv.describe()
     description["options"].update(batch=batch, pictures=list(pictures))
+    if atlas is not None:
+        description["atlas"] = {**atlas, "page": os.path.relpath(atlas["page"], out)}
     key = {field: description[field] for field in ("model", "options", "taps", "final", "basis")}
     key["inputs"] = [str(p) for p in paths]
     if not overwrite and (out / "summary.json").exists():
@@ -77,12 +86,12 @@ def explain(
         check_components(pfv.options.n_components, min(len(part) for part in plan), pfv.featurizer.final_shape)
     journal = RunJournal.start(out, key, overwrite)  # before any picture: a run stopped from here on can be resumed
     try:
-        return _run(pfv, paths, names, plan, description, journal, show_progress, workers, pictures, started)
+        return _run(pfv, paths, names, [f.label for f in files], plan, description, journal, show_progress, workers, pictures, started)
     finally:
         journal.unlock()
 
 
-def _run(pfv: PFV, paths: list[Path], names: list[str], plan: list[range], description: dict[str, Any], journal: RunJournal,
+def _run(pfv: PFV, paths: list[Path], names: list[str], classes: list[str | None], plan: list[range], description: dict[str, Any], journal: RunJournal,
          show_progress: bool, workers: int | None, pictures: Sequence[str], started: float) -> dict[str, Any]:
     """:func:`explain` once its journal is open: the batches it has not finished whole, then the summary."""
     out = journal.out
@@ -94,7 +103,9 @@ def _run(pfv: PFV, paths: list[Path], names: list[str], plan: list[range], descr
     def finish(decoded: Decoded, features: Features) -> tuple[dict[str, float], BatchWrite]:
         kept = decoded.positions
         result = pfv.colour(features, decoded.crops, [names[i] for i in kept], decoded.timings, pfv.basis, stream.core_threads)
-        return dict(result.timings), write_batch(out, result, decoded.index, [str(paths[i]) for i in kept], stream.pool, pictures)
+        return dict(result.timings), write_batch(
+            out, result, decoded.index, [str(paths[i]) for i in kept], stream.pool, pictures, [classes[i] for i in kept]
+        )
 
     def done(decoded: Decoded, outcome: tuple[dict[str, float], BatchWrite] | None) -> None:
         timings, written = outcome if outcome is not None else (decoded.timings, None)
@@ -134,7 +145,7 @@ def _finished(entry: Any, index: int, sources: dict[str, str], out: Path) -> boo
         if not images:
             return batch is None
         return (
-            isinstance(batch, dict) and batch.get("index") == index and batch.get("images") == [i["name"] for i in images]
+            isinstance(batch, dict) and batch.get("number") == index + 1 and batch.get("images") == [i["name"] for i in images]
             and isinstance(batch.get("solver"), str) and isinstance(batch.get("explained_variance_ratio"), list)
             and all(_number(r) for r in batch["explained_variance_ratio"]) and _picture_file(out, batch.get("mosaic"))
         )
@@ -146,7 +157,7 @@ def _image_entry(image: Any, index: int, sources: dict[str, str], out: Path) -> 
     """Whether a journal's image entry is one :func:`~pfv_onnx.report.write_batch` wrote for this input."""
     top = image.get("top5", [])
     return (
-        sources.get(image.get("name")) == image.get("source") and image.get("batch") == index
+        sources.get(image.get("name")) == image.get("source") and image.get("batch") == index + 1
         and isinstance(image.get("files"), dict) and all(_picture_file(out, f) for f in image["files"].values())
         and isinstance(top, list) and all(
             isinstance(t, dict) and isinstance(t.get("class"), int) and isinstance(t.get("label"), (str, type(None))) and _number(t.get("probability"))
@@ -191,14 +202,17 @@ def run(args: argparse.Namespace, options: Options) -> int:
     unknown = sorted(set(kinds) - set(PICTURES))
     if unknown:
         raise PFVError(f"--pictures: unknown kind {unknown[0]!r} (choose from {', '.join(PICTURES)})")
-    pfv = PFV(args.model, options, basis=args.basis)
+    if args.atlas and not args.basis:
+        raise PFVError("--atlas needs --basis: an atlas describes the components of a fitted basis")
+    pfv = PFV(args.model, basis=args.basis, **given_flags(args))
     out = Path(args.out)
-    summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite, pictures=kinds)
+    atlas = read_atlas(args.atlas, pfv.basis.fingerprint()) if args.atlas else None
+    summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite, pictures=kinds, atlas=atlas)
     skipped = summary["skipped"]
     if not args.quiet:
-        n, batches = len(summary["images"]), len(summary["batches"])
+        counts = f"{plural(len(summary['images']), 'image')} in {plural(len(summary['batches']), 'batch')}"
         note = f", skipped {len(skipped)} (see summary.json)" if skipped else ""
-        say(f"explained {n} images in {batches} batch{'es' if batches != 1 else ''} in {time.perf_counter() - started:.1f} s{note}: {out}/index.html")
+        say(f"explained {counts} in {time.perf_counter() - started:.1f} s{note}: {out}/index.html")
     for skip in skipped:
         warn(f"skipped {skip['reason']}")
     return 1 if skipped else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..console import say
+from ..console import plural, say
 from ..files import check_output_file
 from ..options import Options
 from ..tapping import export
@@ -12,10 +12,11 @@ from ..tapping import export
 
 def run(args: argparse.Namespace, options: Options) -> int:
     dst = check_output_file(args.dst, args.overwrite)
-    outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size)
+    outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size,
+                     preset=options.preset, labels=options.labels)
     if args.quiet:
         return 0
-    say(f"wrote {dst}: {len(outputs.taps)} taps feed A^b, F_N = {outputs.final}")
+    say(f"wrote {dst}: {plural(len(outputs.taps), 'tap')} feed A^b, F_N = {outputs.final}")
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         say(f"  tap {i}: {tap} -> {name}")
     say("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else [])]))

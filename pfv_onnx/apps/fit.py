@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..console import say, warn
+from ..console import plural, say, warn
 from ..files import check_output_file
 from ..options import Options
 from ..pfv import PFV
@@ -19,7 +19,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     pfv.save_basis(out)
     if not args.quiet:
         ratios = ", ".join(f"{r:.1%}" for r in pfv.basis.pca.explained_variance_ratio)
-        say(f"fitted a basis on {pfv.basis.images} images in {time.perf_counter() - started:.1f} s (explained variance {ratios}): {out}")
+        say(f"fitted a basis on {plural(pfv.basis.images, 'image')} in {time.perf_counter() - started:.1f} s (explained variance {ratios}): {out}")
     for skip in pfv.fit_skipped:
         warn(f"skipped {skip['reason']}")
     return 1 if pfv.fit_skipped else 0

@@ -29,7 +29,7 @@ from ..core.metrics import rank_correlation, ssim
 from ..errors import ModelError
 from ..files import check_output_folder, output_folder, write_report
 from ..graph import load_with_weights, reinitialise, weighted_nodes
-from ..options import Options
+from ..options import Options, given_flags
 from ..pfv import PFV
 from ..render import Figure, Section, labelled_grid, line_chart, page, to_uint8, write_png
 
@@ -116,10 +116,10 @@ def _section(rows: list[dict], independent: dict, trend: float, passed: bool, la
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when the test passes, 1 when it fails."""
     out = check_output_folder(args.out, args.overwrite)
-    summary = sanity(PFV(args.model, options, basis=args.basis), args.inputs, out, steps=args.steps, seed=args.seed)
+    summary = sanity(PFV(args.model, basis=args.basis, **given_flags(args)), args.inputs, out, steps=args.steps, seed=args.seed)
     if not args.quiet:
         for row in summary["cascade"]:
-            say(f"  top {row['randomised']:>3} layers random: Spearman {row['spearman']:+.3f}, SSIM {row['ssim']:.3f}")
+            say(f"  top {row['randomised']:>3} {'layer ' if row['randomised'] == 1 else 'layers'} random: Spearman {row['spearman']:+.3f}, SSIM {row['ssim']:.3f}")
         once = summary["all_at_once"]
         say(f"  all at once:           Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}")
         say(f"randomisation test {'passed' if summary['passed'] else 'FAILED'}: {out}/index.html")

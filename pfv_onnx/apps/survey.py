@@ -28,7 +28,7 @@ from ..featurizer import Featurizer
 from ..files import check_output_folder, output_folder, write_report
 from ..options import Options
 from ..pfv import PFV
-from ..preprocess import expand_inputs
+from ..preprocess import find_images
 from ..render import Figure, Section, labelled_grid, matrix_picture, overlay, page, to_uint8, write_png
 from ..stream import BatchStream, Decoded, plan_batches
 
@@ -38,15 +38,14 @@ PROBE_BATCH = 32
 
 
 def dataset_classes(folder: Path) -> dict[str, list[Path]]:
-    """``class name -> image paths`` for every subfolder holding images, sorted."""
+    """``class name -> image paths`` of a folder-per-class root (:func:`~pfv_onnx.preprocess.find_images`)."""
     if not folder.is_dir():
         raise PFVError(f"{folder}: no such folder (a dataset is a folder with one subfolder of images per class)")
-    classes = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        try:
-            classes[sub.name] = expand_inputs([sub])
-        except PFVError:
-            continue  # a subfolder without images is not a class
+    classes: dict[str, list[Path]] = {}
+    for f in find_images([folder]):
+        if f.label is None:
+            raise PFVError(f"{folder}: holds images itself; a dataset is a folder with one subfolder of images per class")
+        classes.setdefault(f.label, []).append(f.path)
     if len(classes) < 2:
         raise PFVError(f"{folder}: needs at least two subfolders of images (one per class), found {len(classes)}")
     return classes

@@ -6,7 +6,7 @@ Every function here takes and returns ``onnx.ModelProto`` (never mutating its ar
 from .head import LinearHead, linear_head
 from .inputs import DEFAULT_SIZE, InputSpec, image_input, pin_input_size
 from .identity import bytes_sha256, features_sha256, file_sha256
-from .model_io import external_tensors, load_model, load_with_weights, weights_folder, with_weights
+from .model_io import external_tensors, load_model, load_with_weights, weights_folder, with_metadata, with_weights
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
 from .shapes import TensorInfo, infer_tensors
 from .taps import Tap, TapPlan, find_taps, shape_candidates
@@ -39,5 +39,6 @@ __all__ = [
     "shape_candidates",
     "weights_folder",
     "weighted_nodes",
+    "with_metadata",
     "with_weights",
 ]

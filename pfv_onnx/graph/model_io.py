@@ -75,6 +75,19 @@ def with_weights(model: onnx.ModelProto, folder: Path | None) -> onnx.ModelProto
     return out
 
 
+def with_metadata(model: onnx.ModelProto, **entries: str) -> onnx.ModelProto:
+    """A copy of ``model`` whose metadata holds ``entries`` (replacing entries of the same keys)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = [p for p in out.metadata_props if p.key not in entries]
+    del out.metadata_props[:]
+    out.metadata_props.extend(kept)
+    for key, value in entries.items():
+        entry = out.metadata_props.add()
+        entry.key, entry.value = key, value
+    return out
+
+
 def load_with_weights(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     """:func:`load_model`, with any external weights read in from the model file's folder: a model to edit."""
     model = load_model(src)

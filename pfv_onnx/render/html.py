@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
+from .images import _VIRIDIS_RGB
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -24,6 +26,9 @@ td, th { border: 1px solid #ddd; padding: .2em .6em; text-align: left; }
 .swatch { display: inline-block; width: 1em; height: 1em; vertical-align: middle; margin-right: .3em; border: 1px solid #999; }
 .card { display: inline-block; vertical-align: top; margin: .5em 1em .5em 0; }
 .card h3 { font-size: 1em; margin: .2em 0; }
+.colourbar { display: flex; align-items: center; gap: .3em; font-size: .8em; }
+.colourbar .bar { display: inline-block; width: 120px; height: .8em; border: 1px solid #999; }
+details { margin-top: 2em; } details summary { font-size: 1.1em; cursor: pointer; }
 #broken { display: none; background: #fee; border: 1px solid #c00; padding: .5em 1em; }
 """
 
@@ -72,10 +77,22 @@ class Section:
     table: list[list[str]] | None = None
     figures: list[Figure] = field(default_factory=list)
     cards: list[tuple[str, list[str], list[Figure]]] = field(default_factory=list)
+    collapsed: bool = False  # shown under its title, closed until the reader opens it
+    anchor: str | None = None  # the section's id, for links to it
 
 
 def swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}"></span>'
+
+
+def colour_bar(lo: float, hi: float, stops: int = 9) -> str:
+    """HTML: the viridis scale of activation pictures as a bar from ``lo`` to ``hi``."""
+    table = _VIRIDIS_RGB[:, 0]
+    colours = ", ".join("#%02x%02x%02x" % tuple(table[round(i * 255 / (stops - 1))]) for i in range(stops))
+    return (
+        f'<span class="colourbar"><span>{lo:.3g}</span><span class="bar" style="background:linear-gradient(to right, {colours})">'
+        f"</span><span>{hi:.3g}</span></span>"
+    )
 
 
 def _figure(figure: Figure, lazy: bool = False) -> str:
@@ -107,7 +124,11 @@ def page(title: str, intro: list[str], sections: list[Section]) -> str:
     ]
     parts += [f"<p>{p}</p>" for p in intro]
     for section in sections:
-        parts.append(f"<section><h2>{escape(section.title)}</h2>")
+        if section.collapsed:
+            parts.append(f"<details><summary>{escape(section.title)}</summary>")
+        else:
+            anchor = f' id="{escape(section.anchor, quote=True)}"' if section.anchor else ""
+            parts.append(f"<section{anchor}><h2>{escape(section.title)}</h2>")
         parts += [f"<p>{p}</p>" for p in section.paragraphs]
         if section.table:
             head, *body = section.table
@@ -120,6 +141,6 @@ def page(title: str, intro: list[str], sections: list[Section]) -> str:
             parts += [f"<div>{line}</div>" for line in lines]
             parts += [figure(f) for f in figures]
             parts.append("</div>")
-        parts.append("</section>")
+        parts.append("</details>" if section.collapsed else "</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
