@@ -417,7 +417,11 @@ def test_ctrl_c_stops_a_forward_pass_that_never_ends(tmp_path):
     model = loop_model(tmp_path / "loop.onnx")
     proc = subprocess.Popen([sys.executable, "-m", "pfv_onnx", "explain", str(model), PHOTOS[0], "--out", str(tmp_path / "o"), "--preset", "imagenet"],
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # started, and running the Loop
+    journal = tmp_path / "o" / ".pfv-run.jsonl"
+    deadline = time.monotonic() + 60
+    while not journal.exists() and time.monotonic() < deadline:  # the run has started: the forward pass comes next
+        time.sleep(0.2)
+    time.sleep(2)  # running the Loop
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     stopped = time.monotonic()

@@ -176,8 +176,9 @@ class Session:
                 finished.set()
 
         # A daemon thread: one that a kernel keeps busy past the interrupt does not hold the process's exit.
-        threading.Thread(target=call, name="pfv-run", daemon=True).start()
+        # Started inside the try: an interrupt while start() waits for the thread must still stop the run.
         try:
+            threading.Thread(target=call, name="pfv-run", daemon=True).start()
             finished.wait()
         except KeyboardInterrupt:
             options.terminate = True  # onnxruntime stops between two operators
