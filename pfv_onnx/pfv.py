@@ -164,7 +164,7 @@ class PFV:
         method = f"{self.options.n_components} components, weighting {self.options.weighting}" + (", hierarchical" if self.options.hierarchical else "")
         basis = f"a basis fitted on {plural(self.basis.images, 'image')}" if self.basis is not None else "no basis (colours relative to each batch)"
         return (f"PFV({model}: input {height} x {width} {self.featurizer.input.layout}, preset {self.featurizer.preset.name}, "
-                f"F_N {self.final}, {len(self.taps)} earlier taps, {method}, {basis})")
+                f"F_N {self.final}, {plural(len(self.taps), 'earlier tap')}, {method}, {basis})")
 
     # ---- the verbs --------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ DEFAULT_CHUNK = {"CPUExecutionProvider": 8}
 ACCELERATOR_CHUNK = 32
 # How long an interrupted run may take to stop after onnxruntime is told to.
 STOP_WAIT_S = 10.0
+WAKE_S = 0.1
 
 
 def default_chunk(providers: Sequence[str]) -> int:
@@ -179,7 +180,10 @@ class Session:
         # Started inside the try: an interrupt while start() waits for the thread must still stop the run.
         try:
             threading.Thread(target=call, name="pfv-run", daemon=True).start()
-            finished.wait()
+            # Waited for in short steps: Ctrl-C may be delivered to the running thread, and only a main thread
+            # that wakes now and then runs Python's handler and raises KeyboardInterrupt.
+            while not finished.wait(WAKE_S):
+                pass
         except KeyboardInterrupt:
             options.terminate = True  # onnxruntime stops between two operators
             finished.wait(STOP_WAIT_S)
