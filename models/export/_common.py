@@ -9,16 +9,12 @@ import numpy as np
 import onnx
 import torch
 
+from pfv_onnx.graph import with_metadata
+
 
 def set_metadata(path: Path, **entries: str) -> None:
     """Record ``entries`` (e.g. ``preset``, the pixel normalisation pfv-onnx should use) in the model file."""
-    proto = onnx.load(str(path))
-    kept = [p for p in proto.metadata_props if p.key not in entries]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in entries.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    proto = with_metadata(onnx.load(str(path)), **entries)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
 
