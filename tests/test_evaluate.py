@@ -27,8 +27,8 @@ def test_the_shipped_set_and_its_attribution():
     attribution = (OBJECTS.parent / "ATTRIBUTION.md").read_text()
     for path in objects + backgrounds:
         line = next(l for l in attribution.splitlines() if f"| {path.parent.name}/{path.name} |" in l)
-        assert "public domain" in line or "GPL" in line
-        assert "tuxpaint" not in line.lower()  # Tux Paint's stamps are kept for independent checks
+        # every cut-out is drawn from the emoji font, every background is one of MATE's photos
+        assert ("Noto Color Emoji" in line and "OFL-1.1" in line) if path.parent.name == "objects" else ("mate-backgrounds" in line and "GPL-2+" in line)
     scenes = default_scenes((224, 224), 12, seed=0)
     again = default_scenes((224, 224), 12, seed=0)
     for a, b in zip(scenes, again):  # seeded

@@ -1,12 +1,12 @@
 """Make ``pfv_onnx/samples/relevance/``: cut-out objects and background photos for ``pfv-onnx evaluate``.
 
-Objects: 40 public-domain cut-outs (an alpha channel, so their masks are exact) from Debian's package
-``openclipart-png`` (openclipart.org; the author is in each file's name). Backgrounds: six photos without
-a dominant object from Debian's package ``mate-backgrounds`` (GPL-2+, authors below). Objects are shrunk to
-at most 256 px, backgrounds to at most 480 px, both written as WebP (objects keep their alpha).
-``ATTRIBUTION.md`` lists each file's source, author and licence.
+Objects: 40 emoji of animals, food and things, drawn from Google's Noto Color Emoji font in Debian's package
+``fonts-noto-color-emoji`` (SIL OFL 1.1; the artwork is Apache-2.0 upstream) on a transparent canvas, so
+their masks are exact; trimmed to their bounding box. Backgrounds: six photos without a dominant object
+from Debian's package ``mate-backgrounds`` (GPL-2+, authors below), shrunk to at most 480 px. All are
+written as WebP (objects keep their alpha). ``ATTRIBUTION.md`` lists each file's source, author and licence.
 
-    apt-get download openclipart-png mate-backgrounds && for f in *.deb; do dpkg -x "$f" x; done
+    apt-get download fonts-noto-color-emoji mate-backgrounds && for f in *.deb; do dpkg -x "$f" x; done
     python models/export/relevance_set.py x/usr/share
 """
 
@@ -15,27 +15,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-OBJECTS = [
-    "animals/bugs/coccinellona_architetto__01.png", "animals/fish/pescetto_arancione_archi_01.png",
-    "animals/mammals/bears/orso_architetto_francesc_02.png", "animals/mammals/big_cats/leone_architetto_frances_01.png",
-    "animals/mammals/big_cats/tigre03_architetto_franc_01.png", "animals/mammals/dog_on_leash_gerald_g._01.png",
-    "animals/mammals/horses/cavallo_architetto_franc_04.png", "animals/rana03_architetto_france_01.png",
-    "food/apple_bitten_dan_gerhard_01.png", "food/beverages/mug.png", "food/crawfish2_ganson.png",
-    "food/desserts/gelato_all_39_italiana_a_01.png", "food/french_fries_juliane_kr_r.png", "food/fruit/grapes_simple.png",
-    "food/fruit/lemon_wedge_ganson.png", "food/fruit/peach_simple.png", "food/fruit/strawberry_simple.png",
-    "food/fruit/watermelon_simple.png", "food/meats_and_eggs/hot_dog_juliane_krug_r.png",
-    "food/turkey_platter_01_with_fruit_and_vegitables_01.png", "transportation/ambulans_romus_01.png",
-    "transportation/bus1_jarno_vasamaa_01.png", "transportation/vehicles/hummers/hummer_07.png",
-    "tools/meatgrinder_benji_park_.png", "plants/cacuts_01.png", "plants/flowers/flower1_juliane_krug_01.png",
-    "plants/mushroom.png", "plants/trees/evergreen/lightly_decorated_evergreen_01.png",
-    "plants/trees/tree_branches_and_roots_01.png", "electronics/bulb/bulb.png", "recreation/games/9_ball_jarno_vasamaa.png",
-    "recreation/holiday/gift02.png", "recreation/music/africandrum_benji_park2.png", "recreation/music/drums_jarno_vasamaa_.png",
-    "recreation/music/harp1_ganson.png", "recreation/music/piano_geraint_luff_01.png", "recreation/party/balloon-blue-aj.png",
-    "recreation/sports/baseball_glove_ganson.png", "recreation/sports/volley-ball_andrea_bianc_01.png",
-    "recreation/toys/beach_ball_01.png",
-]
+# Emoji (code points) and file names: animals, food, vehicles, instruments and things with ImageNet classes.
+OBJECTS = {
+    "dog": "\U0001F415", "cat": "\U0001F408", "horse": "\U0001F40E", "tiger": "\U0001F405", "leopard": "\U0001F406",
+    "elephant": "\U0001F418", "giraffe": "\U0001F992", "zebra": "\U0001F993", "cow": "\U0001F404", "pig": "\U0001F416",
+    "rabbit": "\U0001F407", "hedgehog": "\U0001F994", "turtle": "\U0001F422", "crocodile": "\U0001F40A",
+    "snail": "\U0001F40C", "tropical_fish": "\U0001F420", "octopus": "\U0001F419", "crab": "\U0001F980",
+    "lobster": "\U0001F99E", "butterfly": "\U0001F98B", "lady_beetle": "\U0001F41E", "parrot": "\U0001F99C",
+    "flamingo": "\U0001F9A9", "penguin": "\U0001F427", "banana": "\U0001F34C", "strawberry": "\U0001F353",
+    "pineapple": "\U0001F34D", "mushroom": "\U0001F344", "broccoli": "\U0001F966", "pretzel": "\U0001F968",
+    "bicycle": "\U0001F6B2", "bus": "\U0001F68C", "fire_engine": "\U0001F692", "sailboat": "\u26F5",
+    "guitar": "\U0001F3B8", "violin": "\U0001F3BB", "alarm_clock": "\u23F0", "umbrella": "\u2602\uFE0F",
+    "teddy_bear": "\U0001F9F8", "camera": "\U0001F4F7",
+}
+FONT = "fonts/truetype/noto/NotoColorEmoji.ttf"
+FONT_SIZE = 109  # the size of the font's bitmaps: drawn as they are, not rescaled
 BACKGROUNDS = {
     "Blinds.jpg": "Lennart Poettering, Andrea Cimitan (2008)",
     "Dune.jpg": "Marco Cogoni (2007), Hylke Bons (2008)",
@@ -44,7 +40,6 @@ BACKGROUNDS = {
     "Storm.jpg": "Sergey Nazarov (2008)",
     "Wood.jpg": "Jean-François Fortin Tam (2008)",
 }
-OBJECT_SIDE = 256
 BACKGROUND_SIDE = 480
 
 
@@ -52,8 +47,9 @@ NOTICE = [
     "",
     "The six backgrounds keep their licence, the GNU GPL version 2 or later: they are data shipped beside",
     "pfv-onnx's MIT-licensed code, not part of it, and each file here is its own complete source (the originals",
-    "are in Debian's `mate-backgrounds` package; this copy is only shrunk and re-encoded). The cut-outs are in",
-    "the public domain.",
+    "are in Debian's `mate-backgrounds` package; this copy is only shrunk and re-encoded). The cut-outs are",
+    "glyphs of Noto Color Emoji, Copyright 2013-2017 Google Inc., drawn from the font (SIL Open Font License 1.1;",
+    "the emoji artwork is under the Apache License 2.0 upstream).",
 ]
 
 
@@ -65,19 +61,20 @@ def main() -> None:
     lines = [
         "# Cut-out objects and backgrounds for `pfv-onnx evaluate`",
         "",
-        "Made by `models/export/relevance_set.py`: objects shrunk to at most 256 px (alpha kept), backgrounds to at",
-        "most 480 px, all as WebP.",
+        "Made by `models/export/relevance_set.py`: objects drawn from the Noto Color Emoji font (alpha kept,",
+        "trimmed to their bounding box), backgrounds shrunk to at most 480 px, all as WebP.",
         "",
         "| file | source | author | licence |",
         "|---|---|---|---|",
     ]
-    for relative in OBJECTS:
-        with Image.open(share / "openclipart" / "png" / relative) as image:
-            picture = image.convert("RGBA")
-        picture.thumbnail((OBJECT_SIDE, OBJECT_SIDE), Image.Resampling.LANCZOS)
-        name = Path(relative).stem.rstrip("_") + ".webp"
-        picture.save(out / "objects" / name, format="WEBP", quality=90, method=6)
-        lines.append(f"| objects/{name} | openclipart.org, `{relative}` in Debian's openclipart-png 0.18 | in the file name | public domain |")
+    font = ImageFont.truetype(str(share / FONT), FONT_SIZE)
+    for name, text in OBJECTS.items():
+        canvas = Image.new("RGBA", (2 * FONT_SIZE, 2 * FONT_SIZE), (0, 0, 0, 0))
+        ImageDraw.Draw(canvas).text((0, 0), text, font=font, embedded_color=True)
+        picture = canvas.crop(canvas.getchannel("A").getbbox())
+        picture.save(out / "objects" / f"{name}.webp", format="WEBP", lossless=True, method=6)
+        code = " ".join(f"U+{ord(ch):04X}" for ch in text)
+        lines.append(f"| objects/{name}.webp | emoji {code} of Noto Color Emoji, Debian's fonts-noto-color-emoji 2.042 | Google Inc. | OFL-1.1 (artwork Apache-2.0) |")
     for file, author in BACKGROUNDS.items():
         with Image.open(share / "backgrounds" / "mate" / "nature" / file) as image:
             picture = image.convert("RGB")
