@@ -22,8 +22,7 @@ from ..options import Options, given_flags
 from ..pfv import PFV
 from ..progress import Progress
 from ..render import Figure, Section, labelled_grid, page, write_png
-from ..render.html import swatch
-from ..render.legend import COMPONENT_COLOURS, side_meaning
+from ..render.legend import component_line, side_meaning
 
 THUMBNAIL = 112
 # The basis an atlas fitted itself, saved beside its page: explain --basis DIR/basis.npz --atlas DIR.
@@ -44,8 +43,7 @@ def write(out: Path, result: Atlas) -> None:
     for c in summary["components"]:
         j = c["component"]
         stability = "not measured (too little data)" if c["stability"] is None else f"{c['stability']:.2f}"
-        colour = swatch(COMPONENT_COLOURS[j - 1]) if j <= len(COMPONENT_COLOURS) else ""
-        paragraphs = [f"{colour}{c['explained_variance_ratio']:.1%} of the variance; stability {stability} "
+        paragraphs = [f"{component_line(j, c['explained_variance_ratio'])}; stability {stability} "
                       "(|cosine| between the component fitted on two halves of the data: 1 the same direction)."]
         cards = []
         for side_index, side in enumerate(c["sides"]):

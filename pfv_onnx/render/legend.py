@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .html import swatch
+from .images import BAR_COLOURS
 
-COMPONENT_COLOURS = ("#e33", "#3b3", "#36e")
+# The colours that stand for components 1-3 in swatches, as in the pictures' bars and marks.
+COMPONENT_COLOURS = tuple("#%02x%02x%02x" % rgb for rgb in BAR_COLOURS)
 CHANNEL_NAMES = ("red", "green", "blue")
 # Two or three components strong together, and what the eye sees.
 MIXES = (("#ff0", "yellow", "1 and 2"), ("#f0f", "magenta", "1 and 3"), ("#0ff", "cyan", "2 and 3"), ("#fff", "white", "all three"))
