@@ -24,7 +24,7 @@ _EXPORTS = {
     "Features": "features",
     "Featurizer": "featurizer",
     "PRESETS": "presets",
-    "export": "tapping",
+    "export": "exporting",
     "evaluate": "evaluation",
     "tap_model": "tapping",
     "PFVError": "errors",

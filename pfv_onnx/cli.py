@@ -151,10 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="pfv-demo", help="folder to write to (default: pfv-demo)")
     demo.add_argument("--model", default=bundled.DEFAULT_MODEL, help=f"bundled model or .onnx path (default: {bundled.DEFAULT_MODEL})")
 
-    export = _command(commands, "export", "write a tapped copy of a model that outputs A^b and F_N", ("model", "export"), model=False)
+    export = _command(commands, "export", "write a tapped copy of a model that outputs A^b and F_N, and with --basis the PFV picture", ("model", "export"), model=False)
     export.add_argument("src", help="the ONNX model to tap (or a bundled model's name)")
     export.add_argument("dst", help="path of the tapped .onnx file to write")
     export.add_argument("--preset", choices=sorted(PRESETS), help="write this pixel normalisation into the model's metadata")
+    export.add_argument("--basis", help="a basis from 'pfv-onnx fit' on this model: the model also outputs the PFV picture under it (pfv_rgb)")
+    export.add_argument("--statistics", action="store_true", help="also output F_N's channel sums and C x C scatter: relative colours on a GPU fetch only those (pfv_final_sum, pfv_channel_sums, pfv_scatter)")
+    export.add_argument("--uint8", action="store_true", help="with --basis: the picture as (B, H, W, 3) uint8 instead of (B, 3, H, W) float32 in [0, 1]")
+
+    web = _command(commands, "web", "a static page that runs a model exported with --basis in the browser and draws the PFV picture of dropped photos", ("images",))
+    web.add_argument("--out", required=True, help="folder to write the page to")
+    web.add_argument("--samples", nargs="+", metavar="PHOTO", help="photos the page shows when it opens")
+    web.add_argument("--ort-web", metavar="TGZ", help="onnxruntime-web's tarball (npm pack onnxruntime-web@1.30.0) instead of fetching it from the npm registry once")
 
     inspect = _command(commands, "inspect", "what PFV sees in a model: input, preset, labels, taps, final layer, the tensors --layers and --final accept", ("model", "images"))
     inspect.add_argument("--all", action="store_true", help="list every tensor --layers and --final accept, not only the last few")

@@ -3,16 +3,18 @@ fitted basis, and the result of a batch that pictures and reports are drawn from
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import memory
-from .core import BlankResponse, FittedBasis, Visualisation, transform, visualise
+from .core import BlankResponse, FittedBasis, PrincipalComponents, Visualisation, transform, visualise
+from .core.decomposition import pca_from_scatter
 from .console import plural
 from .errors import PFVError
-from .features import Features
+from .features import Features, FinalStatistics
 from .options import Options
 from .threads import single_threaded, worker_count
 
@@ -38,9 +40,10 @@ def colour(
             missing for the hierarchical weighting, NaN features).
     """
     threads = threads or worker_count()
-    final = features.final
+    statistics = features.statistics if basis is None else None
     if basis is None:
-        check_components(options.n_components, final.shape[0], final.shape[1:])
+        shape = statistics.shape if statistics is not None else features.final.shape
+        check_components(options.n_components, shape[0], shape[1:])
     hierarchical = basis.hierarchical if basis is not None else options.hierarchical
     if features.maps is None and hierarchical:
         raise PFVError("the hierarchical weighting needs the per-layer maps: forward(inputs, maps=True)")
@@ -50,14 +53,27 @@ def colour(
     try:
         with single_threaded():
             if basis is not None:
-                return transform(final, maps, size, basis, activation=activation, threads=threads, blank=blank)
-            return visualise(
-                final, maps, size, n_components=options.n_components, hierarchical=options.hierarchical,
-                n_sigma=options.n_sigma, solver=options.solver, activation=activation, threads=threads,
-                weighting=options.weighting, blank=blank,
+                return transform(features.final, maps, size, basis, activation=activation, threads=threads, blank=blank)
+            started = time.perf_counter()
+            decomposed = _decomposed(statistics, options) if statistics is not None else None
+            spent = time.perf_counter() - started
+            vis = visualise(
+                statistics.final_sum if statistics is not None else features.final, maps, size, n_components=options.n_components,
+                hierarchical=options.hierarchical, n_sigma=options.n_sigma, solver=options.solver, activation=activation,
+                threads=threads, weighting=options.weighting, blank=blank, decomposed=decomposed,
             )
+            vis.timings["decomposition"] += spent
+            return vis
     except ValueError as exc:
         raise PFVError(f"cannot visualise this batch: {exc}") from None
+
+
+def _decomposed(statistics: FinalStatistics, options: Options) -> tuple[PrincipalComponents, np.ndarray]:
+    """The batch's components from the statistics the graph computed, and ``F_N``'s scores, projected where
+    ``F_N`` is: only ``C x C`` and ``(B, h, w, k)`` arrays leave the device."""
+    batch, _, height, width = statistics.shape
+    pca = pca_from_scatter(statistics.total, statistics.scatter, batch * height * width, options.n_components)
+    return pca, statistics.project(pca.mean, pca.components)
 
 
 def check_components(n_components: int, images: int, final_shape: tuple[int, int, int]) -> None:

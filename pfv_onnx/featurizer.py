@@ -22,7 +22,7 @@ from . import bundled, memory
 from .console import plural
 from .errors import ImageError, ModelError, PFVError, PresetWarning
 from .core.activation import EARLIER_TAPS, BlankResponse, channel_sum
-from .features import Batch, Features
+from .features import Batch, Features, FinalStatistics
 from .graph import (
     InputSpec,
     LinearHead,
@@ -48,6 +48,7 @@ PRESET_METADATA_KEY = "preset"
 # Bytes each pixel of a picture takes, beside the model's input, while it is coloured and drawn: its crop
 # (3), PFV in float32 (12), A^b (4) and the weighting's scratch (12).
 PICTURE_BYTES_PER_PIXEL = 31
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 class Featurizer:
@@ -79,10 +80,15 @@ class Featurizer:
         # Only the earlier taps the weighting reads are summed in the graph (the hierarchical weighting reads all).
         self.weighting = options.weighting  # the paper's when hierarchical (Options sees to it)
         earlier = None if options.hierarchical else EARLIER_TAPS[options.weighting]
+        statistics = options.statistics_in_graph
+        if statistics is None:  # only the PCA's small matrices and the components leave a GPU
+            statistics = self.providers[0] in GPU_PROVIDERS
         self.tapped: TappedModel = tap_model(
             source, list(options.layers) if options.layers else None, options.final, options.keep_logits, in_graph,
-            size=size, weights_dir=weights_folder(resolved, source), earlier=earlier,
+            size=size, weights_dir=weights_folder(resolved, source), earlier=earlier, statistics=statistics,
         )
+        # F_N stays in onnxruntime when the graph computes what the decomposition needs of it.
+        self.statistics = statistics and self.tapped.outputs.statistics is not None
         # No spinning: the NumPy core runs right after each forward pass, and in a folder run the threads that
         # decode and write run during it; they need the cores (spinning made a single large batch faster
         # but a folder run slower).
@@ -301,14 +307,28 @@ class Featurizer:
         activation = outputs.activation if self.weighting == "paper" else None
         fetch_maps = activation is None or maps
         layer_maps = list(outputs.maps) if fetch_maps else []
-        names = [outputs.final, *layer_maps, *([activation] if activation else []), *([logits] if logits else [])]
-        values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size)
+        stats = outputs.statistics if self.statistics else None
+        names = [*([] if stats else [outputs.final]), *layer_maps, *([activation] if activation else []), *([logits] if logits else []), *(stats[:2] if stats else [])]
+        values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size,
+                                  totals=stats[2:] if stats else (), kept=[outputs.final] if stats else ())
+        final = (lambda: _feature_map({outputs.final: values[outputs.final].fetch()}, outputs.final, "F_N")) if stats else _feature_map(values, outputs.final, "F_N")
         return Features(
-            final=_feature_map(values, outputs.final, "F_N"),
+            final=final,
             maps=[_feature_map(values, name, "a channel-sum map", 1)[:, 0] for name in layer_maps] if fetch_maps else None,
             activation=_feature_map(values, activation, "A^b", 1)[:, 0] if activation else None,
             logits=np.asarray(values[logits], dtype=np.float32).reshape(inputs.shape[0], -1) if logits else None,
+            statistics=self._statistics(values, stats) if stats else None,
         )
+
+    def _statistics(self, values: dict[str, Any], names: tuple[str, str, str]) -> FinalStatistics:
+        """:class:`FinalStatistics` from the graph's outputs ``names`` (:data:`pfv_onnx.graph.rewrite.STATISTICS`)."""
+        final_sum = _feature_map(values, names[0], "F_N's channel sum", 1)[:, 0]
+        sums = np.asarray(values[names[1]], np.float64)
+        scatter = np.asarray(values[names[2]], np.float64)
+        batch, (height, width), channels = final_sum.shape[0], final_sum.shape[1:], sums.shape[-1]
+        if sums.shape != (batch, channels) or scatter.shape != (1, channels, channels):
+            raise ModelError(f"the model's statistics of F_N have shapes {sums.shape} and {scatter.shape}, not ({batch}, C) and (1, C, C)")
+        return FinalStatistics(final_sum, sums.sum(axis=0), scatter[0], (batch, channels, height, width), values[self.final].project)
 
     @functools.cached_property
     def logits_output(self) -> str | None:

@@ -146,6 +146,9 @@ class Options:
             the whole batch in one call. A model with a fixed batch runs in chunks of that size.
         threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
         activation_in_graph: compute ``A^b`` inside the graph; ``None``: on an accelerator only.
+        statistics_in_graph: for colours relative to the batch, compute ``F_N``'s channel sums and ``C x C``
+            scatter inside the graph and project it there, so that ``F_N`` stays on the device; ``None``: on a
+            GPU provider (CUDA, TensorRT) only.
         keep_logits: keep the model's own outputs (needed for predictions).
     """
 
@@ -194,6 +197,7 @@ class Options:
         "runtime", None, _optional(_positive_int),
         "--threads", "onnxruntime intra-op threads (default: onnxruntime's choice)", type="count")
     activation_in_graph: bool | None = _option("runtime", None, _optional(_flag))
+    statistics_in_graph: bool | None = _option("runtime", None, _optional(_flag))
     keep_logits: bool = _option(
         "export", True, _flag,
         "--no-logits", "drop the model's own outputs and the head that computes them", action="store_false")

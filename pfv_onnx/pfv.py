@@ -226,7 +226,7 @@ class PFV:
         """
         weighting = basis.weighting if basis is not None else self.options.weighting
         vis = colour(features, self.size, self.options, basis, threads, self.featurizer.blank_for(weighting))
-        count = features.final.shape[0]
+        count = vis.rgb.shape[0]
         return PFVResult(
             visualisation=vis,
             taps=self.taps,

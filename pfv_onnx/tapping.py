@@ -75,6 +75,7 @@ def tap_model(
     size: tuple[int, int] | None = None,
     weights_dir: Path | None = None,
     earlier: int | None = None,
+    statistics: bool = False,
 ) -> TappedModel:
     """Load ``src`` and rewrite it to output what PFV needs. A model tapped before is used as it is.
 
@@ -88,6 +89,7 @@ def tap_model(
             model file's own folder).
         earlier: keep only this many of the last earlier taps the rule finds (``None``: all); layers named
             in ``layers`` are all kept.
+        statistics: also output ``F_N``'s statistics for the decomposition (:func:`pfv_onnx.graph.add_pfv_outputs`).
     """
     model = load_model(src)
     weights_dir = weights_dir or weights_folder(src, model)
@@ -113,7 +115,7 @@ def tap_model(
     if earlier is not None and not layers:
         plan = TapPlan(plan.layers[len(plan.layers) - earlier :] if earlier else (), plan.final)
     in_graph = activation_in_graph and spec.size is not None
-    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph)
+    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph, statistics=statistics)
     outputs = read_tapped_outputs(tapped)
     assert outputs is not None
     return TappedModel(tapped, outputs, spec, weights_dir)
@@ -139,21 +141,36 @@ def export(
     size: tuple[int, int] | None = None,
     preset: str | None = None,
     labels: str | Sequence[str] | None = None,
+    statistics: bool = False,
 ) -> TappedOutputs:
     """Write the tapped model of ``src`` (a path, a bundled model's name, bytes or a ``ModelProto``) to
     ``dst`` and return what it outputs. ``preset`` (a preset's name) and ``labels`` (class names, a labels
     file, or ``imagenet``) are written into its metadata, where PFV finds them (:mod:`pfv_onnx.labels`).
 
     The file outputs ``F_N``, the channel-sum map of every earlier tap, ``A^b`` ``(B, 1, H0, W0)`` and,
-    with ``keep_logits``, the model's own outputs unchanged. It is written atomically: a failure leaves
-    no file behind. A model whose weights were in external files is written the same way: ``DST`` and
-    ``DST.data`` beside it. A model whose input size is open keeps it open and has no ``A^b`` output
-    unless ``size`` fixes it (the per-layer maps and ``F_N`` are there either way).
+    with ``keep_logits``, the model's own outputs unchanged; with ``statistics``, what colours relative to the
+    batch need of ``F_N`` on an accelerator (:func:`pfv_onnx.graph.add_pfv_outputs`). It is written as
+    :func:`save_model` writes. A
+    model whose input size is open keeps it open and has no ``A^b`` output unless ``size`` fixes it (the
+    per-layer maps and ``F_N`` are there either way).
     """
     src = bundled.resolve_model(src) if isinstance(src, (str, Path)) else src
-    tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size)
+    tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size, statistics=statistics)
+    save_model(tapped.model, dst, tapped, preset, labels)
+    return tapped.outputs
+
+
+def save_model(
+    model: onnx.ModelProto, dst: str | Path, tapped: TappedModel, preset: str | None = None, labels: str | Sequence[str] | None = None
+) -> Path:
+    """Write ``model`` (``tapped``'s model, or an edit of it) to ``dst`` with ``preset`` and ``labels`` in its
+    metadata; returns the path written.
+
+    Written atomically: a failure leaves no file behind. A model whose weights were in external files is
+    written the same way: ``DST`` and ``DST.data`` beside it.
+    """
     dst = check_output_file(dst, overwrite=True)
-    model = with_weights(tapped.model, tapped.weights_dir)
+    model = with_weights(model, tapped.weights_dir)
     entries = {}
     if preset is not None:
         entries["preset"] = get_preset(preset).name
@@ -167,7 +184,7 @@ def export(
     if not external_tensors(tapped.model):
         with atomic_path(dst) as tmp:
             onnx.save_model(model, str(tmp))
-        return tapped.outputs
+        return dst
     # The weights were in external files: so are the exported ones, in DST.data beside DST. Both are written
     # in a new folder beside DST and moved into place whole, the weights first: an existing DST.data is
     # replaced, never appended to, and stays as it was when the export fails.
@@ -178,4 +195,4 @@ def export(
         shutil.copymode(staged, staged.with_name(data.name))  # the weights get the permissions the model file got
         os.replace(staged.with_name(data.name), data)
         os.replace(staged, dst)
-    return tapped.outputs
+    return dst

@@ -269,3 +269,24 @@ def zero_weights():
     for init in model.graph.initializer:
         init.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(init)), init.name))
     return model, taps, final
+
+
+def half_precision(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` computing in float16: its float weights and constants as float16, a Cast after the input and
+    before the output (as a float16 conversion tool leaves a model)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    tensors = [*graph.initializer, *(a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value")]
+    for tensor in tensors:
+        if tensor.data_type == TensorProto.FLOAT:
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), tensor.name))
+    image, logits = graph.input[0].name, graph.output[0].name
+    for node in graph.node:
+        node.input[:] = [f"{image}_half" if name == image else name for name in node.input]
+        node.output[:] = [f"{logits}_half" if name == logits else name for name in node.output]
+    graph.node.insert(0, helper.make_node("Cast", [image], [f"{image}_half"], to=TensorProto.FLOAT16))
+    graph.node.append(helper.make_node("Cast", [f"{logits}_half"], [logits], to=TensorProto.FLOAT))
+    del graph.value_info[:]
+    onnx.checker.check_model(out)
+    return out

@@ -11,7 +11,7 @@ import graphs
 from pfv_onnx import PFV, LayerError, ModelError, PFVError, bundled, export, tap_model
 from pfv_onnx.core import total_activation
 from pfv_onnx.graph import infer_tensors, shape_candidates
-from pfv_onnx.graph.rewrite import bilinear_matrix
+from pfv_onnx.graph.builder import bilinear_matrix
 from pfv_onnx.runtime import Session
 
 CASES = {

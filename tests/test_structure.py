@@ -46,9 +46,11 @@ ALLOWED = {
     "notebook": BASE | {"colouring", "render", "report", "labels"},
     "atlas": BASE | {"core", "features", "graph", "preprocess", "stream", "labels"},
     "pfv": BASE | {"bundled", "core", "features", "featurizer", "colouring", "fitting", "basis_file", "report", "notebook", "atlas"},
+    "in_graph": BASE | {"core", "graph"},
+    "exporting": BASE | {"basis_file", "core", "graph", "in_graph", "pfv", "tapping"},
     "evaluation": BASE | {"bundled", "core", "graph", "runtime", "preprocess", "composites", "featurizer", "colouring"},
     "apps": BASE | {"bundled", "core", "graph", "preprocess", "features", "featurizer", "colouring", "stream", "journal",
-                    "fitting", "render", "report", "pfv", "tapping", "composites", "evaluation", "atlas", "labels"},
+                    "fitting", "render", "report", "pfv", "tapping", "composites", "evaluation", "atlas", "labels", "exporting", "in_graph"},
     "cli": BASE | {"bundled"},  # the applications are imported by name when their command runs
     "__main__": {"cli"},
     "__init__": {"version"},  # the rest by name, when first used

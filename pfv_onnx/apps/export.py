@@ -1,4 +1,5 @@
-"""``pfv-onnx export``: a tapped copy of a model that outputs ``A^b`` and ``F_N`` on any ONNX runtime."""
+"""``pfv-onnx export``: a tapped copy of a model that outputs ``A^b`` and ``F_N`` on any ONNX runtime, and with
+``--basis`` the PFV picture itself."""
 
 from __future__ import annotations
 
@@ -7,19 +8,27 @@ import argparse
 from ..console import plural, say
 from ..files import check_output_file
 from ..options import Options
-from ..tapping import export
+from ..errors import PFVError
+from ..exporting import export
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
+    if args.uint8 and not args.basis:
+        raise PFVError("--uint8 is the picture's type: give --basis too")
+    if args.statistics and args.basis:
+        raise PFVError("--statistics are for colours relative to the batch: a model exported with --basis draws its own picture")
     dst = check_output_file(args.dst, args.overwrite)
     outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size,
-                     preset=options.preset, labels=options.labels)
+                     preset=options.preset, labels=options.labels, basis=args.basis, uint8=args.uint8, statistics=args.statistics)
     if args.quiet:
         return 0
-    say(f"wrote {dst}: {plural(len(outputs.taps), 'tap')} feed A^b, F_N = {outputs.final}")
+    feeds = "the weighting reads" if outputs.picture else "feed A^b"
+    say(f"wrote {dst}: {plural(len(outputs.taps), 'tap')} {feeds}, F_N = {outputs.final}")
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         say(f"  tap {i}: {tap} -> {name}")
-    say("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *([outputs.activation] if outputs.activation else [])]))
-    if outputs.activation is None:
+    say("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *(n for n in (outputs.activation, outputs.picture) if n), *(outputs.statistics or ())]))
+    if outputs.picture:
+        say(f"  the PFV picture under {args.basis}: {outputs.picture}, " + ("(B, H, W, 3) uint8" if args.uint8 else "(B, 3, H, W) float32 in [0, 1]"))
+    if outputs.activation is None and not outputs.picture:
         say("  no A^b output: the model's input size is open (fix it with --size H W)")
     return 0

@@ -9,6 +9,7 @@ import argparse
 from ..console import plural, say
 from ..featurizer import Featurizer
 from ..graph import infer_tensors, load_model
+from ..in_graph import read_picture_output
 from ..options import WEIGHTINGS, Options
 from ..core.activation import EARLIER_TAPS
 
@@ -38,6 +39,11 @@ def run(args: argparse.Namespace, options: Options) -> int:
     say(f"preset: {featurizer.preset.name} ({featurizer.preset_source}): {featurizer.preset.description}")
     labels = featurizer.labels
     say(f"class names: {plural(len(labels), 'name') + ' from ' + featurizer.labels_source if labels else 'none (give --labels FILE or --labels imagenet)'}")
+    picture = read_picture_output(featurizer.tapped.model)
+    if picture is not None:
+        kind = "(B, H, W, 3) uint8" if picture.layout == "NHWC" else "(B, 3, H, W) float32 in [0, 1]"
+        say(f"PFV picture output: {picture.name}, {kind}, {picture.weighting} weighting"
+            + (" (hierarchical)" if picture.hierarchical else "") + f", basis {picture.basis} (pfv-onnx web draws it in a browser)")
     head = featurizer.head
     say(f"final layer F_N: {featurizer.final}" + (f", {featurizer.final_shape[0]} channels, {featurizer.final_shape[1]} x {featurizer.final_shape[2]}" if featurizer.final_shape else ""))
     say("linear head after F_N: " + (f"{head.weight.shape[0]} classes (CAM and the atlas's classes use it)" if head is not None else "none"))

@@ -9,8 +9,9 @@ Three weightings, each a map ``W^b`` at the input size made from a few ``(B, h, 
            response is the padding's): ``D_N = max(A_N - A_N^blank, 0)`` for ``F_N``, ``D_L`` likewise for
            the last earlier tap, and ``W^b = sqrt(P(D_N) / max D_N * (P(D_L) / max D_L + FOCUS_FLOOR))``:
            the deep map says where the object is, the finer one sharpens it, and the geometric mean keeps
-           either's range from drowning the other (a weaker second object stays visible). A batch to which
-           the network responds nowhere beyond the blank image is left unweighted (``W^b = 1``).
+           either's range from drowning the other (a weaker second object stays visible). An image to which
+           the network responds nowhere beyond the blank image is left unweighted (``W^b = 1``), whatever
+           batch it is in.
 """
 
 from __future__ import annotations
@@ -97,11 +98,13 @@ def weighting_sources(
 ) -> list[np.ndarray]:
     """The ``(B, h, w)`` float32 maps a weighting combines (see the module docstring): for ``paper`` the
     earlier taps' channel sums (``F_N``'s own without them), for ``final`` ``F_N``'s, for ``focus`` ``D_N``
-    and, when there is an earlier tap, ``D_L`` for the last one."""
-    if weighting == "paper":
-        return [np.asarray(m, np.float32) for m in maps] if maps else [channel_sum(final)]
-    final_sum = channel_sum(final)
-    if weighting == "final":
+    and, when there is an earlier tap, ``D_L`` for the last one. ``final`` is ``F_N`` ``(B, C, h, w)``, or
+    its channel sum ``(B, h, w)``."""
+    if weighting == "paper" and maps:
+        return [np.asarray(m, np.float32) for m in maps]
+    # F_N, or its (B, h, w) channel sum when F_N itself stayed on an accelerator.
+    final_sum = channel_sum(final) if final.ndim == 4 else np.asarray(final, np.float32)
+    if weighting in ("paper", "final"):
         return [final_sum]
     if weighting != "focus":
         raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
@@ -129,9 +132,7 @@ def weighting_map(
         return total_activation(sources, size, out=out, threads=threads)
     deep = resize_bilinear(sources[0], size, out=out)
     if weighting == "focus":
-        if not deep.any():  # nothing beyond the blank image: no place to prefer
-            deep.fill(1.0)
-            return deep
+        silent = ~np.asarray(sources[0]).reshape(len(deep), -1).any(axis=1)
         deep *= np.float32(1.0 / peaks[0])
         if len(sources) > 1:
             fine = resize_bilinear(sources[1], size)
@@ -139,4 +140,5 @@ def weighting_map(
             fine += np.float32(FOCUS_FLOOR)
             deep *= fine
         np.sqrt(deep, out=deep)
+        deep[silent] = 1.0  # nothing beyond the blank image: no place to prefer
     return deep

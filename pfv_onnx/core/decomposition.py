@@ -185,6 +185,46 @@ def pca_from_covariance(mean: np.ndarray, covariance: np.ndarray, n_samples: int
     return PrincipalComponents(mean, _fix_signs(vectors.T), np.maximum(eigenvalues, 0.0), total, n_samples, "covariance")
 
 
+def pca_from_scatter(total: np.ndarray, scatter: np.ndarray, n_samples: int, n_components: int, random_state: int = 0) -> PrincipalComponents:
+    """The top components of ``n_samples`` observations known by their ``(C,)`` sum ``total`` and the
+    ``(C, C)`` sum of their outer products ``scatter`` (as a graph computes them on an accelerator).
+
+    Centred in float64 (``scatter - n mean mean^T``); above :data:`EXACT_LIMIT` channels a seeded subspace
+    iteration on the ``C x C`` matrix, iterated until every component is within :data:`TOLERANCE` (as the
+    randomised solver promises), else the exact ``eigh``. Solver ``scatter``.
+    """
+    c = scatter.shape[0]
+    if not 1 <= n_components <= min(n_samples, c):
+        raise ValueError(f"n_components={n_components} exceeds what {n_samples} observations of {c} channels can give")
+    mean = np.asarray(total, np.float64) / n_samples
+    centred = np.asarray(scatter, np.float64) - n_samples * np.outer(mean, mean)
+    centred = (centred + centred.T) / 2  # float32 sums on the device are symmetric only up to rounding
+    if not np.isfinite(centred).all():
+        raise ValueError("the features contain NaN or infinite values")
+    found = _subspace(centred, n_components, random_state) if c > EXACT_LIMIT else None
+    eigenvalues, vectors = found if found is not None else _top_eigh(centred, n_components)
+    explained = np.maximum(eigenvalues, 0.0) / max(n_samples - 1, 1)
+    total_variance = float(np.trace(centred)) / max(n_samples - 1, 1)
+    return PrincipalComponents(mean, _fix_signs(vectors.T), explained, total_variance, n_samples, "scatter")
+
+
+def _subspace(symmetric: np.ndarray, k: int, seed: int, oversamples: int = 10) -> tuple[np.ndarray, np.ndarray] | None:
+    """Subspace iteration with Rayleigh-Ritz on a symmetric PSD matrix: ``(k,)`` values and ``(C, k)`` vectors
+    once the Davis-Kahan estimate puts each within :data:`TOLERANCE`, ``None`` when it never does."""
+    c = symmetric.shape[0]
+    width = min(k + oversamples, c)
+    Q, _ = np.linalg.qr(symmetric @ np.random.default_rng(seed).standard_normal((c, width)))
+    for _ in range(MAX_POWER_ITERATIONS + 1):
+        Q, _ = np.linalg.qr(symmetric @ Q)
+        values, small = np.linalg.eigh(Q.T @ symmetric @ Q)
+        values, vectors = values[::-1], Q @ small[:, ::-1]
+        residual = np.linalg.norm(symmetric @ vectors[:, :k] - vectors[:, :k] * values[:k], axis=0)
+        gaps = [np.min(np.abs(np.delete(values, i) - values[i])) for i in range(k)]
+        if all(r == 0 or (g > 0 and r / g <= TOLERANCE) for r, g in zip(residual, gaps)):
+            return values[:k], vectors[:, :k]
+    return None
+
+
 def _top_eigh(symmetric: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest eigenpairs of a symmetric matrix, largest first: ``(k,)`` values, ``(m, k)`` vectors."""
     m = symmetric.shape[0]

@@ -28,6 +28,11 @@ class Scaling:
     lo: float
     hi: float
 
+    @property
+    def neutral(self) -> float:
+        """The value 0 maps to: where the weighting is 0, the picture is this grey."""
+        return float(np.clip(-self.lo / (self.hi - self.lo), 0.0, 1.0)) if self.hi > self.lo else FLAT_VALUE
+
 
 @dataclass(frozen=True)
 class ValueStats:

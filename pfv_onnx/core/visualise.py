@@ -28,7 +28,7 @@ import numpy as np
 from .activation import BlankResponse, weighting_map, weighting_sources
 from .decomposition import PrincipalComponents, fit_transform_pca
 from .fitted import FittedBasis
-from .normalise import FLAT_VALUE, Scaling, ValueStats, apply_scaling
+from .normalise import Scaling, ValueStats, apply_scaling
 from .parallel import IMAGES_PER_THREAD, in_parallel, run_all
 from .upsample import resize_bilinear
 from .weighting import RGB, weigh
@@ -73,8 +73,7 @@ class Visualisation:
     def neutral(self) -> float:
         """The value a weighted component of 0 gets in ``rgb``: where the weighting is 0, the picture is this
         grey."""
-        lo, hi = self.scaling.lo, self.scaling.hi
-        return float(np.clip(-lo / (hi - lo), 0.0, 1.0)) if hi > lo else FLAT_VALUE
+        return self.scaling.neutral
 
     @cached_property
     def saliency(self) -> np.ndarray:
@@ -117,6 +116,7 @@ def visualise(
     threads: int = 1,
     weighting: str = "paper",
     blank: BlankResponse | None = None,
+    decomposed: tuple[PrincipalComponents, np.ndarray] | None = None,
 ) -> Visualisation:
     """Run PFV on one analysis batch, its colours relative to this batch (the paper's method).
 
@@ -135,31 +135,37 @@ def visualise(
         weighting, blank: the map that weights the components, and the channel sums of a featureless
             image that the ``focus`` weighting needs (:mod:`.activation`); the hierarchical weighting is the
             paper's.
+        decomposed: the batch's components and its ``(B, h, w, k)`` float32 scores, found elsewhere (from
+            statistics computed on an accelerator, :func:`.pca_from_scatter`); ``final`` is then ``F_N``'s
+            ``(B, h, w)`` channel sum, all that is needed of it.
 
     Returns:
         The :class:`Visualisation` of the batch.
     """
-    size, maps = _checked(final, maps, size, activation)
-    batch, _, height, width = final.shape
+    size, maps = _checked(final, maps, size, activation, decomposed is not None)
+    batch, (height, width) = final.shape[0], final.shape[-2:]
     if hierarchical and weighting != "paper":
         raise ValueError("the hierarchical weighting is the paper's, layer by layer")
     sources = weighting_sources(final, maps, weighting, blank)
     peaks = [float(np.abs(m).max()) or 1.0 for m in sources]
     started = time.perf_counter()
-    decomposed: list = []
+    found: list = []
 
     def decompose() -> None:
-        decomposed.extend(fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False))
+        found.extend(fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False))
 
-    tasks = [decompose]
+    tasks = [decompose] if decomposed is None else []
     if activation is None:
         activation = np.empty((batch, *size), dtype=np.float32)
         tasks.append(lambda: weighting_map(weighting, sources, size, peaks, out=activation))
     # A^b does not depend on the decomposition, which keeps one core busy: summed meanwhile (from a few
     # images on: below that a thread costs more than it saves).
     run_all(tasks, threads if batch >= 2 * IMAGES_PER_THREAD else 1)
-    pca, projected = decomposed
-    scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
+    if decomposed is None:
+        pca, projected = found
+        scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
+    else:
+        pca, scores = decomposed
     done = time.perf_counter()
 
     # A positive scale changes nothing after the joint normalisation and keeps float32 products finite.
@@ -224,10 +230,11 @@ def _weigh_with(
     return rgb, activation, stats
 
 
-def _checked(final: np.ndarray, maps: Sequence[np.ndarray], size, activation) -> tuple[tuple[int, int], list[np.ndarray]]:
-    """The shape checks: ``(H0, W0)`` as ints and the maps as float32."""
-    if final.ndim != 4:
-        raise ValueError(f"expected a (B, C, h, w) final feature map, got shape {final.shape}")
+def _checked(final: np.ndarray, maps: Sequence[np.ndarray], size, activation, summed: bool = False) -> tuple[tuple[int, int], list[np.ndarray]]:
+    """The shape checks: ``(H0, W0)`` as ints and the maps as float32 (``summed``: ``final`` is ``F_N``'s
+    ``(B, h, w)`` channel sum)."""
+    if final.ndim != (3 if summed else 4):
+        raise ValueError(f"expected a {'(B, h, w) channel sum' if summed else '(B, C, h, w) final feature map'}, got shape {final.shape}")
     batch = final.shape[0]
     size = (int(size[0]), int(size[1]))
     maps = [np.asarray(m, dtype=np.float32) for m in maps]

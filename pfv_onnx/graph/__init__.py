@@ -7,6 +7,7 @@ from .head import LinearHead, linear_head
 from .inputs import DEFAULT_SIZE, InputSpec, image_input, pin_input_size
 from .identity import bytes_sha256, features_sha256, file_sha256
 from .model_io import external_tensors, load_model, load_with_weights, weights_folder, with_metadata, with_weights
+from .projection import projection_model
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
 from .shapes import TensorInfo, infer_tensors
 from .taps import Tap, TapPlan, find_taps, shape_candidates
@@ -34,6 +35,7 @@ __all__ = [
     "load_model",
     "load_with_weights",
     "pin_input_size",
+    "projection_model",
     "read_tapped_outputs",
     "reinitialise",
     "shape_candidates",

@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import ModelError
-from .constants import constant_tensors
+from .builder import GraphBuilder
 from .inputs import InputSpec
 from .model_io import external_tensors
 from .taps import Tap, TapPlan
@@ -29,18 +29,28 @@ from .taps import Tap, TapPlan
 METADATA_KEY = "pfv_onnx"
 FORMAT_VERSION = 1
 ACTIVATION = "pfv_activation"
+# What F_N's statistics in the graph are, in order (see add_pfv_outputs).
+STATISTICS = (
+    "pfv_final_sum",  # (B, 1, h, w) float32: F_N's channel sum
+    "pfv_channel_sums",  # (B, C) float32: each image's sum of F_N over its pixels
+    "pfv_scatter",  # (1, C, C) float32: sum over the run's pixels of F_N F_N^T
+)
 
 
 @dataclass(frozen=True)
 class TappedOutputs:
     """Output names of a tapped model: ``maps`` (one per tap ``l < N``), ``final`` (``F_N``),
-    ``activation`` (``A^b`` or ``None``) and ``original`` (the model's own outputs kept)."""
+    ``activation`` (``A^b`` or ``None``), ``original`` (the model's own outputs kept) and ``picture`` (the
+    PFV picture of a model exported with a fitted basis, :mod:`pfv_onnx.in_graph`, or ``None``) and
+    ``statistics`` (with ``statistics``: the outputs :data:`STATISTICS` describes, or ``None``)."""
 
     taps: tuple[str, ...]
     final: str
     maps: tuple[str, ...]
     activation: str | None
     original: tuple[str, ...]
+    picture: str | None = None
+    statistics: tuple[str, str, str] | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -51,6 +61,8 @@ class TappedOutputs:
                 "maps": list(self.maps),
                 "activation": self.activation,
                 "original": list(self.original),
+                **({"picture": self.picture} if self.picture else {}),
+                **({"statistics": list(self.statistics)} if self.statistics else {}),
             }
         )
 
@@ -65,72 +77,21 @@ def read_tapped_outputs(model: onnx.ModelProto) -> TappedOutputs | None:
                     raise ValueError(f"format version {data.get('version')}")
                 if not all(isinstance(data[key], list) for key in ("taps", "maps", "original")):
                     raise ValueError("taps, maps and original outputs must be lists")
-                tapped = TappedOutputs(tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"]))
-                names = [*tapped.taps, tapped.final, *tapped.maps, *tapped.original] + ([tapped.activation] if tapped.activation else [])
+                tapped = TappedOutputs(tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"]), data.get("picture"),
+                                       tuple(data["statistics"]) if data.get("statistics") else None)
+                if tapped.statistics is not None and len(tapped.statistics) != 3:
+                    raise ValueError("statistics must name three outputs")
+                names = [*tapped.taps, tapped.final, *tapped.maps, *tapped.original] + [name for name in (tapped.activation, tapped.picture, *(tapped.statistics or ())) if name]
                 if not all(isinstance(name, str) and name for name in names) or len(tapped.maps) != len(tapped.taps):
                     raise ValueError("names that are not strings, or not one map per tap")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ModelError(f"the model's {METADATA_KEY} metadata is unreadable ({exc})") from None
             produced = {o.name for o in model.graph.output}
-            missing = [name for name in (tapped.final, *tapped.maps, tapped.activation, *tapped.original) if name and name not in produced]
+            missing = [name for name in (tapped.final, *tapped.maps, tapped.activation, tapped.picture, *(tapped.statistics or ()), *tapped.original) if name and name not in produced]
             if missing:
                 raise ModelError(f"the model's {METADATA_KEY} metadata names {missing[0]!r}, which is not one of its outputs")
             return tapped
     return None
-
-
-def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` float64 matrix of 1-D linear interpolation with half-pixel centres, borders clamped.
-
-    Row ``i`` reads the input at ``(i + 0.5) * n_in / n_out - 0.5``; a 2-D bilinear resize of ``X`` is
-    ``R_h @ X @ R_w.T``.
-    """
-    source = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
-    low = np.floor(source).astype(int)
-    high = np.minimum(low + 1, n_in - 1)
-    frac = source - low
-    matrix = np.zeros((n_out, n_in))
-    rows = np.arange(n_out)
-    np.add.at(matrix, (rows, low), 1.0 - frac)
-    np.add.at(matrix, (rows, high), frac)
-    return matrix
-
-
-class _Builder:
-    """Appends nodes and constants to a graph under fresh names that cannot collide with its own."""
-
-    def __init__(self, model: onnx.ModelProto):
-        self.graph = model.graph
-        # IR version 3 graphs list every initializer among the inputs too.
-        self.initializers_are_inputs = model.ir_version < 4
-        graph = model.graph
-        self.used = {v.name for v in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]}
-        for node in graph.node:
-            self.used.update(node.output)
-            self.used.update(node.input)
-            self.used.add(node.name)
-        # The model's own producers and constants (what is added here is neither).
-        self.producer = {out: node for node in graph.node for out in node.output}
-        self.constants = constant_tensors(model)
-
-    def fresh(self, wanted: str) -> str:
-        name, k = wanted, 1
-        while name in self.used:
-            name, k = f"{wanted}_{k}", k + 1
-        self.used.add(name)
-        return name
-
-    def constant(self, array: np.ndarray, wanted: str) -> str:
-        tensor = numpy_helper.from_array(array, self.fresh(wanted))
-        self.graph.initializer.append(tensor)
-        if self.initializers_are_inputs:
-            self.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
-        return tensor.name
-
-    def node(self, op: str, inputs: list[str], wanted: str, **attributes) -> str:
-        output = self.fresh(wanted)
-        self.graph.node.append(helper.make_node(op, inputs, [output], name=self.fresh(f"{wanted}/{op}"), **attributes))
-        return output
 
 
 def add_outputs(model: onnx.ModelProto, names: list[str], elem_types: dict[str, int] | None = None) -> onnx.ModelProto:
@@ -154,6 +115,7 @@ def add_pfv_outputs(
     spec: InputSpec,
     keep_logits: bool = True,
     activation_in_graph: bool = True,
+    statistics: bool = False,
 ) -> onnx.ModelProto:
     """A copy of ``model`` rewritten to output what PFV needs (see the module docstring).
 
@@ -162,13 +124,16 @@ def add_pfv_outputs(
         spec: the image input; its size is ``(H0, W0)`` of ``A^b``.
         keep_logits: keep the model's own outputs; without them the head is pruned away.
         activation_in_graph: also output ``A^b`` at the input size.
+        statistics: also output what the decomposition needs of ``F_N`` (:data:`STATISTICS`), so that on an
+            accelerator ``F_N`` itself can stay there: its channel sum, each image's channel sums, and the
+            ``C x C`` sum of its pixels' outer products over the run (a leading axis of 1, not the batch).
     """
     if activation_in_graph and spec.size is None:
         raise ModelError("the model's input size is not fixed, so A^b cannot be sized inside the graph")
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    build = _Builder(out)
+    build = GraphBuilder(out)
     original = [o.name for o in graph.output] if keep_logits else []
     if not keep_logits:
         del graph.output[:]
@@ -180,10 +145,11 @@ def add_pfv_outputs(
         assert spec.size is not None
         # With no earlier layer, F_N's own channel sum stands in for A^b (as in the core).
         sources = list(zip(plan.layers, maps)) or [(plan.final, _channel_sum(build, plan.final, "pfv/final_sum"))]
-        upsampled = [_upsample(build, tap, name, spec.size, i) for i, (tap, name) in enumerate(sources)]
+        upsampled = [build.resize(name, (tap.height, tap.width), spec.size, f"pfv/upsample_{i}") for i, (tap, name) in enumerate(sources)]
         activation = build.node("Sum", upsampled, ACTIVATION)
 
     batch = spec.batch if spec.batch is not None else _batch_param(model, spec.name)
+    added = _statistics(build, plan.final, batch) if statistics else None
     if plan.final.name not in original:
         f = plan.final
         graph.output.append(helper.make_tensor_value_info(f.name, f.elem_type, [batch, f.channels, f.height, f.width]))
@@ -202,8 +168,9 @@ def add_pfv_outputs(
         maps=tuple(maps),
         activation=activation,
         original=tuple(original),
+        statistics=added,
     )
-    _set_metadata(out, tapped)
+    set_tapped_outputs(out, tapped)
     if not external_tensors(out):  # the checker cannot follow external weights of an in-memory model
         try:
             onnx.checker.check_model(out)
@@ -212,7 +179,7 @@ def add_pfv_outputs(
     return out
 
 
-def _channel_sum(build: _Builder, tap: Tap, wanted: str) -> str:
+def _channel_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str:
     """Append ``Conv(tap, ones(1, C, 1, 1))``: the ``(B, 1, h, w)`` float32 channel sum of a tap.
 
     A float16 tap is cast to float32 first: a sum over hundreds of channels overflows float16. A tap that
@@ -228,7 +195,28 @@ def _channel_sum(build: _Builder, tap: Tap, wanted: str) -> str:
     return build.node("Conv", [source, ones], wanted, kernel_shape=[1, 1])
 
 
-def _quantised_sum(build: _Builder, tap: Tap, wanted: str) -> str | None:
+def _statistics(build: GraphBuilder, final: Tap, batch: int | str) -> tuple[str, str, str]:
+    """Append the three :data:`STATISTICS` of ``F_N`` and declare them as outputs."""
+    graph = build.graph
+    channels, pixels = final.channels, final.height * final.width
+    final_sum = _channel_sum(build, final, STATISTICS[0])
+    source = final.name if final.elem_type == TensorProto.FLOAT else build.node("Cast", [final.name], "pfv/statistics/float", to=TensorProto.FLOAT)
+    # GlobalAveragePool, not ReduceSum: its axes moved from an attribute to an input in opset 13.
+    means = build.node("GlobalAveragePool", [source], "pfv/statistics/means")
+    sums = build.node("Flatten", [build.node("Mul", [means, build.constant(np.float32(pixels), "pfv/statistics/pixels")], "pfv/statistics/sums")],
+                      STATISTICS[1], axis=1)
+    by_channel = build.node("Transpose", [source], "pfv/statistics/by_channel", perm=[1, 0, 2, 3])
+    rows = build.node("Reshape", [by_channel, build.constant(np.array([1, channels, -1], np.int64), "pfv/statistics/shape")], "pfv/statistics/rows")
+    scatter = build.node("MatMul", [rows, build.node("Transpose", [rows], "pfv/statistics/columns", perm=[0, 2, 1])], STATISTICS[2])
+    graph.output.extend([
+        helper.make_tensor_value_info(final_sum, TensorProto.FLOAT, [batch, 1, final.height, final.width]),
+        helper.make_tensor_value_info(sums, TensorProto.FLOAT, [batch, channels]),
+        helper.make_tensor_value_info(scatter, TensorProto.FLOAT, [1, channels, channels]),
+    ])
+    return final_sum, sums, scatter
+
+
+def _quantised_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str | None:
     """For a tap ``DequantizeLinear(q, scale, zero_point)`` with one scale and zero point, append
     ``scale * ConvInteger(q, ones, zero_point)``: the same sum, ``scale * sum_c (q_c - zero_point)``, read
     from the 8-bit tensor. Summing the dequantised tap instead would make onnxruntime compute the float
@@ -248,14 +236,6 @@ def _quantised_sum(build: _Builder, tap: Tap, wanted: str) -> str | None:
     counts = build.node("ConvInteger", [node.input[0], ones, point], f"{wanted}/integer", kernel_shape=[1, 1])
     step = build.constant(numpy_helper.to_array(scale).reshape(()).astype(np.float32), f"{wanted}/scale")
     return build.node("Mul", [build.node("Cast", [counts], f"{wanted}/float", to=TensorProto.FLOAT), step], wanted)
-
-
-def _upsample(build: _Builder, tap: Tap, name: str, size: tuple[int, int], i: int) -> str:
-    """Append ``R_h @ (map @ R_w.T)``: the ``(B, 1, H0, W0)`` bilinear upsampling of a channel-sum map."""
-    rows = build.constant(bilinear_matrix(tap.height, size[0]).astype(np.float32), f"pfv/upsample_{i}/rows")
-    cols = build.constant(bilinear_matrix(tap.width, size[1]).T.astype(np.float32), f"pfv/upsample_{i}/cols")
-    wide = build.node("MatMul", [name, cols], f"pfv/upsample_{i}/wide")
-    return build.node("MatMul", [rows, wide], f"pfv/upsample_{i}/full")
 
 
 def _schedule_early(graph: onnx.GraphProto, first_added: int) -> None:
@@ -298,7 +278,7 @@ def _batch_param(model: onnx.ModelProto, input_name: str) -> str:
     return value.type.tensor_type.shape.dim[0].dim_param or "batch"
 
 
-def _set_metadata(model: onnx.ModelProto, tapped: TappedOutputs) -> None:
+def set_tapped_outputs(model: onnx.ModelProto, tapped: TappedOutputs) -> None:
     for i, prop in enumerate(model.metadata_props):
         if prop.key == METADATA_KEY:
             del model.metadata_props[i]

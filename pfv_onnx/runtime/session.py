@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections.abc import Sequence
@@ -11,13 +12,17 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import TensorProto
 
 from ..errors import ModelError, PFVError, RuntimeMissingError, first_line
-from ..graph import external_tensors
+from ..graph import external_tensors, projection_model
 
 # Preferred order when the user names none; the first installed and usable one wins, CPU always last.
 PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
+
+# Where each provider's outputs live when they stay in onnxruntime (anything else: host memory).
+DEVICES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
 
 # Images per inference call when the caller names no chunk size. On the CPU small chunks keep a chunk's
 # activations in the cache: measured on 2 cores, MobileNetV2 and EfficientNet-Lite0 run 12-16% faster per
@@ -132,14 +137,22 @@ class Session:
     def providers(self) -> list[str]:
         return list(self._session.get_providers())
 
-    def run(self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None, totals: Sequence[str] = (), kept: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Run ``batch`` (``(B, ...)``, ``B >= 1``) and return each requested output concatenated over ``B``.
 
         A model with a fixed batch ``n`` runs in chunks of exactly ``n`` (the last one padded with copies of
         its last image, whose outputs are dropped); a dynamic batch runs in chunks of ``chunk_size``
-        (all at once when ``None``). Every requested output must have the batch as its first axis.
+        (all at once when ``None``). Every requested output must have the batch as its first axis, except:
+
+        Args:
+            totals: outputs that are sums over a run's images with a leading axis of 1: summed over the
+                chunks in float64. A padded chunk's copies are taken out, from one more run of copies only.
+            kept: outputs left in onnxruntime, on the provider's device: each is a :class:`KeptOutput`.
         """
         names = list(dict.fromkeys(outputs if outputs is not None else self.output_names))
+        totals, kept = list(totals), list(kept)
         total = batch.shape[0]
         if total < 1:
             raise PFVError("no images to run")
@@ -147,19 +160,30 @@ class Session:
             raise PFVError(f"chunk_size must be at least 1, got {chunk_size}")
         step = self.fixed_batch or chunk_size or total
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        sums: dict[str, np.ndarray] = {}
+        stored: dict[str, KeptOutput] = {name: KeptOutput(self) for name in kept}
         for start in range(0, total, step):
             chunk = batch[start : start + step]
             used = chunk.shape[0]
             if self.fixed_batch is not None and used < step:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - used, axis=0)])
-            results = self._run_interruptibly(chunk, names)
+            results, values = self._run_interruptibly(chunk, names + totals, kept)
             for name, value in zip(names, results):
                 if value.ndim == 0 or value.shape[0] != chunk.shape[0]:
                     raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
                 parts[name].append(value[:used])
-        return {name: values[0] if len(values) == 1 else np.concatenate(values) for name, values in parts.items()}
+            for name, value in zip(totals, results[len(names) :]):
+                sums[name] = sums.get(name, 0.0) + value.astype(np.float64)
+            if used < chunk.shape[0] and totals:  # take the padding's copies of the last image out of the sums
+                copies = self._run_interruptibly(np.repeat(chunk[used - 1 : used], step, axis=0), totals, [])[0]
+                for name, value in zip(totals, copies):
+                    sums[name] -= value.astype(np.float64) * ((step - used) / step)
+            for name, value in zip(kept, values):
+                stored[name].add(value, used)
+        found = {name: values[0] if len(values) == 1 else np.concatenate(values) for name, values in parts.items()}
+        return {**found, **sums, **stored}
 
-    def _run_interruptibly(self, chunk: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    def _run_interruptibly(self, chunk: np.ndarray, names: list[str], kept: list[str]) -> tuple[list[np.ndarray], list[Any]]:
         """One inference call, run by a helper thread while this one waits, so that Ctrl-C reaches Python
         during a long run (a model with a Loop of a trillion steps); onnxruntime is then told to stop, and
         the interrupt goes on."""
@@ -170,7 +194,7 @@ class Session:
 
         def call() -> None:
             try:
-                outcome["value"] = self._run_chunk(chunk, names, options)
+                outcome["value"] = self._run_chunk(chunk, names, kept, options)
             except BaseException as exc:  # raised in the calling thread
                 outcome["error"] = exc
             finally:
@@ -192,17 +216,71 @@ class Session:
             raise ModelError(f"onnxruntime failed to run the model: {first_line(outcome['error'])}") from None
         return outcome["value"]
 
-    def _run_chunk(self, chunk: np.ndarray, names: list[str], options: Any) -> list[np.ndarray]:
-        if not self.binding:
-            return self._session.run(names, {self.input_name: chunk}, options)
+    def _run_chunk(self, chunk: np.ndarray, names: list[str], kept: list[str], options: Any) -> tuple[list[np.ndarray], list[Any]]:
+        """One call: the outputs ``names`` as arrays, and the OrtValues of ``kept`` where onnxruntime made them."""
+        if not self.binding and not kept:
+            return self._session.run(names, {self.input_name: chunk}, options), []
         binding = self._session.io_binding()
         binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
         for name in names:
             binding.bind_output(name, "cpu")
+        for name in kept:
+            binding.bind_output(name, self.device)
         self._session.run_with_iobinding(binding, options)
-        return binding.copy_outputs_to_cpu()
+        values = binding.get_outputs()
+        return [value.numpy() for value in values[: len(names)]], list(values[len(names) :])
+
+    @property
+    def device(self) -> str:
+        """onnxruntime's name of the memory the first provider computes in."""
+        return DEVICES.get(self.providers[0], "cpu")
+
+    @functools.lru_cache(maxsize=None)
+    def projection(self, elem_type: str) -> Any:
+        """A session on the same providers for :func:`pfv_onnx.graph.projection_model` of features of
+        ``elem_type`` (onnxruntime's name: ``tensor(float)``, ``tensor(float16)``), made when first used."""
+        ort = onnxruntime()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        kind = TensorProto.FLOAT16 if elem_type == "tensor(float16)" else TensorProto.FLOAT
+        return ort.InferenceSession(projection_model(kind).SerializeToString(), options, providers=self.providers)
 
     def output_shape(self, name: str) -> list[int | str | None] | None:
         """The declared shape of output ``name`` (ints, symbolic names or ``None``), ``None`` if unknown."""
         output = next((o for o in self._session.get_outputs() if o.name == name), None)
         return None if output is None else list(output.shape)
+
+
+class KeptOutput:
+    """An output left in onnxruntime, chunk by chunk, on the provider's device: read whole with
+    :meth:`fetch`, or as the projection of its pixels on a few directions with :meth:`project`, which
+    brings back only the ``k`` projected channels."""
+
+    def __init__(self, session: Session):
+        self._session = session
+        self._chunks: list[tuple[Any, int]] = []
+
+    def add(self, value: Any, used: int) -> None:
+        self._chunks.append((value, used))
+
+    def fetch(self) -> np.ndarray:
+        """The whole output as an array (its images concatenated, padding dropped)."""
+        return np.concatenate([value.numpy()[:used] for value, used in self._chunks])
+
+    def project(self, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+        """``(B, h, w, k)`` float32 ``(F - mean) @ components.T`` of a ``(B, C, h, w)`` feature map, computed
+        where it is (``mean`` ``(C,)``, ``components`` ``(k, C)``)."""
+        channels = components.shape[1]
+        mean32 = np.ascontiguousarray(mean, dtype=np.float32).reshape(1, channels, 1, 1)
+        weights = np.ascontiguousarray(components, dtype=np.float32).reshape(-1, channels, 1, 1)
+        parts = []
+        for value, used in self._chunks:
+            session = self._session.projection(value.data_type())
+            binding = session.io_binding()
+            binding.bind_ortvalue_input("features", value)
+            binding.bind_cpu_input("mean", mean32)
+            binding.bind_cpu_input("components", weights)
+            binding.bind_output("scores", "cpu")
+            session.run_with_iobinding(binding)
+            parts.append(binding.get_outputs()[0].numpy()[:used])
+        return np.concatenate(parts).transpose(0, 2, 3, 1)

@@ -1,0 +1,265 @@
+"""The fitted PFV as ONNX operators: a tapped model that also outputs the picture, on any ONNX runtime.
+
+With a fitted basis every step of :func:`pfv_onnx.core.transform` is fixed, so the whole method fits in
+the graph, after the taps:
+
+1. centring and projection of ``F_N`` on the basis's first three components (a ``Sub`` and a 1x1 ``Conv``,
+   the basis's prescale folded into the weights);
+2. the weighting's map at the input size from the tapped channel sums (:mod:`pfv_onnx.core.activation`:
+   ``focus`` subtracts the blank image's response, a constant here), or the hierarchical weighting layer
+   by layer;
+3. bilinear upsampling of the components (two ``MatMul`` with fixed matrices) and the product;
+4. the basis's normalisation and clip to ``[0, 1]``; a missing component (fewer than three) stays 0.
+
+The result is output ``pfv_rgb``, ``(B, 3, H0, W0)`` float32 in ``[0, 1]``, or with ``uint8``
+``(B, H0, W0, 3)`` uint8 rounded as :func:`pfv_onnx.render.images.to_uint8` rounds. Only operators of
+opset 9 are used, so the oldest graphs take it. The model's own outputs and the taps stay as they were; the
+metadata key :data:`PICTURE_KEY` describes the picture, and :data:`OUTPUTS_KEY` says what every output is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from .core.activation import FOCUS_FLOOR, BlankResponse
+from .core.fitted import FittedBasis
+from .core.normalise import FLAT_VALUE
+from .core.weighting import RGB
+from .errors import ModelError
+from .graph import TappedOutputs, external_tensors
+from .graph.rewrite import set_tapped_outputs
+from .graph.builder import GraphBuilder
+
+PICTURE = "pfv_rgb"
+PICTURE_KEY = "pfv_onnx_picture"
+OUTPUTS_KEY = "pfv_onnx_outputs"
+LAYOUTS = {"NCHW": "float32", "NHWC": "uint8"}
+
+
+@dataclass(frozen=True)
+class PictureOutput:
+    """The picture output of a model exported with a basis: its ``name``; ``layout`` ``NCHW`` (float32 in
+    ``[0, 1]``) or ``NHWC`` (uint8); the ``basis`` fingerprint and the method it fixes; the input ``size``;
+    the ``neutral`` grey (in ``[0, 1]``) where the weighting is 0."""
+
+    name: str
+    layout: str
+    basis: str
+    weighting: str
+    hierarchical: bool
+    size: tuple[int, int]
+    neutral: float
+
+    @property
+    def dtype(self) -> str:
+        return LAYOUTS[self.layout]
+
+
+def read_picture_output(model: onnx.ModelProto) -> PictureOutput | None:
+    """The :class:`PictureOutput` a model's metadata records, ``None`` when it has none; refused with one
+    line when the record is damaged or names an output the model does not have."""
+    entry = next((p.value for p in model.metadata_props if p.key == PICTURE_KEY), None)
+    if entry is None:
+        return None
+    try:
+        data = json.loads(entry)
+        picture = PictureOutput(str(data["name"]), str(data["layout"]), str(data["basis"]), str(data["weighting"]),
+                                bool(data["hierarchical"]), (int(data["size"][0]), int(data["size"][1])), float(data["neutral"]))
+        if picture.layout not in LAYOUTS:
+            raise ValueError(f"layout {picture.layout!r}")
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ModelError(f"the model's {PICTURE_KEY} metadata is unreadable ({exc})") from None
+    if picture.name not in {o.name for o in model.graph.output}:
+        raise ModelError(f"the model's {PICTURE_KEY} metadata names {picture.name!r}, which is not one of its outputs")
+    return picture
+
+
+def add_picture(
+    model: onnx.ModelProto,
+    outputs: TappedOutputs,
+    basis: FittedBasis,
+    blank: BlankResponse,
+    size: tuple[int, int],
+    uint8: bool = False,
+) -> onnx.ModelProto:
+    """A copy of the tapped ``model`` that also outputs the PFV picture under ``basis`` (module docstring).
+
+    Args:
+        outputs: what the tapped model outputs (its ``maps`` are the taps the basis's weighting reads).
+        basis: a fitted basis with its normalisation.
+        blank: the channel sums of a featureless image (the ``focus`` weighting subtracts them); their shapes
+            are those of ``F_N`` and of the maps.
+        size: ``(H0, W0)``, the input size.
+        uint8: output ``(B, H0, W0, 3)`` uint8 instead of ``(B, 3, H0, W0)`` float32.
+    """
+    if basis.scaling is None:
+        raise ModelError("the basis has no normalisation yet (fit it on data first)")
+    if len(blank.maps) != len(outputs.maps):
+        raise ModelError(f"the model outputs {len(outputs.maps)} maps, the blank response has {len(blank.maps)}")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    build = GraphBuilder(out)
+    final = _float(build, out, outputs.final)
+    scores = _project(build, final, basis)
+    shapes = [m.shape for m in blank.maps]
+    sources, source_shapes = _sources(build, basis, final, outputs.maps, shapes, blank)
+    if basis.hierarchical:
+        weighted = scores
+        for i in reversed(range(len(sources))):  # from the last earlier layer to the first
+            layer = build.node("Mul", [sources[i], build.constant(np.float32(1.0 / basis.layer_peaks[i]), "pfv/picture/peak")], "pfv/picture/layer")
+            weighted = build.node("Mul", [build.resize(weighted, _hw(blank.final) if i == len(sources) - 1 else source_shapes[i + 1], source_shapes[i], "pfv/picture/up"), layer], "pfv/picture/weighted")
+        weighted = build.resize(weighted, source_shapes[0], size, "pfv/picture/up")
+    else:
+        if basis.weighting == "paper" and outputs.activation is not None:
+            weight = outputs.activation  # A^b, already in the graph
+        else:
+            weight = _weighting_map(build, basis, sources, source_shapes, size)
+        weighted = build.node("Mul", [build.resize(scores, _hw(blank.final), size, "pfv/picture/up"), weight], "pfv/picture/weighted")
+    rgb = _normalised(build, weighted, basis)
+    picture = _as_uint8(build, rgb) if uint8 else build.node("Identity", [rgb], PICTURE)
+    batch = _batch_dim(out, outputs.final)
+    shape = [batch, *size, RGB] if uint8 else [batch, RGB, *size]
+    out.graph.output.append(helper.make_tensor_value_info(picture, TensorProto.UINT8 if uint8 else TensorProto.FLOAT, shape))
+    record = PictureOutput(picture, "NHWC" if uint8 else "NCHW", basis.fingerprint(), basis.weighting, basis.hierarchical, tuple(size), basis.scaling.neutral)
+    _describe(out, outputs, record)
+    set_tapped_outputs(out, replace(outputs, picture=picture))
+    if not external_tensors(out):
+        try:
+            onnx.checker.check_model(out)
+        except onnx.checker.ValidationError as exc:  # a bug of ours, but say where
+            raise ModelError(f"the model with the picture does not validate: {str(exc).splitlines()[0]}") from None
+    return out
+
+
+def _hw(array: np.ndarray) -> tuple[int, int]:
+    return int(array.shape[0]), int(array.shape[1])
+
+
+def _float(build: GraphBuilder, model: onnx.ModelProto, name: str) -> str:
+    """``name`` as float32 (a float16 ``F_N`` is cast: its sums overflow float16)."""
+    value = next(o for o in model.graph.output if o.name == name)
+    if value.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.UNDEFINED):
+        return name
+    return build.node("Cast", [name], "pfv/picture/final_float", to=TensorProto.FLOAT)
+
+
+def _project(build: GraphBuilder, final: str, basis: FittedBasis) -> str:
+    """``(B, 3, h, w)``: the first three components of each pixel, times the prescale (0 past ``k``)."""
+    mean = basis.pca.mean.astype(np.float32).reshape(1, -1, 1, 1)
+    components = basis.pca.components[:RGB]
+    weights = np.zeros((RGB, components.shape[1], 1, 1), np.float32)
+    weights[: len(components), :, 0, 0] = components * basis.prescale
+    centred = build.node("Sub", [final, build.constant(mean, "pfv/picture/mean")], "pfv/picture/centred")
+    return build.node("Conv", [centred, build.constant(weights, "pfv/picture/components")], "pfv/picture/scores", kernel_shape=[1, 1])
+
+
+def _channel_sum(build: GraphBuilder, name: str, channels: int) -> str:
+    ones = build.constant(np.ones((1, channels, 1, 1), np.float32), "pfv/picture/ones")
+    return build.node("Conv", [name, ones], "pfv/picture/final_sum", kernel_shape=[1, 1])
+
+
+def _sources(build: GraphBuilder, basis: FittedBasis, final: str, maps, shapes, blank: BlankResponse) -> tuple[list[str], list[tuple[int, int]]]:
+    """The weighting's ``(B, 1, h, w)`` sources, as :func:`pfv_onnx.core.activation.weighting_sources` makes
+    them, and their ``(h, w)``."""
+    if basis.weighting == "paper" and maps:
+        return list(maps), [tuple(s) for s in shapes]
+    final_sum = _channel_sum(build, final, basis.pca.mean.shape[0])
+    if basis.weighting != "focus":
+        return [final_sum], [_hw(blank.final)]
+
+    def beyond(name: str, response: np.ndarray) -> str:
+        floor = build.constant(response.astype(np.float32)[None, None], "pfv/picture/blank")
+        return build.node("Relu", [build.node("Sub", [name, floor], "pfv/picture/difference")], "pfv/picture/beyond_blank")
+
+    sources, source_shapes = [beyond(final_sum, blank.final)], [_hw(blank.final)]
+    if maps:
+        sources.append(beyond(maps[-1], blank.maps[-1]))
+        source_shapes.append(tuple(shapes[-1]))
+    return sources, source_shapes
+
+
+def _weighting_map(build: GraphBuilder, basis: FittedBasis, sources: list[str], shapes, size: tuple[int, int]) -> str:
+    """``W^b`` ``(B, 1, H0, W0)``, as :func:`pfv_onnx.core.activation.weighting_map` computes it with the
+    basis's divisors."""
+    upsampled = [build.resize(name, shape, size, "pfv/picture/source_up") for name, shape in zip(sources, shapes)]
+    if basis.weighting == "paper":
+        return build.node("Sum", upsampled, "pfv/picture/activation")
+    if basis.weighting != "focus":
+        return upsampled[0]
+    deep = build.node("Mul", [upsampled[0], build.constant(np.float32(1.0 / basis.layer_peaks[0]), "pfv/picture/peak")], "pfv/picture/deep")
+    if len(upsampled) > 1:
+        fine = build.node("Mul", [upsampled[1], build.constant(np.float32(1.0 / basis.layer_peaks[1]), "pfv/picture/peak")], "pfv/picture/fine")
+        fine = build.node("Add", [fine, build.constant(np.float32(FOCUS_FLOOR), "pfv/picture/floor")], "pfv/picture/fine_floor")
+        deep = build.node("Mul", [deep, fine], "pfv/picture/focus_product")
+    focus = build.node("Sqrt", [deep], "pfv/picture/focus")
+    # An image the network responds to nowhere beyond the blank image is left unweighted (W = 1), as in the core.
+    peak = build.reduce_max(sources[0], axes=[1, 2, 3], wanted="pfv/picture/deep_max")
+    responds = build.node("Greater", [peak, build.constant(np.float32(0.0), "pfv/picture/zero")], "pfv/picture/responds")
+    return build.node("Where", [responds, focus, build.constant(np.float32(1.0), "pfv/picture/one")], "pfv/picture/activation")
+
+
+def _normalised(build: GraphBuilder, weighted: str, basis: FittedBasis) -> str:
+    """:func:`pfv_onnx.core.normalise.apply_scaling` with the basis's normalisation, in the same float32
+    arithmetic; channels past the basis's components are 0."""
+    scaling = basis.scaling
+    assert scaling is not None
+    lo = np.float32(scaling.lo)
+    span = np.float32(scaling.hi) - lo
+    if span > 0:
+        shifted = build.node("Sub", [weighted, build.constant(lo, "pfv/picture/lo")], "pfv/picture/shifted")
+        scaled = build.node("Div", [shifted, build.constant(np.float32(span), "pfv/picture/span")], "pfv/picture/scaled")
+        # Min and Max, not Clip: Clip's bounds moved from attributes to inputs in opset 11.
+        upper = build.node("Min", [scaled, build.constant(np.float32(1.0), "pfv/picture/one")], "pfv/picture/upper")
+        rgb = build.node("Max", [upper, build.constant(np.float32(0.0), "pfv/picture/zero")], "pfv/picture/clipped")
+    else:  # a basis without contrast: mid grey
+        flat = build.node("Mul", [weighted, build.constant(np.float32(0.0), "pfv/picture/zero")], "pfv/picture/flat")
+        rgb = build.node("Add", [flat, build.constant(np.float32(FLAT_VALUE), "pfv/picture/grey")], "pfv/picture/clipped")
+    shown = min(basis.pca.n_components, RGB)
+    if shown < RGB:
+        mask = np.zeros((1, RGB, 1, 1), np.float32)
+        mask[0, :shown] = 1.0
+        rgb = build.node("Mul", [rgb, build.constant(mask, "pfv/picture/shown")], "pfv/picture/masked")
+    return rgb
+
+
+def _as_uint8(build: GraphBuilder, rgb: str) -> str:
+    """``(B, 3, H, W)`` float32 in ``[0, 1]`` to ``(B, H, W, 3)`` uint8, ``floor(x * 255 + 0.5)``."""
+    channels_last = build.node("Transpose", [rgb], "pfv/picture/channels_last", perm=[0, 2, 3, 1])
+    levels = build.node("Mul", [channels_last, build.constant(np.float32(255.0), "pfv/picture/levels")], "pfv/picture/levels")
+    rounded = build.node("Floor", [build.node("Add", [levels, build.constant(np.float32(0.5), "pfv/picture/half")], "pfv/picture/half_up")], "pfv/picture/rounded")
+    return build.node("Cast", [rounded], PICTURE, to=TensorProto.UINT8)
+
+
+def _batch_dim(model: onnx.ModelProto, final: str) -> int | str:
+    """The batch dimension as ``F_N``'s output declares it (a number or a symbolic name)."""
+    value = next(o for o in model.graph.output if o.name == final)
+    dims = value.type.tensor_type.shape.dim
+    if dims and dims[0].HasField("dim_value"):
+        return dims[0].dim_value
+    return dims[0].dim_param if dims and dims[0].dim_param else "batch"
+
+
+def _describe(model: onnx.ModelProto, outputs: TappedOutputs, picture: PictureOutput) -> None:
+    """Write the picture's record and a sentence for every output into the metadata and the outputs' doc strings."""
+    fixed = f"basis {picture.basis}, {picture.weighting} weighting{' (hierarchical)' if picture.hierarchical else ''}"
+    kind = "(B, H0, W0, 3) uint8 RGB" if picture.layout == "NHWC" else "(B, 3, H0, W0) float32 RGB in [0, 1]"
+    sentences = {name: "the model's own output, unchanged" for name in outputs.original}
+    sentences[outputs.final] = "F_N, the final feature map PFV decomposes"
+    sentences.update({name: f"the channel sum of tap {tap}" for tap, name in zip(outputs.taps, outputs.maps)})
+    if outputs.activation:
+        sentences[outputs.activation] = "A^b, the paper's total activation map at the input size"
+    sentences[picture.name] = f"the PFV picture {kind}: component 1, 2, 3 in red, green, blue ({fixed})"
+    for value in model.graph.output:
+        if value.name in sentences:
+            value.doc_string = sentences[value.name]
+    entries = {PICTURE_KEY: json.dumps({**asdict(picture), "size": list(picture.size)}), OUTPUTS_KEY: json.dumps(sentences)}
+    kept = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)

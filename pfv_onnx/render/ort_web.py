@@ -1,0 +1,94 @@
+"""onnxruntime-web, the runtime the web page runs models with: one pinned release from the npm registry.
+
+The page needs two files of the package: the JavaScript API with its WebAssembly glue bundled in, and the
+WebAssembly binary. They are taken from the package's tarball (``npm pack onnxruntime-web@VERSION``), given
+by the user or fetched once from the registry into a cache folder, and checked against the SHA-512 the
+registry publishes for that release: nothing else is trusted, and nothing is fetched when the page is viewed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..errors import PFVError
+from ..files import atomic_path
+
+VERSION = "1.30.0"
+# The registry's "integrity" of the tarball of VERSION (npm view onnxruntime-web@1.30.0 dist.integrity).
+INTEGRITY = "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRMDs1SigqR4CXAfKYQ=="
+URL = f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{VERSION}.tgz"
+# The API with its WebAssembly glue in one ES module, and the single-threaded-capable SIMD binary.
+MODULE = "package/dist/ort.wasm.bundle.min.mjs"
+WASM = "package/dist/ort-wasm-simd-threaded.wasm"
+NOTICE = (
+    f"onnxruntime-web {VERSION} (https://www.npmjs.com/package/onnxruntime-web), from the npm registry.\n"
+    "Copyright (c) Microsoft Corporation. Licensed under the MIT License.\n"
+)
+# The tarball is about 33 MB; anything much larger is not it.
+MAX_BYTES = 128 * 2**20
+
+
+def cache_folder() -> Path:
+    """Where the fetched tarball is kept: ``$PFV_ONNX_CACHE``, else ``$XDG_CACHE_HOME/pfv-onnx``, else
+    ``~/.cache/pfv-onnx``."""
+    if os.environ.get("PFV_ONNX_CACHE"):
+        return Path(os.environ["PFV_ONNX_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pfv-onnx"
+
+
+def runtime_files(tarball: str | Path | None = None) -> tuple[str, bytes]:
+    """The page's runtime: the ES module's source text and the WebAssembly binary.
+
+    Args:
+        tarball: onnxruntime-web's ``.tgz`` of :data:`VERSION` (as ``npm pack`` writes it); ``None``: the
+            cached one, fetched from the npm registry when it is not there yet.
+    """
+    if tarball is not None:
+        data = _read(Path(tarball))
+    else:
+        cached = cache_folder() / f"onnxruntime-web-{VERSION}.tgz"
+        data = _read(cached) if cached.is_file() else _fetch(cached)
+    _check(data, str(tarball) if tarball is not None else URL)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        module, wasm = (archive.extractfile(name) for name in (MODULE, WASM))
+        assert module is not None and wasm is not None  # the checked tarball holds both
+        return module.read().decode("utf-8"), wasm.read()
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise PFVError(f"{path}: larger than onnxruntime-web {VERSION}'s tarball")
+        return path.read_bytes()
+    except OSError as exc:
+        raise PFVError(f"{path}: cannot read onnxruntime-web ({exc.strerror})") from None
+
+
+def _fetch(cached: Path) -> bytes:
+    try:
+        with urllib.request.urlopen(URL, timeout=60) as response:
+            data = response.read(MAX_BYTES + 1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise PFVError(
+            f"cannot fetch onnxruntime-web {VERSION} from the npm registry ({getattr(exc, 'reason', exc)}): "
+            f"give its tarball with --ort-web (npm pack onnxruntime-web@{VERSION})"
+        ) from None
+    _check(data, URL)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cached) as tmp:
+        tmp.write_bytes(data)
+    return data
+
+
+def _check(data: bytes, where: str) -> None:
+    """Refuse anything but the registry's tarball of :data:`VERSION`."""
+    digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    if digest != INTEGRITY:
+        raise PFVError(f"{where}: not onnxruntime-web {VERSION} as the npm registry publishes it (its SHA-512 differs)")

@@ -1,0 +1,149 @@
+"""The fitted PFV inside the graph (pfv_onnx.in_graph): the exported model's picture against the NumPy
+transform, on the bundled models, a model-zoo graph with a fixed batch, a Keras NHWC export and a float16
+model, for every weighting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import corpus
+import numpy as np
+import onnx
+import pytest
+from graphs import half_precision
+from onnx import TensorProto
+
+from pfv_onnx import PFV, bundled, export
+from pfv_onnx.errors import ModelError
+from pfv_onnx.graph import read_tapped_outputs, reinitialise
+from pfv_onnx.in_graph import OUTPUTS_KEY, PICTURE_KEY, read_picture_output
+from pfv_onnx.render.images import to_uint8
+from pfv_onnx.runtime import Session
+
+PHOTOS = bundled.sample_images()
+ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+# "Within 1/255 on every pixel": the float picture in levels of 255, and the uint8 picture in levels.
+LEVEL = 1.0
+
+
+def exported_picture(model, tmp_path: Path, uint8: bool = False, export_options: dict | None = None, **options):
+    """Fit a basis on the sample photos, export ``model`` with it, and return the exported model, its
+    outputs, its picture of the photos (run by onnxruntime) and the NumPy transform's."""
+    pfv = PFV(model, **options).fit(PHOTOS)
+    basis = pfv.save_basis(tmp_path / "basis.npz")
+    dst = tmp_path / "model.pfv.onnx"
+    outputs = export(model, dst, basis=basis, uint8=uint8, **(export_options or {}))
+    inputs = pfv.featurizer.load(PHOTOS).inputs
+    picture = Session(onnx.load(str(dst))).run(inputs, [outputs.picture])[outputs.picture]
+    return onnx.load(str(dst)), outputs, picture, pfv.transform(PHOTOS).rgb
+
+
+def assert_same_picture(picture: np.ndarray, rgb: np.ndarray, uint8: bool = False) -> None:
+    if uint8:
+        assert picture.dtype == np.uint8 and picture.shape == rgb.shape
+        assert np.abs(picture.astype(int) - to_uint8(rgb).astype(int)).max() <= LEVEL
+    else:
+        assert picture.dtype == np.float32 and picture.shape == (rgb.shape[0], 3, *rgb.shape[1:3])
+        assert np.abs(picture.transpose(0, 2, 3, 1) - rgb).max() * 255 <= LEVEL
+        assert picture.min() >= 0 and picture.max() <= 1
+    assert rgb.std() > 0.05  # a picture with something in it
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"weighting": "paper"}, {"weighting": "final"}, {"weighting": "paper", "hierarchical": True}, {"n_components": 2}],
+    ids=["focus", "paper", "final", "hierarchical", "two-components"],
+)
+def test_mobilenet_v2_picture_equals_the_numpy_transform(tmp_path, options):
+    model, outputs, picture, rgb = exported_picture("mobilenet_v2", tmp_path, **options)
+    assert_same_picture(picture, rgb)
+    if options.get("n_components") == 2:
+        assert not picture[:, 2].any()  # the missing third component is black, as in the NumPy picture
+    record = read_picture_output(model)
+    assert record is not None and record.name == outputs.picture == "pfv_rgb" and record.layout == "NCHW"
+    assert record.weighting == options.get("weighting", "focus") and record.size == (224, 224)
+
+
+def test_uint8_picture_and_original_outputs_unchanged(tmp_path):
+    model, outputs, picture, rgb = exported_picture("mobilenet_v2", tmp_path, uint8=True)
+    assert_same_picture(picture, rgb, uint8=True)
+    # The model's own output is the bundled model's, and what it was called.
+    original = onnx.load(str(bundled.model_path()))
+    assert outputs.original == tuple(o.name for o in original.graph.output)
+    inputs = PFV("mobilenet_v2").featurizer.load(PHOTOS[:3]).inputs
+    want = Session(original).run(inputs)
+    got = Session(model).run(inputs, list(want))
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5)
+    # The metadata says what every output is.
+    described = json.loads(next(p.value for p in model.metadata_props if p.key == OUTPUTS_KEY))
+    assert set(described) == {o.name for o in model.graph.output}
+    assert "unchanged" in described[outputs.original[0]] and "uint8" in described[outputs.picture]
+    assert all(o.doc_string for o in model.graph.output)
+    assert read_tapped_outputs(model).picture == outputs.picture
+
+
+def test_efficientnet_lite0_picture(tmp_path):
+    _, _, picture, rgb = exported_picture("efficientnet_lite0", tmp_path)
+    assert_same_picture(picture, rgb)
+
+
+def test_fixed_batch_model_zoo_graph(tmp_path):
+    """ResNet-50 of the onnx model zoo (opset 9, batch fixed at 1), random weights: it runs one image at a
+    time, and an image the network responds to nowhere beyond the blank one is unweighted in any batch."""
+    model = reinitialise(onnx.load(str(ZOO / "light_resnet50.onnx")))
+    assert model.opset_import[0].version == 9 and model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    _, _, picture, rgb = exported_picture(model, tmp_path, preset="imagenet")
+    assert_same_picture(picture, rgb)
+
+
+def test_keras_nhwc_export(tmp_path):
+    model = corpus.load("keras_mobilenet_v2")
+    assert model.graph.input[0].type.tensor_type.shape.dim[3].dim_value == 3  # channels last
+    _, _, picture, rgb = exported_picture(model, tmp_path, preset="raw", size=(96, 96))  # the export takes both from the basis
+    assert_same_picture(picture, rgb)
+
+
+def test_float16_model(tmp_path):
+    model = half_precision(onnx.load(str(bundled.model_path())))
+    exported, outputs, picture, rgb = exported_picture(model, tmp_path, preset="imagenet")
+    assert_same_picture(picture, rgb)
+    final = next(o for o in exported.graph.output if o.name == outputs.final)
+    assert final.type.tensor_type.elem_type == TensorProto.FLOAT16
+
+
+def test_a_basis_of_another_model_is_refused_and_nothing_written(tmp_path):
+    basis = PFV("efficientnet_lite0").fit(PHOTOS[:4]).save_basis(tmp_path / "lite.npz")
+    cli = [sys.executable, "-m", "pfv_onnx", "export", "mobilenet_v2", str(tmp_path / "m.onnx")]
+    done = subprocess.run([*cli, "--basis", str(basis)], capture_output=True, text=True)
+    assert done.returncode == 2 and "fitted on another model" in done.stderr and len(done.stderr.splitlines()) == 1
+    done = subprocess.run([*cli, "--uint8"], capture_output=True, text=True)
+    assert done.returncode == 2 and "give --basis" in done.stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_command_line_export_with_a_basis(tmp_path):
+    basis = PFV("mobilenet_v2").fit(PHOTOS[:4]).save_basis(tmp_path / "b.npz")
+    dst = tmp_path / "m.pfv.onnx"
+    done = subprocess.run([sys.executable, "-m", "pfv_onnx", "export", "mobilenet_v2", str(dst), "--basis", str(basis), "--uint8"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "pfv_rgb" in done.stdout and "uint8" in done.stdout
+    record = read_picture_output(onnx.load(str(dst)))
+    assert record.layout == "NHWC" and record.dtype == "uint8"
+    shown = subprocess.run([sys.executable, "-m", "pfv_onnx", "inspect", str(dst)], capture_output=True, text=True)
+    assert shown.returncode == 0 and "PFV picture output: pfv_rgb, (B, H, W, 3) uint8, focus weighting" in shown.stdout
+
+
+def test_damaged_picture_metadata_is_refused(tmp_path):
+    model = onnx.load(str(bundled.model_path()))
+    model.metadata_props.add(key=PICTURE_KEY, value=json.dumps({"name": "../../etc/passwd", "layout": "NCHW", "basis": "x",
+                                                               "weighting": "focus", "hierarchical": False, "size": [224, 224], "neutral": 0.5}))
+    with pytest.raises(ModelError, match="not one of its outputs"):
+        read_picture_output(model)
+    model.metadata_props[-1].value = "{"
+    with pytest.raises(ModelError, match="unreadable"):
+        read_picture_output(model)

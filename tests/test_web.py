@@ -1,0 +1,78 @@
+"""``pfv-onnx web``: the static page runs the exported model with onnxruntime-web in headless Chromium, on the
+sample photos, and draws what the Python side computes."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import browser
+import numpy as np
+import pytest
+
+from pfv_onnx import PFV, bundled, export
+from pfv_onnx.preprocess import fit_image, load_image
+from pfv_onnx.render.images import to_uint8
+
+# onnxruntime-web's tarball is fetched from the npm registry once and kept with pytest's cache.
+CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "pfv-onnx"
+SAMPLES = [bundled.sample_image(stem) for stem in ("chelsea", "coffee", "dog")]
+DONE = """(() => {
+  const status = document.getElementById("status");
+  if (!status || !(status.textContent.startsWith("done") || status.className === "error")) return null;
+  return {status: status.textContent, figures: [...document.querySelectorAll("figure")].map((f) =>
+    ({name: f.dataset.name, input: f.dataset.input, picture: f.dataset.picture, caption: f.querySelector("figcaption").textContent}))};
+})()"""
+
+
+def web(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pfv_onnx", "web", *args], capture_output=True, text=True, env={**os.environ, "PFV_ONNX_CACHE": str(CACHE)})
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fitted")
+    pfv = PFV("mobilenet_v2").fit(bundled.sample_images())
+    return pfv, pfv.save_basis(folder / "basis.npz")
+
+
+@pytest.mark.parametrize("uint8", [False, True], ids=["float32", "uint8"])
+def test_the_page_draws_the_python_picture(tmp_path, fitted, uint8):
+    pfv, basis = fitted
+    model = tmp_path / "mobilenet_v2.pfv.onnx"
+    export("mobilenet_v2", model, basis=basis, uint8=uint8)
+    done = web(str(model), "--out", str(tmp_path / "page"), "--samples", *map(str, SAMPLES))
+    assert done.returncode == 0, done.stderr
+    result = browser.evaluate(tmp_path / "page" / "index.html", tmp_path / "profile", DONE, screenshot=tmp_path / "page.png")
+    assert result["status"].startswith("done: 3 photos"), result["status"]
+    pictures = pfv.transform(SAMPLES)
+    names = pfv.featurizer.class_names_for(1000)
+    for figure in result["figures"]:
+        i = [p.name for p in SAMPLES].index(figure["name"])
+        fed = np.frombuffer(base64.b64decode(figure["input"]), np.uint8).reshape(224, 224, 3)
+        drawn = np.frombuffer(base64.b64decode(figure["picture"]), np.uint8).reshape(224, 224, 3)
+        # The page feeds the model the pixels the Python side does, and draws its picture within one level.
+        np.testing.assert_array_equal(fed, fit_image(load_image(SAMPLES[i]), (224, 224)))
+        assert np.abs(drawn.astype(int) - to_uint8(pictures.rgb[i]).astype(int)).max() <= 1
+        assert names[int(pictures.logits[i].argmax())] in figure["caption"]
+    assert len(result["figures"]) == 3
+
+
+def test_a_model_without_a_picture_is_refused(tmp_path):
+    done = web(str(bundled.model_path()), "--out", str(tmp_path / "page"))
+    assert done.returncode == 2 and "has no PFV picture output" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "page").exists()
+
+
+def test_only_the_pinned_onnxruntime_web_is_taken(tmp_path, fitted):
+    _, basis = fitted
+    model = tmp_path / "m.onnx"
+    export("mobilenet_v2", model, basis=basis)
+    fake = tmp_path / "onnxruntime-web.tgz"
+    fake.write_bytes(b"\x1f\x8b not the package")
+    done = web(str(model), "--out", str(tmp_path / "page"), "--ort-web", str(fake))
+    assert done.returncode == 2 and "SHA-512 differs" in done.stderr
+    assert not (tmp_path / "page").exists()
