@@ -9,22 +9,17 @@ scale; and, where torch is installed, the PyTorch reference. Prints tables, writ
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
-from pfv_onnx.runtime import available_providers, onnxruntime
 
 from . import overhead, solver, throughput, torch_reference, weightings
+from .environment import PROVIDERS, machine
 from .models import mobilenet_v2_qdq, resnet50_random, vgg16_random
-
-# Providers measured when installed and usable.
-PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider", "OpenVINOExecutionProvider")
-
+from .providers import saved as saved_runtimes
+from .providers import section as runtimes_section
 
 def configurations(quick: bool) -> list[tuple[str, object, list[int]]]:
     if quick:
@@ -36,23 +31,6 @@ def configurations(quick: bool) -> list[tuple[str, object, list[int]]]:
         ("vgg16 (random)", vgg16_random(), [1, 8]),
         ("resnet50 (random)", resnet50_random(), [1, 8]),
     ]
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "onnxruntime": onnxruntime().__version__,
-        "providers": available_providers(),
-        "date": datetime.date.today().isoformat(),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +165,8 @@ def results_markdown(data: dict) -> str:
                   "solver is randomised too), the model in channels-last memory and inference mode. Its OpenMP threads wait",
                   "passively, as onnxruntime's do in the comparison, so that none slows the next candidate.",
                   "", torch_reference.HEADER, *[torch_reference.row(r) for r in data["torch"]]]
+    if saved_runtimes():  # measured environment by environment: python -m benchmarks.providers
+        lines += ["", runtimes_section(saved_runtimes()).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -15,14 +15,15 @@ onnxruntime-openvino replaces onnxruntime, so the providers of several environme
 this in each; every run saves its rows as a JSON file in ``benchmarks/providers/`` and rewrites the table
 in RESULTS.md from all of them::
 
-    python -m benchmarks.providers --save cpu --results benchmarks/RESULTS.md
-    .venv-openvino/bin/python -m benchmarks.providers --save openvino --results benchmarks/RESULTS.md
+    python -m benchmarks.providers --save "onnxruntime" --results benchmarks/RESULTS.md
+    .venv-openvino/bin/python -m benchmarks.providers --save "onnxruntime-openvino" --results benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +34,7 @@ from pfv_onnx import PFV, bundled, export
 from pfv_onnx.graph import read_tapped_outputs
 from pfv_onnx.runtime import Session, available_providers, onnxruntime
 
-from .__main__ import PROVIDERS, machine
+from .environment import PROVIDERS, machine
 from .overhead import interleaved, sample_paths
 
 FRAGMENTS = Path(__file__).parent / "providers"
@@ -156,23 +157,29 @@ def merge_into(results: Path, fragments: list[dict]) -> None:
 
 
 def saved() -> list[dict]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(FRAGMENTS.glob("*.json"))]
+    """Every environment's saved rows, by the environment's name."""
+    return sorted((json.loads(p.read_text(encoding="utf-8")) for p in FRAGMENTS.glob("*.json")), key=lambda f: f["environment"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.providers")
     parser.add_argument("--runs", type=int, default=9, help="interleaved runs per configuration (medians)")
     parser.add_argument("--quick", action="store_true", help="one model, one batch, two runs")
-    parser.add_argument("--save", metavar="NAME", help="save the rows as benchmarks/providers/NAME.json (the environment's name)")
+    parser.add_argument("--save", metavar="NAME", help="the environment's name: save the rows under it in benchmarks/providers/")
     parser.add_argument("--results", help="rewrite this RESULTS.md's section from every saved environment")
+    parser.add_argument("--merge-only", action="store_true", help="measure nothing: only rewrite --results from the saved environments")
     args = parser.parse_args(argv)
+    if args.merge_only:
+        merge_into(Path(args.results), saved())
+        return 0
     print(f"onnxruntime {onnxruntime().__version__}: {', '.join(available_providers())}")
     print(HEADER)
     rows = measure(2 if args.quick else args.runs, args.quick)
     if args.save:
         FRAGMENTS.mkdir(exist_ok=True)
         fragment = {"environment": args.save, "machine": machine(), "runs": args.runs, "rows": rows}
-        (FRAGMENTS / f"{args.save}.json").write_text(json.dumps(fragment, indent=2), encoding="utf-8")
+        stem = re.sub(r"[^a-z0-9]+", "-", args.save.lower()).strip("-")
+        (FRAGMENTS / f"{stem}.json").write_text(json.dumps(fragment, indent=2), encoding="utf-8")
     if args.results:
         merge_into(Path(args.results), saved())
     return 0

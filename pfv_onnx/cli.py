@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--statistics", action="store_true", help="also output F_N's channel sums and C x C scatter: relative colours on a GPU fetch only those (pfv_final_sum, pfv_channel_sums, pfv_scatter)")
     export.add_argument("--uint8", action="store_true", help="with --basis: the picture as (B, H, W, 3) uint8 instead of (B, 3, H, W) float32 in [0, 1]")
 
-    web = _command(commands, "web", "a static page that runs a model exported with --basis in the browser and draws the PFV picture of dropped photos", ("images",))
+    web = _command(commands, "web", "a static page that runs a model exported with --basis in the browser and draws the PFV picture of dropped photos", ())
     web.add_argument("--out", required=True, help="folder to write the page to")
     web.add_argument("--samples", nargs="+", metavar="PHOTO", help="photos the page shows when it opens")
     web.add_argument("--ort-web", metavar="TGZ", help="onnxruntime-web's tarball (npm pack onnxruntime-web@1.30.0) instead of fetching it from the npm registry once")

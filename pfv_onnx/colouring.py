@@ -11,7 +11,7 @@ import numpy as np
 
 from . import memory
 from .core import BlankResponse, FittedBasis, PrincipalComponents, Visualisation, transform, visualise
-from .core.decomposition import pca_from_scatter
+from .core.decomposition import pca_from_covariance
 from .console import plural
 from .errors import PFVError
 from .features import Features, FinalStatistics
@@ -72,7 +72,8 @@ def _decomposed(statistics: FinalStatistics, options: Options) -> tuple[Principa
     """The batch's components from the statistics the graph computed, and ``F_N``'s scores, projected where
     ``F_N`` is: only ``C x C`` and ``(B, h, w, k)`` arrays leave the device."""
     batch, _, height, width = statistics.shape
-    pca = pca_from_scatter(statistics.total, statistics.scatter, batch * height * width, options.n_components)
+    pixels = batch * height * width
+    pca = pca_from_covariance(statistics.mean, statistics.scatter / max(pixels - 1, 1), pixels, options.n_components, random_state=0)
     return pca, statistics.project(pca.mean, pca.components)
 
 

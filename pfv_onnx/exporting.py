@@ -9,12 +9,13 @@ import onnx
 
 from .basis_file import load_basis
 from .core.fitted import FittedBasis
-from .graph import TappedOutputs, read_tapped_outputs
+from . import bundled
+from .errors import ModelError, PFVError
+from .graph import TappedOutputs, load_model, read_tapped_outputs
 from .in_graph import add_picture
 from .options import Options
 from .pfv import PFV
-from .tapping import export as export_tapped
-from .tapping import save_model
+from .tapping import save_model, tap_model
 
 
 def export(
@@ -30,34 +31,51 @@ def export(
     basis: str | Path | FittedBasis | None = None,
     uint8: bool = False,
     statistics: bool = False,
+    resize: str | None = None,
 ) -> TappedOutputs:
-    """Write the tapped model of ``src`` to ``dst`` (:func:`pfv_onnx.tapping.export`) and return what it
-    outputs.
+    """Write the tapped model of ``src`` (a path, a bundled model's name, bytes or a ``ModelProto``) to
+    ``dst`` and return what it outputs. ``preset`` (a preset's name) and ``labels`` (class names, a labels
+    file, or ``imagenet``) are written into its metadata, where PFV finds them (:mod:`pfv_onnx.labels`).
+
+    The file outputs ``F_N``, the channel-sum map of every earlier tap, ``A^b`` ``(B, 1, H0, W0)`` and,
+    with ``keep_logits``, the model's own outputs unchanged; with ``statistics``, what colours relative to the
+    batch need of ``F_N`` on an accelerator (:func:`pfv_onnx.graph.add_pfv_outputs`). It is written as
+    :func:`pfv_onnx.tapping.save_model` writes. A model whose input size is open keeps it open and has no
+    ``A^b`` output unless ``size`` fixes it (the per-layer maps and ``F_N`` are there either way).
 
     With ``basis`` (a basis file from ``pfv-onnx fit`` or a :class:`~pfv_onnx.core.FittedBasis` fitted on
     this model) the model also outputs the PFV picture under that basis (:mod:`pfv_onnx.in_graph`),
     ``(B, 3, H0, W0)`` float32 in ``[0, 1]``, or ``(B, H0, W0, 3)`` uint8 with ``uint8``: any ONNX runtime
     then gives the picture of an image in the one forward pass, with the same colours as
     :meth:`pfv_onnx.PFV.transform`. The basis must have been fitted on this model (its weights, taps,
-    preset and input size, which are taken from a basis file when not given); its weighting decides which
-    taps are kept.
+    preset, input size and resize mode, which are taken from a basis file when not given); its weighting
+    decides which taps are kept. The model given must be the original, not one tapped already.
     """
     if basis is not None and statistics:
-        raise ValueError("statistics are for colours relative to the batch: a model with a basis draws its own picture")
+        raise PFVError("statistics are for colours relative to the batch: a model with a basis draws its own picture")
     if basis is None:
         if uint8:
-            raise ValueError("uint8 is the picture's type: it needs a basis")
-        return export_tapped(src, dst, layers, final, keep_logits, size, preset, labels, statistics)
-    if not isinstance(basis, FittedBasis):  # the input size and preset the basis was fitted with, unless given
+            raise PFVError("uint8 is the picture's type: it needs a basis")
+        tapped = tap_model(bundled.resolve_model(src) if isinstance(src, (str, Path)) else src, layers, final, keep_logits,
+                           activation_in_graph=True, size=size, statistics=statistics)
+        save_model(tapped.model, dst, tapped, preset, labels)
+        return tapped.outputs
+    if read_tapped_outputs(load_model(bundled.resolve_model(src) if isinstance(src, (str, Path)) else src)) is not None:
+        raise ModelError("this model was tapped already: export the original model with the basis")
+    if not isinstance(basis, FittedBasis):  # how the basis's images were made, unless given
         header = load_basis(basis)[1]
         preset = preset or header.get("preset")
         size = size or (tuple(header["size"]) if isinstance(header.get("size"), list) else None)
-    options = Options(layers=tuple(layers) if layers else None, final=final, keep_logits=keep_logits, size=size, preset=preset)
+        resize = resize or header.get("resize")
+    # Tapped for the CPU whatever this machine has: the file is the same for every runtime, without the
+    # outputs only an accelerator's run of PFV reads (A^b, F_N's statistics).
+    options = Options(layers=tuple(layers) if layers else None, final=final, keep_logits=keep_logits, size=size, preset=preset,
+                      resize=resize or "crop", providers=("CPU",), activation_in_graph=False, statistics_in_graph=False)
     pfv = PFV(src, options, basis=basis, labels=labels)
     assert pfv.basis is not None
     featurizer = pfv.featurizer
     tapped = featurizer.tapped
-    model = add_picture(tapped.model, tapped.outputs, pfv.basis, featurizer.blank, featurizer.size, uint8)
+    model = add_picture(tapped.model, tapped.outputs, pfv.basis, featurizer.blank, featurizer.size, uint8, options.resize)
     # The preset that coloured the basis is the one the picture needs: it goes into the metadata.
     save_model(model, dst, tapped, featurizer.preset.name, labels)
     outputs = read_tapped_outputs(model)

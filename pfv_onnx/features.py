@@ -31,15 +31,15 @@ class FinalStatistics:
 
     Attributes:
         final_sum: ``(B, h, w)`` float32, ``F_N``'s channel sum.
-        total: ``(C,)`` float64, the sum of ``F_N`` over every pixel of the batch.
-        scatter: ``(C, C)`` float64, the sum of the pixels' outer products.
+        mean: ``(C,)`` float64, the mean of ``F_N``'s pixels over the batch.
+        scatter: ``(C, C)`` float64, the sum of the centred pixels' outer products.
         shape: ``(B, C, h, w)`` of ``F_N``.
         project: ``(mean (C,), components (k, C))`` to the ``(B, h, w, k)`` float32 scores of ``F_N``,
             computed where ``F_N`` is.
     """
 
     final_sum: np.ndarray
-    total: np.ndarray
+    mean: np.ndarray
     scatter: np.ndarray
     shape: tuple[int, int, int, int]
     project: Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -54,7 +54,8 @@ class Features:
             the graph computed ``A^b`` and they were not fetched (they stayed in onnxruntime).
         activation: ``(B, H0, W0)`` float32 ``A^b`` when the graph computed it, else ``None``.
         logits: ``(B, K)`` float32 model output when kept, else ``None``.
-        statistics: ``F_N``'s statistics from the graph (:class:`FinalStatistics`), when it computed them.
+        statistics: ``F_N``'s statistics from the graph (:class:`FinalStatistics`), when it computed them;
+            ``F_N`` then stays on the device while these features (or a result holding them) are alive.
     """
 
     def __init__(

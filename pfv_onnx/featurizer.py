@@ -22,6 +22,8 @@ from . import bundled, memory
 from .console import plural
 from .errors import ImageError, ModelError, PFVError, PresetWarning
 from .core.activation import EARLIER_TAPS, BlankResponse, channel_sum
+from .core.fitted import FeatureMoments
+from .core.visualise import feature_matrix
 from .features import Batch, Features, FinalStatistics
 from .graph import (
     InputSpec,
@@ -288,13 +290,15 @@ class Featurizer:
 
     # ---- the forward pass ---------------------------------------------------------------------------
 
-    def forward(self, inputs: np.ndarray, maps: bool = False) -> Features:
+    def forward(self, inputs: np.ndarray, maps: bool = False, relative: bool = False) -> Features:
         """One forward pass (in chunks) of a preprocessed batch in the model's layout.
 
         Args:
             maps: fetch the per-layer maps ``A_l`` also when ``A^b`` comes from the graph (the paper's
                 weighting; the hierarchical one needs them); otherwise they are always fetched. With ``A^b``
                 from the graph and no ``maps``, only ``F_N``, ``A^b`` and the logits leave onnxruntime.
+            relative: the features are for colours relative to the batch: with the statistics in the graph
+                (:attr:`statistics`), ``F_N`` stays in onnxruntime and only its statistics come back.
         """
         spec, expected = self.input, self._image_shape
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:
@@ -307,10 +311,10 @@ class Featurizer:
         activation = outputs.activation if self.weighting == "paper" else None
         fetch_maps = activation is None or maps
         layer_maps = list(outputs.maps) if fetch_maps else []
-        stats = outputs.statistics if self.statistics else None
+        stats = outputs.statistics if self.statistics and relative else None
         names = [*([] if stats else [outputs.final]), *layer_maps, *([activation] if activation else []), *([logits] if logits else []), *(stats[:2] if stats else [])]
         values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size,
-                                  totals=stats[2:] if stats else (), kept=[outputs.final] if stats else ())
+                                  per_run=stats[2:] if stats else (), kept=[outputs.final] if stats else ())
         final = (lambda: _feature_map({outputs.final: values[outputs.final].fetch()}, outputs.final, "F_N")) if stats else _feature_map(values, outputs.final, "F_N")
         return Features(
             final=final,
@@ -321,14 +325,26 @@ class Featurizer:
         )
 
     def _statistics(self, values: dict[str, Any], names: tuple[str, str, str]) -> FinalStatistics:
-        """:class:`FinalStatistics` from the graph's outputs ``names`` (:data:`pfv_onnx.graph.rewrite.STATISTICS`)."""
+        """:class:`FinalStatistics` from the graph's outputs ``names`` (:data:`pfv_onnx.graph.rewrite.STATISTICS`):
+        each run's scatter about its own mean, merged (Chan et al.) with the means its images' sums give. A
+        run padded with copies of its last image (a fixed batch) is read from ``F_N`` itself instead."""
         final_sum = _feature_map(values, names[0], "F_N's channel sum", 1)[:, 0]
         sums = np.asarray(values[names[1]], np.float64)
-        scatter = np.asarray(values[names[2]], np.float64)
         batch, (height, width), channels = final_sum.shape[0], final_sum.shape[1:], sums.shape[-1]
-        if sums.shape != (batch, channels) or scatter.shape != (1, channels, channels):
-            raise ModelError(f"the model's statistics of F_N have shapes {sums.shape} and {scatter.shape}, not ({batch}, C) and (1, C, C)")
-        return FinalStatistics(final_sum, sums.sum(axis=0), scatter[0], (batch, channels, height, width), values[self.final].project)
+        kept = values[self.final]
+        moments, start = None, 0
+        for i, run in enumerate(values[names[2]]):
+            if sums.shape != (batch, channels) or run.value.shape != (channels, channels):
+                raise ModelError(f"the model's statistics of F_N have shapes {sums.shape} and {run.value.shape}, not ({batch}, C) and (C, C)")
+            if run.padded:
+                part = FeatureMoments.of(feature_matrix(kept.chunk(i)), [], run.used)
+            else:
+                count = run.used * height * width
+                part = FeatureMoments(count, sums[start : start + run.used].sum(axis=0) / count, run.value.astype(np.float64), (), run.used)
+            moments = part if moments is None else moments.merge(part)
+            start += run.used
+        assert moments is not None
+        return FinalStatistics(final_sum, moments.mean, moments.scatter, (batch, channels, height, width), kept.project)
 
     @functools.cached_property
     def logits_output(self) -> str | None:

@@ -26,13 +26,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .core.activation import FOCUS_FLOOR, BlankResponse
+from .core.activation import FOCUS_FLOOR, BlankResponse, source_count
 from .core.fitted import FittedBasis
 from .core.normalise import FLAT_VALUE
 from .core.weighting import RGB
 from .errors import ModelError
-from .graph import TappedOutputs, external_tensors
-from .graph.rewrite import set_tapped_outputs
+from .options import RESIZE_MODES
+from .graph import TappedOutputs, external_tensors, read_tapped_outputs
+from .graph import Tap
+from .graph.rewrite import channel_sum, set_tapped_outputs
 from .graph.builder import GraphBuilder
 
 PICTURE = "pfv_rgb"
@@ -41,11 +43,16 @@ OUTPUTS_KEY = "pfv_onnx_outputs"
 LAYOUTS = {"NCHW": "float32", "NHWC": "uint8"}
 
 
+# The largest picture a record may describe, in pixels (as the largest input pfv-onnx takes).
+MAX_PIXELS = 4096 * 4096
+
+
 @dataclass(frozen=True)
 class PictureOutput:
     """The picture output of a model exported with a basis: its ``name``; ``layout`` ``NCHW`` (float32 in
     ``[0, 1]``) or ``NHWC`` (uint8); the ``basis`` fingerprint and the method it fixes; the input ``size``;
-    the ``neutral`` grey (in ``[0, 1]``) where the weighting is 0."""
+    the ``neutral`` grey (in ``[0, 1]``) where the weighting is 0; ``resize``, how photos become the input
+    (:data:`pfv_onnx.options.RESIZE_MODES`), as for the basis."""
 
     name: str
     layout: str
@@ -54,28 +61,41 @@ class PictureOutput:
     hierarchical: bool
     size: tuple[int, int]
     neutral: float
+    resize: str
 
     @property
     def dtype(self) -> str:
         return LAYOUTS[self.layout]
 
+    def describe(self) -> str:
+        """The picture's shape, type and range, in words."""
+        return "(B, H, W, 3) uint8" if self.layout == "NHWC" else "(B, 3, H, W) float32 in [0, 1]"
+
+    def to_json(self) -> str:
+        """The metadata record (the name is in the tapped outputs' record)."""
+        return json.dumps({key: value for key, value in asdict(self).items() if key != "name"})
+
 
 def read_picture_output(model: onnx.ModelProto) -> PictureOutput | None:
     """The :class:`PictureOutput` a model's metadata records, ``None`` when it has none; refused with one
-    line when the record is damaged or names an output the model does not have."""
+    line when the record is damaged or its picture is not one of the model's outputs."""
     entry = next((p.value for p in model.metadata_props if p.key == PICTURE_KEY), None)
     if entry is None:
         return None
+    tapped = read_tapped_outputs(model)
+    if tapped is None or tapped.picture is None:
+        raise ModelError(f"the model's {PICTURE_KEY} metadata describes a picture, but the model outputs none")
     try:
         data = json.loads(entry)
-        picture = PictureOutput(str(data["name"]), str(data["layout"]), str(data["basis"]), str(data["weighting"]),
-                                bool(data["hierarchical"]), (int(data["size"][0]), int(data["size"][1])), float(data["neutral"]))
-        if picture.layout not in LAYOUTS:
-            raise ValueError(f"layout {picture.layout!r}")
+        size = (int(data["size"][0]), int(data["size"][1]))
+        picture = PictureOutput(tapped.picture, str(data["layout"]), str(data["basis"]), str(data["weighting"]), bool(data["hierarchical"]),
+                                size, float(data["neutral"]), str(data["resize"]))
+        if picture.layout not in LAYOUTS or picture.resize not in RESIZE_MODES:
+            raise ValueError(f"layout {picture.layout!r}, resize {picture.resize!r}")
+        if not (0 < size[0] and 0 < size[1] and size[0] * size[1] <= MAX_PIXELS and 0.0 <= picture.neutral <= 1.0):
+            raise ValueError(f"size {size}, neutral {picture.neutral}")
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise ModelError(f"the model's {PICTURE_KEY} metadata is unreadable ({exc})") from None
-    if picture.name not in {o.name for o in model.graph.output}:
-        raise ModelError(f"the model's {PICTURE_KEY} metadata names {picture.name!r}, which is not one of its outputs")
     return picture
 
 
@@ -86,6 +106,7 @@ def add_picture(
     blank: BlankResponse,
     size: tuple[int, int],
     uint8: bool = False,
+    resize: str = "crop",
 ) -> onnx.ModelProto:
     """A copy of the tapped ``model`` that also outputs the PFV picture under ``basis`` (module docstring).
 
@@ -96,24 +117,20 @@ def add_picture(
             are those of ``F_N`` and of the maps.
         size: ``(H0, W0)``, the input size.
         uint8: output ``(B, H0, W0, 3)`` uint8 instead of ``(B, 3, H0, W0)`` float32.
+        resize: how photos were resized to the input for the basis, recorded for the runtimes that prepare
+            photos themselves (the web page).
     """
-    if basis.scaling is None:
-        raise ModelError("the basis has no normalisation yet (fit it on data first)")
-    if len(blank.maps) != len(outputs.maps):
-        raise ModelError(f"the model outputs {len(outputs.maps)} maps, the blank response has {len(blank.maps)}")
+    _check(model, outputs, basis, blank)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     build = GraphBuilder(out)
-    final = _float(build, out, outputs.final)
+    final_type = next(o for o in out.graph.output if o.name == outputs.final).type.tensor_type.elem_type
+    final = build.as_float(outputs.final, final_type, "pfv/picture/final_float")
     scores = _project(build, final, basis)
     shapes = [m.shape for m in blank.maps]
     sources, source_shapes = _sources(build, basis, final, outputs.maps, shapes, blank)
     if basis.hierarchical:
-        weighted = scores
-        for i in reversed(range(len(sources))):  # from the last earlier layer to the first
-            layer = build.node("Mul", [sources[i], build.constant(np.float32(1.0 / basis.layer_peaks[i]), "pfv/picture/peak")], "pfv/picture/layer")
-            weighted = build.node("Mul", [build.resize(weighted, _hw(blank.final) if i == len(sources) - 1 else source_shapes[i + 1], source_shapes[i], "pfv/picture/up"), layer], "pfv/picture/weighted")
-        weighted = build.resize(weighted, source_shapes[0], size, "pfv/picture/up")
+        weighted = _by_layers(build, scores, _hw(blank.final), sources, source_shapes, basis.layer_peaks, size)
     else:
         if basis.weighting == "paper" and outputs.activation is not None:
             weight = outputs.activation  # A^b, already in the graph
@@ -125,7 +142,8 @@ def add_picture(
     batch = _batch_dim(out, outputs.final)
     shape = [batch, *size, RGB] if uint8 else [batch, RGB, *size]
     out.graph.output.append(helper.make_tensor_value_info(picture, TensorProto.UINT8 if uint8 else TensorProto.FLOAT, shape))
-    record = PictureOutput(picture, "NHWC" if uint8 else "NCHW", basis.fingerprint(), basis.weighting, basis.hierarchical, tuple(size), basis.scaling.neutral)
+    record = PictureOutput(picture, "NHWC" if uint8 else "NCHW", basis.fingerprint(), basis.weighting, basis.hierarchical, tuple(size),
+                           basis.scaling.neutral, resize)
     _describe(out, outputs, record)
     set_tapped_outputs(out, replace(outputs, picture=picture))
     if not external_tensors(out):
@@ -136,16 +154,44 @@ def add_picture(
     return out
 
 
+def _by_layers(build: GraphBuilder, scores: str, final_hw, sources: list[str], shapes, peaks, size: tuple[int, int]) -> str:
+    """The hierarchical weighting (:func:`pfv_onnx.core.weighting.by_layers`): the components weighted by each
+    source divided by its peak, from the last earlier layer to the first, then upsampled to ``size``."""
+    weighted, at = scores, final_hw
+    for source, shape, peak in zip(reversed(sources), reversed(shapes), reversed(peaks)):
+        layer = build.node("Mul", [source, build.constant(np.float32(1.0 / peak), "pfv/picture/peak")], "pfv/picture/layer")
+        weighted = build.node("Mul", [build.resize(weighted, at, shape, "pfv/picture/up"), layer], "pfv/picture/weighted")
+        at = shape
+    return build.resize(weighted, at, size, "pfv/picture/up")
+
+
+def _check(model: onnx.ModelProto, outputs: TappedOutputs, basis: FittedBasis, blank: BlankResponse) -> None:
+    """Refuse, with one line, a basis that does not fit the tapped model, and a graph older than opset 9."""
+    if basis.scaling is None:
+        raise ModelError("the basis has no normalisation yet (fit it on data first)")
+    if outputs.picture is not None:
+        raise ModelError("the model outputs a PFV picture already: export the original model")
+    if len(blank.maps) != len(outputs.maps):
+        raise ModelError(f"the model outputs {len(outputs.maps)} maps, the blank response has {len(blank.maps)}")
+    sources = source_count(basis.weighting, len(outputs.maps))
+    if len(basis.layer_peaks) != sources:
+        raise ModelError(f"the basis weights {len(basis.layer_peaks)} layers, the model's {basis.weighting} weighting reads {sources}")
+    channels = _channels(model, outputs.final)
+    if channels is not None and basis.pca.mean.shape[0] != channels:
+        raise ModelError(f"the basis has {basis.pca.mean.shape[0]} channels, the model's F_N {channels}")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 9:
+        raise ModelError(f"the picture needs operators of opset 9 or later; the model is opset {opset}")
+
+
+def _channels(model: onnx.ModelProto, name: str) -> int | None:
+    value = next(o for o in model.graph.output if o.name == name)
+    dims = value.type.tensor_type.shape.dim
+    return dims[1].dim_value if len(dims) == 4 and dims[1].HasField("dim_value") else None
+
+
 def _hw(array: np.ndarray) -> tuple[int, int]:
     return int(array.shape[0]), int(array.shape[1])
-
-
-def _float(build: GraphBuilder, model: onnx.ModelProto, name: str) -> str:
-    """``name`` as float32 (a float16 ``F_N`` is cast: its sums overflow float16)."""
-    value = next(o for o in model.graph.output if o.name == name)
-    if value.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.UNDEFINED):
-        return name
-    return build.node("Cast", [name], "pfv/picture/final_float", to=TensorProto.FLOAT)
 
 
 def _project(build: GraphBuilder, final: str, basis: FittedBasis) -> str:
@@ -158,17 +204,13 @@ def _project(build: GraphBuilder, final: str, basis: FittedBasis) -> str:
     return build.node("Conv", [centred, build.constant(weights, "pfv/picture/components")], "pfv/picture/scores", kernel_shape=[1, 1])
 
 
-def _channel_sum(build: GraphBuilder, name: str, channels: int) -> str:
-    ones = build.constant(np.ones((1, channels, 1, 1), np.float32), "pfv/picture/ones")
-    return build.node("Conv", [name, ones], "pfv/picture/final_sum", kernel_shape=[1, 1])
-
-
 def _sources(build: GraphBuilder, basis: FittedBasis, final: str, maps, shapes, blank: BlankResponse) -> tuple[list[str], list[tuple[int, int]]]:
     """The weighting's ``(B, 1, h, w)`` sources, as :func:`pfv_onnx.core.activation.weighting_sources` makes
     them, and their ``(h, w)``."""
     if basis.weighting == "paper" and maps:
         return list(maps), [tuple(s) for s in shapes]
-    final_sum = _channel_sum(build, final, basis.pca.mean.shape[0])
+    height, width = _hw(blank.final)
+    final_sum = channel_sum(build, Tap(final, basis.pca.mean.shape[0], height, width, TensorProto.FLOAT), "pfv/picture/final_sum")
     if basis.weighting != "focus":
         return [final_sum], [_hw(blank.final)]
 
@@ -198,7 +240,7 @@ def _weighting_map(build: GraphBuilder, basis: FittedBasis, sources: list[str], 
         deep = build.node("Mul", [deep, fine], "pfv/picture/focus_product")
     focus = build.node("Sqrt", [deep], "pfv/picture/focus")
     # An image the network responds to nowhere beyond the blank image is left unweighted (W = 1), as in the core.
-    peak = build.reduce_max(sources[0], axes=[1, 2, 3], wanted="pfv/picture/deep_max")
+    peak = build.reduce("ReduceMax", sources[0], axes=[1, 2, 3], wanted="pfv/picture/deep_max")
     responds = build.node("Greater", [peak, build.constant(np.float32(0.0), "pfv/picture/zero")], "pfv/picture/responds")
     return build.node("Where", [responds, focus, build.constant(np.float32(1.0), "pfv/picture/one")], "pfv/picture/activation")
 
@@ -247,17 +289,16 @@ def _batch_dim(model: onnx.ModelProto, final: str) -> int | str:
 def _describe(model: onnx.ModelProto, outputs: TappedOutputs, picture: PictureOutput) -> None:
     """Write the picture's record and a sentence for every output into the metadata and the outputs' doc strings."""
     fixed = f"basis {picture.basis}, {picture.weighting} weighting{' (hierarchical)' if picture.hierarchical else ''}"
-    kind = "(B, H0, W0, 3) uint8 RGB" if picture.layout == "NHWC" else "(B, 3, H0, W0) float32 RGB in [0, 1]"
     sentences = {name: "the model's own output, unchanged" for name in outputs.original}
     sentences[outputs.final] = "F_N, the final feature map PFV decomposes"
     sentences.update({name: f"the channel sum of tap {tap}" for tap, name in zip(outputs.taps, outputs.maps)})
     if outputs.activation:
         sentences[outputs.activation] = "A^b, the paper's total activation map at the input size"
-    sentences[picture.name] = f"the PFV picture {kind}: component 1, 2, 3 in red, green, blue ({fixed})"
+    sentences[picture.name] = f"the PFV picture, {picture.describe()}: component 1, 2, 3 in red, green, blue ({fixed})"
     for value in model.graph.output:
         if value.name in sentences:
             value.doc_string = sentences[value.name]
-    entries = {PICTURE_KEY: json.dumps({**asdict(picture), "size": list(picture.size)}), OUTPUTS_KEY: json.dumps(sentences)}
+    entries = {PICTURE_KEY: picture.to_json(), OUTPUTS_KEY: json.dumps(sentences)}
     kept = [p for p in model.metadata_props if p.key not in entries]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

@@ -240,15 +240,15 @@ class PFV:
             description=self.describe(),
         )
 
-    def _forward(self, images: Images, maps: bool):
+    def _forward(self, images: Images, maps: bool, relative: bool = False):
         started = time.perf_counter()
         batch = self.featurizer.load(images)
         loaded = time.perf_counter()
-        features = self.featurizer.forward(batch.inputs, maps=maps)
+        features = self.featurizer.forward(batch.inputs, maps=maps, relative=relative)
         return batch, features, {"preprocess": loaded - started, "forward": time.perf_counter() - loaded}
 
     def _run(self, images: Images, basis: FittedBasis | None) -> PFVResult:
-        batch, features, timings = self._forward(images, self.needs_maps(basis))
+        batch, features, timings = self._forward(images, self.needs_maps(basis), relative=basis is None)
         return self.colour(features, batch.crops, batch.names, timings, basis)
 
     def needs_maps(self, basis: FittedBasis | None = None) -> bool:

@@ -66,7 +66,7 @@ class BatchStream:
 
     Args:
         batches: ``(index, positions)`` per batch, in the order to run them.
-        maps: fetch the per-layer maps in the forward pass (see :meth:`Featurizer.forward`).
+        maps, relative: as :meth:`Featurizer.forward` takes them.
         workers: worker threads (default one per core, at least two).
     """
 
@@ -77,6 +77,7 @@ class BatchStream:
         batches: Sequence[tuple[int, Sequence[int]]],
         maps: bool = False,
         workers: int | None = None,
+        relative: bool = False,
     ):
         self.featurizer = featurizer
         self.items = items
@@ -84,6 +85,7 @@ class BatchStream:
         # Each batch in flight is decoded, run and finished: PREFETCH + IN_FLIGHT + 1 of them at once.
         featurizer.check_batch(max((len(p) for _, p in self.batches), default=0) * (PREFETCH + IN_FLIGHT + 1))
         self.maps = maps
+        self.relative = relative
         self.pool = ThreadPoolExecutor(max_workers=workers or max(2, worker_count()), thread_name_prefix="pfv-io", initializer=_lower_priority)
         # Threads for the NumPy core of each batch finished behind: the cores shared by the batches in flight.
         self.core_threads = max(2, worker_count() // IN_FLIGHT)
@@ -133,7 +135,7 @@ class BatchStream:
         if decoded.inputs is None:
             return None
         started = time.perf_counter()
-        features = self.featurizer.forward(decoded.inputs, maps=self.maps)
+        features = self.featurizer.forward(decoded.inputs, maps=self.maps, relative=self.relative)
         decoded.timings["forward"] = time.perf_counter() - started
         return self.pool.submit(finish, decoded, features)
 

@@ -1,6 +1,7 @@
 """Tapping a model: find its taps (shape inference, then a probe run for what stays unknown) and rewrite it.
 
-This is the one place where the graph surgery meets onnxruntime; :func:`export` writes the result to a file.
+This is the one place where the graph surgery meets onnxruntime; :func:`save_model` writes the result to a file
+(:func:`pfv_onnx.export` is the public way in).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from . import bundled, memory
+from . import memory
 from .console import plural
 from .errors import LayerError, ModelError, PFVError
 from .files import atomic_path, check_output_file
@@ -130,34 +131,6 @@ def _class_count(model: onnx.ModelProto, outputs: Sequence[str]) -> int | None:
             if (len(dims) == 2 or (len(dims) == 4 and dims[2:] == [1, 1])) and dims[1]:
                 return dims[1]
     return None
-
-
-def export(
-    src: str | Path | bytes | onnx.ModelProto,
-    dst: str | Path,
-    layers: list[str] | None = None,
-    final: str | None = None,
-    keep_logits: bool = True,
-    size: tuple[int, int] | None = None,
-    preset: str | None = None,
-    labels: str | Sequence[str] | None = None,
-    statistics: bool = False,
-) -> TappedOutputs:
-    """Write the tapped model of ``src`` (a path, a bundled model's name, bytes or a ``ModelProto``) to
-    ``dst`` and return what it outputs. ``preset`` (a preset's name) and ``labels`` (class names, a labels
-    file, or ``imagenet``) are written into its metadata, where PFV finds them (:mod:`pfv_onnx.labels`).
-
-    The file outputs ``F_N``, the channel-sum map of every earlier tap, ``A^b`` ``(B, 1, H0, W0)`` and,
-    with ``keep_logits``, the model's own outputs unchanged; with ``statistics``, what colours relative to the
-    batch need of ``F_N`` on an accelerator (:func:`pfv_onnx.graph.add_pfv_outputs`). It is written as
-    :func:`save_model` writes. A
-    model whose input size is open keeps it open and has no ``A^b`` output unless ``size`` fixes it (the
-    per-layer maps and ``F_N`` are there either way).
-    """
-    src = bundled.resolve_model(src) if isinstance(src, (str, Path)) else src
-    tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size, statistics=statistics)
-    save_model(tapped.model, dst, tapped, preset, labels)
-    return tapped.outputs
 
 
 def save_model(

@@ -1,6 +1,6 @@
 """Run in the OpenVINO environment (``pip install -e '.[openvino]'``) by tests/test_openvino.py: the exported
 model through onnxruntime's OpenVINO execution provider and through OpenVINO's own runtime, and pfv-onnx
-itself on the OpenVINO provider; the pictures go to an .npz file.
+itself on the OpenVINO provider, with a basis and relative to the batch; the pictures go to an .npz file.
 
     python openvino_run.py MODEL.pfv.onnx PICTURE_OUTPUT INPUTS.npy BASIS.npz OUT.npz PHOTO...
 """
@@ -27,7 +27,10 @@ def main(model: str, picture: str, inputs: str, basis: str, out: str, *photos: s
     runtime = compiled({0: x})[compiled.output(picture)]
     pfv = PFV("mobilenet_v2", providers=["OpenVINO"], basis=basis)
     assert pfv.featurizer.session.providers[0] == "OpenVINOExecutionProvider"
-    np.savez(out, provider=provider, runtime=runtime, pfv=pfv.transform(list(photos)).rgb)
+    # Colours relative to the batch with F_N's statistics in the graph and F_N projected on the provider.
+    relative = PFV("mobilenet_v2", providers=["OpenVINO"], statistics_in_graph=True)(list(photos))
+    assert not relative.features.final_fetched
+    np.savez(out, provider=provider, runtime=runtime, pfv=pfv.transform(list(photos)).rgb, relative=relative.rgb)
 
 
 if __name__ == "__main__":

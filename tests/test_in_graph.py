@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from onnx import TensorProto
 from pfv_onnx import PFV, bundled, export
 from pfv_onnx.errors import ModelError
 from pfv_onnx.graph import read_tapped_outputs, reinitialise
-from pfv_onnx.in_graph import OUTPUTS_KEY, PICTURE_KEY, read_picture_output
+from pfv_onnx.in_graph import OUTPUTS_KEY, PICTURE_KEY, add_picture, read_picture_output
 from pfv_onnx.render.images import to_uint8
 from pfv_onnx.runtime import Session
 
@@ -93,7 +94,7 @@ def test_efficientnet_lite0_picture(tmp_path):
 
 def test_fixed_batch_model_zoo_graph(tmp_path):
     """ResNet-50 of the onnx model zoo (opset 9, batch fixed at 1), random weights: it runs one image at a
-    time, and an image the network responds to nowhere beyond the blank one is unweighted in any batch."""
+    time, and the NumPy transform the whole batch at once."""
     model = reinitialise(onnx.load(str(ZOO / "light_resnet50.onnx")))
     assert model.opset_import[0].version == 9 and model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
     _, _, picture, rgb = exported_picture(model, tmp_path, preset="imagenet")
@@ -140,10 +141,27 @@ def test_command_line_export_with_a_basis(tmp_path):
 
 def test_damaged_picture_metadata_is_refused(tmp_path):
     model = onnx.load(str(bundled.model_path()))
-    model.metadata_props.add(key=PICTURE_KEY, value=json.dumps({"name": "../../etc/passwd", "layout": "NCHW", "basis": "x",
-                                                               "weighting": "focus", "hierarchical": False, "size": [224, 224], "neutral": 0.5}))
-    with pytest.raises(ModelError, match="not one of its outputs"):
+    model.metadata_props.add(key=PICTURE_KEY, value="{}")
+    with pytest.raises(ModelError, match="the model outputs none"):
         read_picture_output(model)
-    model.metadata_props[-1].value = "{"
-    with pytest.raises(ModelError, match="unreadable"):
-        read_picture_output(model)
+    basis = PFV("mobilenet_v2").fit(PHOTOS[:4]).save_basis(tmp_path / "b.npz")
+    export("mobilenet_v2", tmp_path / "m.onnx", basis=basis)
+    exported = onnx.load(str(tmp_path / "m.onnx"))
+    record = next(p for p in exported.metadata_props if p.key == PICTURE_KEY)
+    for damaged in ("{", json.dumps({**json.loads(record.value), "size": [10**6, 10**6]}), json.dumps({**json.loads(record.value), "resize": "../x"})):
+        record.value = damaged
+        with pytest.raises(ModelError, match="unreadable"):
+            read_picture_output(exported)
+
+
+def test_a_tapped_model_or_a_basis_that_does_not_fit_is_refused(tmp_path):
+    pfv = PFV("mobilenet_v2").fit(PHOTOS[:4])
+    basis = pfv.save_basis(tmp_path / "b.npz")
+    export("mobilenet_v2", tmp_path / "tapped.onnx")
+    with pytest.raises(ModelError, match="tapped already"):
+        export(tmp_path / "tapped.onnx", tmp_path / "m.onnx", basis=basis)
+    featurizer = pfv.featurizer
+    narrow = replace(pfv.basis, layer_peaks=pfv.basis.layer_peaks[:1])
+    with pytest.raises(ModelError, match="weights 1 layers"):
+        add_picture(featurizer.tapped.model, featurizer.tapped.outputs, narrow, featurizer.blank, featurizer.size)
+    assert not (tmp_path / "m.onnx").exists()

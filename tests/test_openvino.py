@@ -50,5 +50,7 @@ def test_exported_model_on_openvino(tmp_path, openvino_python):
     assert want.std() > 0.05
     for runtime in ("provider", "runtime"):  # within 1/255 of the NumPy picture on every pixel
         assert np.abs(got[runtime].transpose(0, 2, 3, 1) - want).max() * 255 <= 1.0, runtime
-    # pfv-onnx itself on the OpenVINO provider draws the same pictures.
+    # pfv-onnx itself on the OpenVINO provider draws the same pictures, with the basis and relative to the batch.
     assert np.abs(to_uint8(got["pfv"]).astype(int) - to_uint8(want).astype(int)).max() <= 1
+    relative = PFV("mobilenet_v2")(PHOTOS).rgb
+    assert np.abs(got["relative"] - relative).max() * 255 <= 1.0

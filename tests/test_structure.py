@@ -47,7 +47,7 @@ ALLOWED = {
     "atlas": BASE | {"core", "features", "graph", "preprocess", "stream", "labels"},
     "pfv": BASE | {"bundled", "core", "features", "featurizer", "colouring", "fitting", "basis_file", "report", "notebook", "atlas"},
     "in_graph": BASE | {"core", "graph"},
-    "exporting": BASE | {"basis_file", "core", "graph", "in_graph", "pfv", "tapping"},
+    "exporting": BASE | {"basis_file", "bundled", "core", "graph", "in_graph", "pfv", "tapping"},
     "evaluation": BASE | {"bundled", "core", "graph", "runtime", "preprocess", "composites", "featurizer", "colouring"},
     "apps": BASE | {"bundled", "core", "graph", "preprocess", "features", "featurizer", "colouring", "stream", "journal",
                     "fitting", "render", "report", "pfv", "tapping", "composites", "evaluation", "atlas", "labels", "exporting", "in_graph"},

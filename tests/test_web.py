@@ -61,10 +61,28 @@ def test_the_page_draws_the_python_picture(tmp_path, fitted, uint8):
     assert len(result["figures"]) == 3
 
 
-def test_a_model_without_a_picture_is_refused(tmp_path):
+def test_a_model_without_a_picture_or_a_photo_a_browser_cannot_show_is_refused(tmp_path, fitted):
     done = web(str(bundled.model_path()), "--out", str(tmp_path / "page"))
     assert done.returncode == 2 and "has no PFV picture output" in done.stderr and len(done.stderr.splitlines()) == 1
+    model = tmp_path / "m.onnx"
+    export("mobilenet_v2", model, basis=fitted[1])
+    photo = tmp_path / "photo.ppm"
+    load_image(SAMPLES[0]).save(photo)
+    done = web(str(model), "--out", str(tmp_path / "page"), "--samples", str(photo))
+    assert done.returncode == 2 and "a browser shows" in done.stderr
     assert not (tmp_path / "page").exists()
+
+
+def test_names_are_text_on_the_page(tmp_path, fitted):
+    """A photo named like markup is shown as its name, and runs like any other."""
+    model = tmp_path / "m.onnx"
+    export("mobilenet_v2", model, basis=fitted[1])
+    odd = tmp_path / '<img src=x onerror="document.title=1">.png'
+    odd.write_bytes(SAMPLES[0].read_bytes())
+    assert web(str(model), "--out", str(tmp_path / "page"), "--samples", str(odd)).returncode == 0
+    result = browser.evaluate(tmp_path / "page" / "index.html", tmp_path / "profile", DONE.replace("return {status", "return {title: document.title, images: document.images.length, status"))
+    assert result["status"].startswith("done: 1 photo") and result["figures"][0]["name"] == odd.name
+    assert result["title"] != "1" and result["images"] == 0 and result["figures"][0]["caption"].startswith(odd.name)
 
 
 def test_only_the_pinned_onnxruntime_web_is_taken(tmp_path, fitted):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+import onnx
+
 from ..console import plural, say
 from ..files import check_output_file
 from ..options import Options
 from ..errors import PFVError
 from ..exporting import export
+from ..in_graph import read_picture_output
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
@@ -27,8 +30,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         say(f"  tap {i}: {tap} -> {name}")
     say("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *(n for n in (outputs.activation, outputs.picture) if n), *(outputs.statistics or ())]))
-    if outputs.picture:
-        say(f"  the PFV picture under {args.basis}: {outputs.picture}, " + ("(B, H, W, 3) uint8" if args.uint8 else "(B, 3, H, W) float32 in [0, 1]"))
+    picture = read_picture_output(onnx.load(str(dst), load_external_data=False)) if outputs.picture else None
+    if picture is not None:
+        say(f"  the PFV picture under {args.basis}: {picture.name}, {picture.describe()}")
     if outputs.activation is None and not outputs.picture:
         say("  no A^b output: the model's input size is open (fix it with --size H W)")
     return 0

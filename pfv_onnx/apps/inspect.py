@@ -41,8 +41,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     say(f"class names: {plural(len(labels), 'name') + ' from ' + featurizer.labels_source if labels else 'none (give --labels FILE or --labels imagenet)'}")
     picture = read_picture_output(featurizer.tapped.model)
     if picture is not None:
-        kind = "(B, H, W, 3) uint8" if picture.layout == "NHWC" else "(B, 3, H, W) float32 in [0, 1]"
-        say(f"PFV picture output: {picture.name}, {kind}, {picture.weighting} weighting"
+        say(f"PFV picture output: {picture.name}, {picture.describe()}, {picture.weighting} weighting"
             + (" (hierarchical)" if picture.hierarchical else "") + f", basis {picture.basis} (pfv-onnx web draws it in a browser)")
     head = featurizer.head
     say(f"final layer F_N: {featurizer.final}" + (f", {featurizer.final_shape[0]} channels, {featurizer.final_shape[1]} x {featurizer.final_shape[2]}" if featurizer.final_shape else ""))

@@ -13,23 +13,23 @@ import argparse
 import base64
 import html
 import json
+import os
 import string
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import onnx
+import numpy as np
 
 from ..console import plural, say
-from ..errors import ModelError, PFVError
-from ..files import check_output_folder, output_folder, write_atomic
-from ..graph import image_input, load_with_weights, read_tapped_outputs
+from ..errors import ImageError, ModelError, PFVError
+from ..featurizer import Featurizer
+from ..files import check_output_folder
+from ..graph import load_with_weights
 from ..in_graph import PictureOutput, read_picture_output
-from ..labels import METADATA_KEY as LABELS_KEY
-from ..labels import resolve_labels
 from ..options import Options
 from ..preprocess import BACKGROUND, load_image
-from ..presets import DEFAULT_PRESET, get_preset
 from ..render import ort_web
 
 PAGE = resources.files("pfv_onnx") / "render" / "webpage"
@@ -38,24 +38,38 @@ MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp
 
 def run(args: argparse.Namespace, options: Options) -> int:
     out = check_output_folder(args.out, args.overwrite)
-    files = page_files(args.model, options, args.samples or [], args.ort_web)
-    out = output_folder(out, args.overwrite)
-    for name, text in files.items():
-        write_atomic(out / name, text)
+    files = page_files(args.model, args.samples or [], args.ort_web)
+    write_folder(out, files)
     if not args.quiet:
         say(f"wrote {out / 'index.html'}: open it in a browser ({plural(len(args.samples or []), 'sample photo')} inside; drop more on it)")
     return 0
 
 
-def page_files(model_path: str, options: Options, samples: list[str], tarball: str | None) -> dict[str, str]:
+def write_folder(out: Path, files: dict[str, str]) -> None:
+    """The page's files, written in a new folder beside ``out`` and moved into it together: a failure
+    leaves no half-written page."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".pfv-web-") as staging:
+        for name, text in files.items():
+            (Path(staging) / name).write_text(text, encoding="utf-8")
+        for name in files:
+            os.replace(Path(staging) / name, out / name)
+
+
+def page_files(model_path: str, samples: list[str], tarball: str | None) -> dict[str, str]:
     """The page's files by name: everything is read and checked before anything is written."""
+    featurizer = Featurizer(model_path)  # the input, preset, class names and head as PFV reads them
     model = load_with_weights(model_path)
     picture = read_picture_output(model)
     if picture is None:
         raise PFVError(f"{model_path}: has no PFV picture output; export it with a basis first (pfv-onnx export MODEL DST --basis B)")
-    config = _config(model, picture, options)
-    module, wasm = ort_web.runtime_files(tarball)
+    config = _config(featurizer, picture)
     photos = [_sample(path) for path in samples]
+    try:
+        data = model.SerializeToString()
+    except ValueError:  # protobuf's 2 GiB limit
+        raise ModelError(f"{model_path}: too large for a web page (over 2 GiB with its weights)") from None
+    module, wasm = ort_web.runtime_files(tarball)
     method = f"{picture.weighting} weighting{', hierarchical' if picture.hierarchical else ''}, basis {picture.basis}"
     page = string.Template((PAGE / "index.html").read_text(encoding="utf-8")).substitute(
         title=html.escape(Path(model_path).name), model=html.escape(Path(model_path).name), picture=html.escape(picture.name),
@@ -67,47 +81,39 @@ def page_files(model_path: str, options: Options, samples: list[str], tarball: s
         "resize.js": (PAGE / "resize.js").read_text(encoding="utf-8"),
         "ort.js": f"window.PFV_ORT_SOURCE = {_js(module)};\n",
         "ort-wasm.js": f'window.PFV_ORT_WASM = "{base64.b64encode(wasm).decode()}";\n',
-        "model.js": f'window.PFV_MODEL = "{base64.b64encode(model.SerializeToString()).decode()}";\n',
+        "model.js": f'window.PFV_MODEL = "{base64.b64encode(data).decode()}";\n',
         "samples.js": f"window.PFV_SAMPLES = {_js(photos)};\n",
         "NOTICE.txt": ort_web.NOTICE,
     }
 
 
-def _config(model: onnx.ModelProto, picture: PictureOutput, options: Options) -> dict[str, Any]:
+def _config(featurizer: Featurizer, picture: PictureOutput) -> dict[str, Any]:
     """What the page needs to feed the model and read its picture."""
-    spec = image_input(model)
-    if spec.channels != 3 or spec.dtype.name != "float32":
-        raise ModelError(f"the page feeds float32 RGB images; this model takes {spec.channels}-channel {spec.dtype.name} input")
-    if spec.size is not None and tuple(spec.size) != picture.size:
-        raise ModelError(f"the model's input is {spec.size}, its picture {picture.size}")
-    metadata = {p.key: p.value for p in model.metadata_props}
-    preset = get_preset(options.preset or metadata.get("preset") or DEFAULT_PRESET)
-    labels, _ = resolve_labels(None, options.labels, metadata.get(LABELS_KEY))
-    tapped = read_tapped_outputs(model)
-    logits = _logits(model, tapped.original if tapped else (), len(labels) if labels else None)
+    spec, preset = featurizer.input, featurizer.preset
+    if spec.channels != 3 or spec.dtype != np.float32:
+        raise ModelError(f"the page feeds float32 RGB images; this model takes {spec.channels}-channel {spec.dtype} input")
+    if tuple(featurizer.size) != picture.size:
+        raise ModelError(f"the model's input is {featurizer.size}, its picture {picture.size}")
+    logits = featurizer.logits_output
+    shape = featurizer.session.output_shape(logits) if logits else None
+    labels = featurizer.class_names_for(shape[1]) if shape and isinstance(shape[1], int) else None
     return {
         "input": spec.name, "layout": spec.layout, "size": list(picture.size), "batch": spec.batch or 1,
         "preset": {"mean": list(preset.mean), "std": list(preset.std), "bgr": preset.bgr},
-        "resize": options.resize, "background": "rgb({}, {}, {})".format(*BACKGROUND),
+        "resize": picture.resize, "background": "rgb({}, {}, {})".format(*BACKGROUND),
         "picture": {"name": picture.name, "layout": picture.layout},
-        "logits": logits, "labels": labels if logits else None,
+        "logits": logits if labels else None, "labels": labels,
     }
 
 
-def _logits(model: onnx.ModelProto, outputs, classes: int | None) -> str | None:
-    """The first of the model's own outputs shaped ``(B, classes)``, whose top class the page names."""
-    for value in model.graph.output:
-        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
-        if value.name in outputs and len(dims) == 2 and classes and dims[1] == classes:
-            return value.name
-    return None
-
-
 def _sample(path: str) -> dict[str, str]:
-    """A sample photo as the page embeds it; refused with one line when it is not a readable image."""
+    """A sample photo as the page embeds it; refused with one line when a browser cannot show it or it is
+    not a readable image."""
+    kind = MIME.get(Path(path).suffix.lower())
+    if kind is None:
+        raise ImageError(f"{path}: a browser shows {', '.join(sorted(MIME))} photos, not this one")
     load_image(path)  # decodes it under the same limits as every other input
-    data = Path(path).read_bytes()
-    return {"name": Path(path).name, "type": MIME.get(Path(path).suffix.lower(), "application/octet-stream"), "data": base64.b64encode(data).decode()}
+    return {"name": Path(path).name, "type": kind, "data": base64.b64encode(Path(path).read_bytes()).decode()}
 
 
 def _js(value: Any) -> str:

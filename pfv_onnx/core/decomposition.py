@@ -175,52 +175,36 @@ def _centred(X: np.ndarray, mean: np.ndarray, dtype: type, copy: bool) -> tuple[
     return Xc, float64_sums(Xc, squares_only=True)[1] / max(len(X) - 1, 1)
 
 
-def pca_from_covariance(mean: np.ndarray, covariance: np.ndarray, n_samples: int, n_components: int) -> PrincipalComponents:
-    """The top components of a ``(C, C)`` covariance (``ddof=1``), exact, with the same sign rule."""
+def pca_from_covariance(
+    mean: np.ndarray, covariance: np.ndarray, n_samples: int, n_components: int, random_state: int | None = None
+) -> PrincipalComponents:
+    """The top components of a ``(C, C)`` covariance (``ddof=1``), with the same sign rule: exact
+    (``eigh``), or with ``random_state`` above :data:`EXACT_LIMIT` channels a seeded subspace iteration on
+    the ``C x C`` matrix, iterated until every component is within :data:`TOLERANCE` of the exact one (as the
+    randomised solver promises; ``eigh`` where the eigenvalues lie too close for that)."""
     c = covariance.shape[0]
-    if not 1 <= n_components <= c:
-        raise ValueError(f"n_components must be between 1 and {c}, got {n_components}")
-    eigenvalues, vectors = _top_eigh(covariance, n_components)
-    total = float(np.trace(covariance))
-    return PrincipalComponents(mean, _fix_signs(vectors.T), np.maximum(eigenvalues, 0.0), total, n_samples, "covariance")
-
-
-def pca_from_scatter(total: np.ndarray, scatter: np.ndarray, n_samples: int, n_components: int, random_state: int = 0) -> PrincipalComponents:
-    """The top components of ``n_samples`` observations known by their ``(C,)`` sum ``total`` and the
-    ``(C, C)`` sum of their outer products ``scatter`` (as a graph computes them on an accelerator).
-
-    Centred in float64 (``scatter - n mean mean^T``); above :data:`EXACT_LIMIT` channels a seeded subspace
-    iteration on the ``C x C`` matrix, iterated until every component is within :data:`TOLERANCE` (as the
-    randomised solver promises), else the exact ``eigh``. Solver ``scatter``.
-    """
-    c = scatter.shape[0]
     if not 1 <= n_components <= min(n_samples, c):
         raise ValueError(f"n_components={n_components} exceeds what {n_samples} observations of {c} channels can give")
-    mean = np.asarray(total, np.float64) / n_samples
-    centred = np.asarray(scatter, np.float64) - n_samples * np.outer(mean, mean)
-    centred = (centred + centred.T) / 2  # float32 sums on the device are symmetric only up to rounding
-    if not np.isfinite(centred).all():
+    if not np.isfinite(covariance).all():
         raise ValueError("the features contain NaN or infinite values")
-    found = _subspace(centred, n_components, random_state) if c > EXACT_LIMIT else None
-    eigenvalues, vectors = found if found is not None else _top_eigh(centred, n_components)
-    explained = np.maximum(eigenvalues, 0.0) / max(n_samples - 1, 1)
-    total_variance = float(np.trace(centred)) / max(n_samples - 1, 1)
-    return PrincipalComponents(mean, _fix_signs(vectors.T), explained, total_variance, n_samples, "scatter")
+    found = _subspace(covariance, n_components, random_state) if random_state is not None and c > EXACT_LIMIT else None
+    eigenvalues, vectors = found if found is not None else _top_eigh(covariance, n_components)
+    total = float(np.trace(covariance))
+    solver = "randomized" if found is not None else "covariance"
+    return PrincipalComponents(mean, _fix_signs(vectors.T), np.maximum(eigenvalues, 0.0), total, n_samples, solver)
 
 
 def _subspace(symmetric: np.ndarray, k: int, seed: int, oversamples: int = 10) -> tuple[np.ndarray, np.ndarray] | None:
     """Subspace iteration with Rayleigh-Ritz on a symmetric PSD matrix: ``(k,)`` values and ``(C, k)`` vectors
-    once the Davis-Kahan estimate puts each within :data:`TOLERANCE`, ``None`` when it never does."""
+    once :func:`worst_angle` puts each within :data:`TOLERANCE`, ``None`` when it never does."""
     c = symmetric.shape[0]
-    width = min(k + oversamples, c)
-    Q, _ = np.linalg.qr(symmetric @ np.random.default_rng(seed).standard_normal((c, width)))
+    Q = np.random.default_rng(seed).standard_normal((c, min(k + oversamples, c)))
     for _ in range(MAX_POWER_ITERATIONS + 1):
         Q, _ = np.linalg.qr(symmetric @ Q)
         values, small = np.linalg.eigh(Q.T @ symmetric @ Q)
         values, vectors = values[::-1], Q @ small[:, ::-1]
-        residual = np.linalg.norm(symmetric @ vectors[:, :k] - vectors[:, :k] * values[:k], axis=0)
-        gaps = [np.min(np.abs(np.delete(values, i) - values[i])) for i in range(k)]
-        if all(r == 0 or (g > 0 and r / g <= TOLERANCE) for r, g in zip(residual, gaps)):
+        residuals = np.linalg.norm(symmetric @ vectors[:, :k] - vectors[:, :k] * values[:k], axis=0)
+        if worst_angle(residuals, values, k) <= TOLERANCE:
             return values[:k], vectors[:, :k]
     return None
 
@@ -261,13 +245,19 @@ def angle_bound(Xc: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarray, k:
     The gaps are those between the approximations (Ritz values), which lie at or below the true
     eigenvalues: an estimate that is close once the subspace has converged, not a strict bound before."""
     v = vectors[:k].T.astype(Xc.dtype)
-    residual = np.linalg.norm((Xc.T @ (Xc @ v)).astype(np.float64) - v.astype(np.float64) * eigenvalues[:k], axis=0)
+    residuals = np.linalg.norm((Xc.T @ (Xc @ v)).astype(np.float64) - v.astype(np.float64) * eigenvalues[:k], axis=0)
+    return worst_angle(residuals, eigenvalues, k)
+
+
+def worst_angle(residuals: np.ndarray, eigenvalues: np.ndarray, k: int) -> float:
+    """Davis-Kahan: the largest of the first ``k`` residual norms over the gap from that approximate
+    eigenvalue to the nearest other of ``eigenvalues`` (infinite when two coincide)."""
     worst = 0.0
     for i in range(k):
         others = np.delete(eigenvalues, i)
         gap = float(np.min(np.abs(others - eigenvalues[i]))) if others.size else np.inf
-        if residual[i] > 0:
-            worst = max(worst, float(residual[i] / gap) if gap > 0 else np.inf)
+        if residuals[i] > 0:
+            worst = max(worst, float(residuals[i] / gap) if gap > 0 else np.inf)
     return worst
 
 

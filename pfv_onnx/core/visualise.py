@@ -136,7 +136,7 @@ def visualise(
             image that the ``focus`` weighting needs (:mod:`.activation`); the hierarchical weighting is the
             paper's.
         decomposed: the batch's components and its ``(B, h, w, k)`` float32 scores, found elsewhere (from
-            statistics computed on an accelerator, :func:`.pca_from_scatter`); ``final`` is then ``F_N``'s
+            statistics computed on an accelerator, :func:`.pca_from_covariance`); ``final`` is then ``F_N``'s
             ``(B, h, w)`` channel sum, all that is needed of it.
 
     Returns:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from .constants import constant_tensors
 
@@ -63,6 +63,12 @@ class GraphBuilder:
         self.graph.node.append(helper.make_node(op, inputs, [output], name=self.fresh(f"{wanted}/{op}"), **attributes))
         return output
 
+    def as_float(self, name: str, elem_type: int, wanted: str) -> str:
+        """``name`` as float32: a ``Cast`` unless it is float32 already (a float16 tensor's sums overflow)."""
+        if elem_type in (TensorProto.FLOAT, TensorProto.UNDEFINED):
+            return name
+        return self.node("Cast", [name], wanted, to=TensorProto.FLOAT)
+
     def resize(self, name: str, source: tuple[int, int], size: tuple[int, int], wanted: str) -> str:
         """Append ``R_h @ (x @ R_w.T)``: the bilinear resize of a ``(..., h, w)`` float32 tensor to
         ``(..., H, W)`` (:func:`bilinear_matrix`; no node when the size is already ``size``)."""
@@ -73,8 +79,9 @@ class GraphBuilder:
         wide = self.node("MatMul", [name, cols], f"{wanted}/wide")
         return self.node("MatMul", [rows, wide], f"{wanted}/full")
 
-    def reduce_max(self, name: str, axes: list[int], wanted: str) -> str:
-        """Append ``ReduceMax`` over ``axes``, dimensions kept (its axes became an input in opset 18)."""
+    def reduce(self, op: str, name: str, axes: list[int], wanted: str) -> str:
+        """Append ``op`` (``ReduceMax``, ``ReduceMean``) over ``axes``, dimensions kept (its axes became an
+        input in opset 18)."""
         if self.opset >= 18:
-            return self.node("ReduceMax", [name, self.constant(np.array(axes, np.int64), f"{wanted}/axes")], wanted, keepdims=1)
-        return self.node("ReduceMax", [name], wanted, axes=axes, keepdims=1)
+            return self.node(op, [name, self.constant(np.array(axes, np.int64), f"{wanted}/axes")], wanted, keepdims=1)
+        return self.node(op, [name], wanted, axes=axes, keepdims=1)

@@ -10,9 +10,10 @@ OPSET = 13
 
 
 def projection_model(elem_type: int = TensorProto.FLOAT) -> onnx.ModelProto:
-    """``scores = Conv(features - mean, components)``: inputs ``features`` ``(B, C, h, w)`` (of ``elem_type``,
-    float32 or float16: cast to float32 first), ``mean`` ``(1, C, 1, 1)`` and ``components`` ``(k, C, 1, 1)``
-    float32; output ``scores`` ``(B, k, h, w)`` float32."""
+    """``scores = components @ (features - mean)`` over each image's pixels: inputs ``features``
+    ``(B, C, h, w)`` (of ``elem_type``, float32 or float16: cast to float32 first), ``mean`` ``(1, C, 1, 1)``
+    and ``components`` ``(k, C)`` float32; output ``scores`` ``(B, k, h * w)`` float32. A ``MatMul``, not a
+    1x1 ``Conv``: OpenVINO's CPU plugin takes no convolution whose weights are an input."""
     nodes = []
     features = "features"
     if elem_type != TensorProto.FLOAT:
@@ -20,14 +21,16 @@ def projection_model(elem_type: int = TensorProto.FLOAT) -> onnx.ModelProto:
         features = "features_float"
     nodes += [
         helper.make_node("Sub", [features, "mean"], ["centred"]),
-        helper.make_node("Conv", ["centred", "components"], ["scores"], kernel_shape=[1, 1]),
+        helper.make_node("Constant", [], ["by_pixel"], value=helper.make_tensor("by_pixel", TensorProto.INT64, [3], [0, 0, -1])),
+        helper.make_node("Reshape", ["centred", "by_pixel"], ["rows"]),
+        helper.make_node("MatMul", ["components", "rows"], ["scores"]),
     ]
     graph = helper.make_graph(
         nodes, "pfv_projection",
         [helper.make_tensor_value_info("features", elem_type, ["B", "C", "h", "w"]),
          helper.make_tensor_value_info("mean", TensorProto.FLOAT, [1, "C", 1, 1]),
-         helper.make_tensor_value_info("components", TensorProto.FLOAT, ["k", "C", 1, 1])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["B", "k", "h", "w"])],
+         helper.make_tensor_value_info("components", TensorProto.FLOAT, ["k", "C"])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["B", "k", "pixels"])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 7

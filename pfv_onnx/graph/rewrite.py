@@ -33,7 +33,7 @@ ACTIVATION = "pfv_activation"
 STATISTICS = (
     "pfv_final_sum",  # (B, 1, h, w) float32: F_N's channel sum
     "pfv_channel_sums",  # (B, C) float32: each image's sum of F_N over its pixels
-    "pfv_scatter",  # (1, C, C) float32: sum over the run's pixels of F_N F_N^T
+    "pfv_scatter",  # (1, C, C) float32: sum over the run's pixels of (F_N - m)(F_N - m)^T, m the run's mean
 )
 
 
@@ -126,7 +126,9 @@ def add_pfv_outputs(
         activation_in_graph: also output ``A^b`` at the input size.
         statistics: also output what the decomposition needs of ``F_N`` (:data:`STATISTICS`), so that on an
             accelerator ``F_N`` itself can stay there: its channel sum, each image's channel sums, and the
-            ``C x C`` sum of its pixels' outer products over the run (a leading axis of 1, not the batch).
+            ``C x C`` scatter of its pixels about their mean over the run (a leading axis of 1, not the
+            batch; centred on the device, where a GPU's float32 or TF32 products would lose the small
+            variances beside large means).
     """
     if activation_in_graph and spec.size is None:
         raise ModelError("the model's input size is not fixed, so A^b cannot be sized inside the graph")
@@ -139,12 +141,12 @@ def add_pfv_outputs(
         del graph.output[:]
     first_added = len(graph.node)
 
-    maps = [_channel_sum(build, tap, f"pfv_map_{i}") for i, tap in enumerate(plan.layers)]
+    maps = [channel_sum(build, tap, f"pfv_map_{i}") for i, tap in enumerate(plan.layers)]
     activation = None
     if activation_in_graph:
         assert spec.size is not None
         # With no earlier layer, F_N's own channel sum stands in for A^b (as in the core).
-        sources = list(zip(plan.layers, maps)) or [(plan.final, _channel_sum(build, plan.final, "pfv/final_sum"))]
+        sources = list(zip(plan.layers, maps)) or [(plan.final, channel_sum(build, plan.final, "pfv/final_sum"))]
         upsampled = [build.resize(name, (tap.height, tap.width), spec.size, f"pfv/upsample_{i}") for i, (tap, name) in enumerate(sources)]
         activation = build.node("Sum", upsampled, ACTIVATION)
 
@@ -179,7 +181,7 @@ def add_pfv_outputs(
     return out
 
 
-def _channel_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str:
+def channel_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str:
     """Append ``Conv(tap, ones(1, C, 1, 1))``: the ``(B, 1, h, w)`` float32 channel sum of a tap.
 
     A float16 tap is cast to float32 first: a sum over hundreds of channels overflows float16. A tap that
@@ -188,9 +190,7 @@ def _channel_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str:
     quantised = _quantised_sum(build, tap, wanted)
     if quantised is not None:
         return quantised
-    source = tap.name
-    if tap.elem_type != TensorProto.FLOAT:
-        source = build.node("Cast", [tap.name], f"{wanted}/float", to=TensorProto.FLOAT)
+    source = build.as_float(tap.name, tap.elem_type, f"{wanted}/float")
     ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=np.float32), f"{wanted}/ones")
     return build.node("Conv", [source, ones], wanted, kernel_shape=[1, 1])
 
@@ -199,15 +199,16 @@ def _statistics(build: GraphBuilder, final: Tap, batch: int | str) -> tuple[str,
     """Append the three :data:`STATISTICS` of ``F_N`` and declare them as outputs."""
     graph = build.graph
     channels, pixels = final.channels, final.height * final.width
-    final_sum = _channel_sum(build, final, STATISTICS[0])
-    source = final.name if final.elem_type == TensorProto.FLOAT else build.node("Cast", [final.name], "pfv/statistics/float", to=TensorProto.FLOAT)
+    final_sum = channel_sum(build, final, STATISTICS[0])
+    source = build.as_float(final.name, final.elem_type, "pfv/statistics/float")
     # GlobalAveragePool, not ReduceSum: its axes moved from an attribute to an input in opset 13.
     means = build.node("GlobalAveragePool", [source], "pfv/statistics/means")
     sums = build.node("Flatten", [build.node("Mul", [means, build.constant(np.float32(pixels), "pfv/statistics/pixels")], "pfv/statistics/sums")],
                       STATISTICS[1], axis=1)
     by_channel = build.node("Transpose", [source], "pfv/statistics/by_channel", perm=[1, 0, 2, 3])
     rows = build.node("Reshape", [by_channel, build.constant(np.array([1, channels, -1], np.int64), "pfv/statistics/shape")], "pfv/statistics/rows")
-    scatter = build.node("MatMul", [rows, build.node("Transpose", [rows], "pfv/statistics/columns", perm=[0, 2, 1])], STATISTICS[2])
+    centred = build.node("Sub", [rows, build.reduce("ReduceMean", rows, [2], "pfv/statistics/mean")], "pfv/statistics/centred")
+    scatter = build.node("MatMul", [centred, build.node("Transpose", [centred], "pfv/statistics/columns", perm=[0, 2, 1])], STATISTICS[2])
     graph.output.extend([
         helper.make_tensor_value_info(final_sum, TensorProto.FLOAT, [batch, 1, final.height, final.width]),
         helper.make_tensor_value_info(sums, TensorProto.FLOAT, [batch, channels]),

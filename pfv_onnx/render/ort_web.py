@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import io
 import os
 import tarfile
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 from ..errors import PFVError
@@ -52,10 +54,12 @@ def runtime_files(tarball: str | Path | None = None) -> tuple[str, bytes]:
     """
     if tarball is not None:
         data = _read(Path(tarball))
+        _check(data, str(tarball))
     else:
         cached = cache_folder() / f"onnxruntime-web-{VERSION}.tgz"
-        data = _read(cached) if cached.is_file() else _fetch(cached)
-    _check(data, str(tarball) if tarball is not None else URL)
+        data = _read(cached) if cached.is_file() else None
+        if data is None or not _intact(data):  # not there yet, or damaged since: fetched again
+            data = _fetch(cached)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         module, wasm = (archive.extractfile(name) for name in (MODULE, WASM))
         assert module is not None and wasm is not None  # the checked tarball holds both
@@ -72,23 +76,30 @@ def _read(path: Path) -> bytes:
 
 
 def _fetch(cached: Path) -> bytes:
+    """The tarball from the registry, checked, and kept in ``cached`` when the cache folder can be written."""
     try:
         with urllib.request.urlopen(URL, timeout=60) as response:
             data = response.read(MAX_BYTES + 1)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise PFVError(
             f"cannot fetch onnxruntime-web {VERSION} from the npm registry ({getattr(exc, 'reason', exc)}): "
             f"give its tarball with --ort-web (npm pack onnxruntime-web@{VERSION})"
         ) from None
     _check(data, URL)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(cached) as tmp:
-        tmp.write_bytes(data)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:  # an unwritable cache costs a fetch next time, nothing else
+        warnings.warn(f"cannot keep onnxruntime-web in {cached.parent} ({exc.strerror}): it is fetched again next time", stacklevel=2)
     return data
+
+
+def _intact(data: bytes) -> bool:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode() == INTEGRITY
 
 
 def _check(data: bytes, where: str) -> None:
     """Refuse anything but the registry's tarball of :data:`VERSION`."""
-    digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-    if digest != INTEGRITY:
+    if not _intact(data):
         raise PFVError(f"{where}: not onnxruntime-web {VERSION} as the npm registry publishes it (its SHA-512 differs)")

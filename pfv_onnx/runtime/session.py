@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -103,13 +103,8 @@ class Session:
         weights_dir: Path | None = None,
     ):
         ort = onnxruntime()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
+        self._threads, self._spin = threads, spin
+        options = self._options()
         if weights_dir is not None:
             # The graph goes as bytes, its external weights are read from their folder.
             options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(weights_dir))
@@ -132,13 +127,24 @@ class Session:
         # On an accelerator, I/O binding: the input goes to the device once and only the requested outputs
         # (A^b or the small per-layer maps, F_N, the logits) come back, into host buffers onnxruntime sizes.
         self.binding = self.providers[0] != "CPUExecutionProvider" if binding is None else binding
+        self._projections: dict[str, Any] = {}
+
+    def _options(self) -> Any:
+        options = onnxruntime().SessionOptions()
+        options.graph_optimization_level = onnxruntime().GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+        if not self._spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self._threads is not None:
+            options.intra_op_num_threads = int(self._threads)
+        return options
 
     @property
     def providers(self) -> list[str]:
         return list(self._session.get_providers())
 
     def run(
-        self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None, totals: Sequence[str] = (), kept: Sequence[str] = ()
+        self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None, per_run: Sequence[str] = (), kept: Sequence[str] = ()
     ) -> dict[str, Any]:
         """Run ``batch`` (``(B, ...)``, ``B >= 1``) and return each requested output concatenated over ``B``.
 
@@ -147,12 +153,12 @@ class Session:
         (all at once when ``None``). Every requested output must have the batch as its first axis, except:
 
         Args:
-            totals: outputs that are sums over a run's images with a leading axis of 1: summed over the
-                chunks in float64. A padded chunk's copies are taken out, from one more run of copies only.
+            per_run: outputs that describe a whole run (a leading axis of 1): each is a list of
+                :class:`RunValue`, one per chunk.
             kept: outputs left in onnxruntime, on the provider's device: each is a :class:`KeptOutput`.
         """
         names = list(dict.fromkeys(outputs if outputs is not None else self.output_names))
-        totals, kept = list(totals), list(kept)
+        per_run, kept = list(per_run), list(kept)
         total = batch.shape[0]
         if total < 1:
             raise PFVError("no images to run")
@@ -160,28 +166,24 @@ class Session:
             raise PFVError(f"chunk_size must be at least 1, got {chunk_size}")
         step = self.fixed_batch or chunk_size or total
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        sums: dict[str, np.ndarray] = {}
-        stored: dict[str, KeptOutput] = {name: KeptOutput(self) for name in kept}
+        runs: dict[str, list[RunValue]] = {name: [] for name in per_run}
+        stored = {name: KeptOutput(self) for name in kept}
         for start in range(0, total, step):
             chunk = batch[start : start + step]
             used = chunk.shape[0]
             if self.fixed_batch is not None and used < step:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - used, axis=0)])
-            results, values = self._run_interruptibly(chunk, names + totals, kept)
+            results, values = self._run_interruptibly(chunk, names + per_run, kept)
             for name, value in zip(names, results):
                 if value.ndim == 0 or value.shape[0] != chunk.shape[0]:
                     raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
                 parts[name].append(value[:used])
-            for name, value in zip(totals, results[len(names) :]):
-                sums[name] = sums.get(name, 0.0) + value.astype(np.float64)
-            if used < chunk.shape[0] and totals:  # take the padding's copies of the last image out of the sums
-                copies = self._run_interruptibly(np.repeat(chunk[used - 1 : used], step, axis=0), totals, [])[0]
-                for name, value in zip(totals, copies):
-                    sums[name] -= value.astype(np.float64) * ((step - used) / step)
+            for name, value in zip(per_run, results[len(names) :]):
+                runs[name].append(RunValue(value[0], used, used < chunk.shape[0]))
             for name, value in zip(kept, values):
                 stored[name].add(value, used)
         found = {name: values[0] if len(values) == 1 else np.concatenate(values) for name, values in parts.items()}
-        return {**found, **sums, **stored}
+        return {**found, **runs, **stored}
 
     def _run_interruptibly(self, chunk: np.ndarray, names: list[str], kept: list[str]) -> tuple[list[np.ndarray], list[Any]]:
         """One inference call, run by a helper thread while this one waits, so that Ctrl-C reaches Python
@@ -235,15 +237,14 @@ class Session:
         """onnxruntime's name of the memory the first provider computes in."""
         return DEVICES.get(self.providers[0], "cpu")
 
-    @functools.lru_cache(maxsize=None)
     def projection(self, elem_type: str) -> Any:
-        """A session on the same providers for :func:`pfv_onnx.graph.projection_model` of features of
-        ``elem_type`` (onnxruntime's name: ``tensor(float)``, ``tensor(float16)``), made when first used."""
-        ort = onnxruntime()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        kind = TensorProto.FLOAT16 if elem_type == "tensor(float16)" else TensorProto.FLOAT
-        return ort.InferenceSession(projection_model(kind).SerializeToString(), options, providers=self.providers)
+        """A session on the same providers and options for :func:`pfv_onnx.graph.projection_model` of features
+        of ``elem_type`` (onnxruntime's name: ``tensor(float)``, ``tensor(float16)``), made when first used."""
+        if elem_type not in self._projections:
+            kind = TensorProto.FLOAT16 if elem_type == "tensor(float16)" else TensorProto.FLOAT
+            model = projection_model(kind).SerializeToString()
+            self._projections[elem_type] = onnxruntime().InferenceSession(model, self._options(), providers=self.providers)
+        return self._projections[elem_type]
 
     def output_shape(self, name: str) -> list[int | str | None] | None:
         """The declared shape of output ``name`` (ints, symbolic names or ``None``), ``None`` if unknown."""
@@ -251,36 +252,69 @@ class Session:
         return None if output is None else list(output.shape)
 
 
+@dataclass(frozen=True)
+class RunValue:
+    """An output that describes a whole run (a leading axis of 1): its ``value`` for one chunk of ``used``
+    images, and whether the chunk was ``padded`` with copies of its last image (which the value includes)."""
+
+    value: np.ndarray
+    used: int
+    padded: bool
+
+
 class KeptOutput:
-    """An output left in onnxruntime, chunk by chunk, on the provider's device: read whole with
-    :meth:`fetch`, or as the projection of its pixels on a few directions with :meth:`project`, which
-    brings back only the ``k`` projected channels."""
+    """An output left in onnxruntime, chunk by chunk, on the provider's device: read with :meth:`fetch`
+    (whole) or :meth:`chunk`, or as the projection of its pixels on a few directions with :meth:`project`,
+    which brings back only the ``k`` projected channels."""
 
     def __init__(self, session: Session):
         self._session = session
         self._chunks: list[tuple[Any, int]] = []
+        self._fetched: np.ndarray | None = None
 
     def add(self, value: Any, used: int) -> None:
         self._chunks.append((value, used))
 
+    def chunk(self, i: int) -> np.ndarray:
+        """Chunk ``i`` as an array (padding dropped)."""
+        value, used = self._chunks[i]
+        return _on_device(lambda: value.numpy()[:used])
+
     def fetch(self) -> np.ndarray:
-        """The whole output as an array (its images concatenated, padding dropped)."""
-        return np.concatenate([value.numpy()[:used] for value, used in self._chunks])
+        """The whole output as an array (its images concatenated, padding dropped); the device's copy is
+        released."""
+        if self._fetched is None:
+            self._fetched = np.concatenate([self.chunk(i) for i in range(len(self._chunks))])
+            self._chunks = []
+        return self._fetched
 
     def project(self, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
         """``(B, h, w, k)`` float32 ``(F - mean) @ components.T`` of a ``(B, C, h, w)`` feature map, computed
         where it is (``mean`` ``(C,)``, ``components`` ``(k, C)``)."""
-        channels = components.shape[1]
-        mean32 = np.ascontiguousarray(mean, dtype=np.float32).reshape(1, channels, 1, 1)
-        weights = np.ascontiguousarray(components, dtype=np.float32).reshape(-1, channels, 1, 1)
-        parts = []
-        for value, used in self._chunks:
-            session = self._session.projection(value.data_type())
-            binding = session.io_binding()
-            binding.bind_ortvalue_input("features", value)
-            binding.bind_cpu_input("mean", mean32)
-            binding.bind_cpu_input("components", weights)
-            binding.bind_output("scores", "cpu")
-            session.run_with_iobinding(binding)
-            parts.append(binding.get_outputs()[0].numpy()[:used])
-        return np.concatenate(parts).transpose(0, 2, 3, 1)
+        if self._fetched is not None:
+            return ((self._fetched.transpose(0, 2, 3, 1) - mean) @ components.T).astype(np.float32)
+        mean32 = np.ascontiguousarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        weights = np.ascontiguousarray(components, dtype=np.float32)
+        return np.concatenate([_on_device(lambda: self._project(value, used, mean32, weights)) for value, used in self._chunks])
+
+    def _project(self, value: Any, used: int, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+        session = self._session.projection(value.data_type())
+        binding = session.io_binding()
+        binding.bind_ortvalue_input("features", value)
+        binding.bind_cpu_input("mean", mean)
+        binding.bind_cpu_input("components", components)
+        binding.bind_output("scores", "cpu")
+        session.run_with_iobinding(binding)
+        _, _, height, width = value.shape()
+        scores = binding.get_outputs()[0].numpy()[:used]
+        return scores.reshape(used, -1, height, width).transpose(0, 2, 3, 1)
+
+
+def _on_device(read: Callable[[], np.ndarray]) -> np.ndarray:
+    """``read()``, with onnxruntime's failures as one line."""
+    try:
+        return read()
+    except PFVError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"onnxruntime failed to read F_N on the device: {first_line(exc)}") from None

@@ -130,10 +130,16 @@ async function showAll(items) {
   status.textContent = `done: ${done} photo${done === 1 ? "" : "s"}; drop more, or choose them below`;
 }
 
-document.getElementById("photos").addEventListener("change", (event) => showAll([...event.target.files].map((f) => [f.name, f])));
+// One photo at a time: a session runs one call at a time, and photos dropped meanwhile wait their turn.
+let queue = Promise.resolve();
+function enqueue(items) {
+  queue = queue.then(() => showAll(items));
+}
+
+document.getElementById("photos").addEventListener("change", (event) => enqueue([...event.target.files].map((f) => [f.name, f])));
 document.addEventListener("dragover", (event) => event.preventDefault());
 document.addEventListener("drop", (event) => {
   event.preventDefault();
-  showAll([...event.dataTransfer.files].filter((f) => f.type.startsWith("image/")).map((f) => [f.name, f]));
+  enqueue([...event.dataTransfer.files].filter((f) => f.type.startsWith("image/")).map((f) => [f.name, f]));
 });
-await showAll((window.PFV_SAMPLES || []).map((s) => [s.name, new Blob([bytesOf(s.data)], { type: s.type })]));
+enqueue((window.PFV_SAMPLES || []).map((s) => [s.name, new Blob([bytesOf(s.data)], { type: s.type })]));
