@@ -312,10 +312,14 @@ class Featurizer:
         fetch_maps = activation is None or maps
         layer_maps = list(outputs.maps) if fetch_maps else []
         stats = outputs.statistics if self.statistics and relative else None
-        names = [*([] if stats else [outputs.final]), *layer_maps, *([activation] if activation else []), *([logits] if logits else []), *(stats[:2] if stats else [])]
-        values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size,
-                                  per_run=stats[2:] if stats else (), kept=[outputs.final] if stats else ())
-        final = (lambda: _feature_map({outputs.final: values[outputs.final].fetch()}, outputs.final, "F_N")) if stats else _feature_map(values, outputs.final, "F_N")
+        fetched = [outputs.final] if stats is None else list(stats[:2])  # F_N, or what the PCA needs of it
+        names = [*fetched, *layer_maps, *([activation] if activation else []), *([logits] if logits else [])]
+        left = {"per_run": stats[2:], "kept": [outputs.final]} if stats else {}
+        values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size, **left)
+        if stats:  # F_N is read from the device only if something asks for it
+            final = lambda: _feature_map({outputs.final: values[outputs.final].fetch()}, outputs.final, "F_N")  # noqa: E731
+        else:
+            final = _feature_map(values, outputs.final, "F_N")
         return Features(
             final=final,
             maps=[_feature_map(values, name, "a channel-sum map", 1)[:, 0] for name in layer_maps] if fetch_maps else None,

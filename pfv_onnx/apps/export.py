@@ -25,8 +25,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
                      preset=options.preset, labels=options.labels, basis=args.basis, uint8=args.uint8, statistics=args.statistics)
     if args.quiet:
         return 0
-    feeds = "the weighting reads" if outputs.picture else "feed A^b"
-    say(f"wrote {dst}: {plural(len(outputs.taps), 'tap')} {feeds}, F_N = {outputs.final}")
+    taps = plural(len(outputs.taps), "tap")
+    say(f"wrote {dst}: " + (f"the weighting reads {taps}" if outputs.picture else f"{taps} feed A^b") + f", F_N = {outputs.final}")
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         say(f"  tap {i}: {tap} -> {name}")
     say("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *(n for n in (outputs.activation, outputs.picture) if n), *(outputs.statistics or ())]))

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import bundled
 from ..console import plural, say
 from ..errors import ImageError, ModelError, PFVError
 from ..featurizer import Featurizer
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
 
 
 def write_folder(out: Path, files: dict[str, str]) -> None:
-    """The page's files, written in a new folder beside ``out`` and moved into it together: a failure
+    """The page's files, written in a hidden folder inside ``out`` and moved out of it together: a failure
     leaves no half-written page."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".pfv-web-") as staging:
@@ -58,12 +59,11 @@ def write_folder(out: Path, files: dict[str, str]) -> None:
 
 def page_files(model_path: str, samples: list[str], tarball: str | None) -> dict[str, str]:
     """The page's files by name: everything is read and checked before anything is written."""
-    featurizer = Featurizer(model_path)  # the input, preset, class names and head as PFV reads them
-    model = load_with_weights(model_path)
+    model = load_with_weights(bundled.resolve_model(model_path))
     picture = read_picture_output(model)
     if picture is None:
         raise PFVError(f"{model_path}: has no PFV picture output; export it with a basis first (pfv-onnx export MODEL DST --basis B)")
-    config = _config(featurizer, picture)
+    config = _config(Featurizer(model_path), picture)  # the input, preset and class names as PFV reads them
     photos = [_sample(path) for path in samples]
     try:
         data = model.SerializeToString()
