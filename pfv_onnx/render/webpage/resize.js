@@ -62,6 +62,21 @@
     return { ksize, bounds, kk };
   }
 
+  // One output pixel: the fixed-point weighted sum of `count` source pixels, the first at byte `start` and
+  // the next `stride` bytes apart (along a row, or down a column), with the weights kk[k0 ...].
+  function accumulate(src, start, stride, count, kk, k0, out, o) {
+    let ss0 = HALF, ss1 = HALF, ss2 = HALF; // the +0.5 of rounding, in fixed point
+    for (let i = 0; i < count; i++) {
+      const p = start + i * stride, k = kk[k0 + i];
+      ss0 += src[p] * k;
+      ss1 += src[p + 1] * k;
+      ss2 += src[p + 2] * k;
+    }
+    out[o] = clip8(ss0);
+    out[o + 1] = clip8(ss1);
+    out[o + 2] = clip8(ss2);
+  }
+
   // ImagingResampleHorizontal_8bpc: `rows` rows of src starting at row `offset`, to RGB.
   // bpp is 4 for the caller's RGBA input, 3 for our own RGB buffers.
   function horizontal(src, bpp, srcW, offset, rows, outW, c) {
@@ -69,18 +84,8 @@
     for (let yy = 0; yy < rows; yy++) {
       const line = (yy + offset) * srcW * bpp;
       for (let xx = 0; xx < outW; xx++) {
-        const xmin = c.bounds[xx * 2], xmax = c.bounds[xx * 2 + 1], k0 = xx * c.ksize;
-        let ss0 = HALF, ss1 = HALF, ss2 = HALF; // the +0.5 of rounding, in fixed point
-        for (let x = 0; x < xmax; x++) {
-          const p = line + (x + xmin) * bpp, k = c.kk[k0 + x];
-          ss0 += src[p] * k;
-          ss1 += src[p + 1] * k;
-          ss2 += src[p + 2] * k;
-        }
-        const o = (yy * outW + xx) * 3;
-        out[o] = clip8(ss0);
-        out[o + 1] = clip8(ss1);
-        out[o + 2] = clip8(ss2);
+        const xmin = c.bounds[xx * 2], xmax = c.bounds[xx * 2 + 1];
+        accumulate(src, line + xmin * bpp, bpp, xmax, c.kk, xx * c.ksize, out, (yy * outW + xx) * 3);
       }
     }
     return out;
@@ -90,19 +95,9 @@
   function vertical(src, bpp, w, outH, c) {
     const out = new Uint8ClampedArray(w * outH * 3);
     for (let yy = 0; yy < outH; yy++) {
-      const ymin = c.bounds[yy * 2], ymax = c.bounds[yy * 2 + 1], k0 = yy * c.ksize;
+      const ymin = c.bounds[yy * 2], ymax = c.bounds[yy * 2 + 1];
       for (let xx = 0; xx < w; xx++) {
-        let ss0 = HALF, ss1 = HALF, ss2 = HALF;
-        for (let y = 0; y < ymax; y++) {
-          const p = ((y + ymin) * w + xx) * bpp, k = c.kk[k0 + y];
-          ss0 += src[p] * k;
-          ss1 += src[p + 1] * k;
-          ss2 += src[p + 2] * k;
-        }
-        const o = (yy * w + xx) * 3;
-        out[o] = clip8(ss0);
-        out[o + 1] = clip8(ss1);
-        out[o + 2] = clip8(ss2);
+        accumulate(src, (ymin * w + xx) * bpp, w * bpp, ymax, c.kk, yy * c.ksize, out, (yy * w + xx) * 3);
       }
     }
     return out;
