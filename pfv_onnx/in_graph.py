@@ -13,8 +13,9 @@ the graph, after the taps:
 
 The result is output ``pfv_rgb``, ``(B, 3, H0, W0)`` float32 in ``[0, 1]``, or with ``uint8``
 ``(B, H0, W0, 3)`` uint8 rounded as :func:`pfv_onnx.render.images.to_uint8` rounds. Only operators of
-opset 9 are used, so the oldest graphs take it. The model's own outputs and the taps stay as they were; the
-metadata key :data:`PICTURE_KEY` describes the picture, and :data:`OUTPUTS_KEY` says what every output is.
+opset 9 are added, so any graph of opset 9 or later takes it. The model's own outputs and the taps stay as
+they were; the metadata key :data:`PICTURE_KEY` describes the picture, and :data:`OUTPUTS_KEY` says what
+every output is.
 """
 
 from __future__ import annotations
