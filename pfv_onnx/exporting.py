@@ -51,16 +51,16 @@ def export(
     preset, input size and resize mode, which are taken from a basis file when not given); its weighting
     decides which taps are kept. The model given must be the original, not one tapped already.
     """
+    src = bundled.resolve_model(src) if isinstance(src, (str, Path)) else src
     if basis is not None and statistics:
         raise PFVError("statistics are for colours relative to the batch: a model with a basis draws its own picture")
     if basis is None:
         if uint8:
             raise PFVError("uint8 is the picture's type: it needs a basis")
-        tapped = tap_model(bundled.resolve_model(src) if isinstance(src, (str, Path)) else src, layers, final, keep_logits,
-                           activation_in_graph=True, size=size, statistics=statistics)
+        tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size, statistics=statistics)
         save_model(tapped.model, dst, tapped, preset, labels)
         return tapped.outputs
-    if read_tapped_outputs(load_model(bundled.resolve_model(src) if isinstance(src, (str, Path)) else src)) is not None:
+    if read_tapped_outputs(load_model(src)) is not None:
         raise ModelError("this model was tapped already: export the original model with the basis")
     if not isinstance(basis, FittedBasis):  # how the basis's images were made, unless given
         header = load_basis(basis)[1]

@@ -33,15 +33,17 @@ from .core.normalise import FLAT_VALUE
 from .core.weighting import RGB
 from .errors import ModelError
 from .options import RESIZE_MODES
-from .graph import TappedOutputs, external_tensors, read_tapped_outputs
-from .graph import Tap
-from .graph.rewrite import channel_sum, set_tapped_outputs
+from .graph import Tap, TappedOutputs, external_tensors, read_tapped_outputs
 from .graph.builder import GraphBuilder
+from .graph.model_io import set_metadata
+from .graph.rewrite import METADATA_KEY, channel_sum
 
 PICTURE = "pfv_rgb"
 PICTURE_KEY = "pfv_onnx_picture"
 OUTPUTS_KEY = "pfv_onnx_outputs"
 LAYOUTS = {"NCHW": "float32", "NHWC": "uint8"}
+# Each layout's picture, in words.
+SHAPES = {"NCHW": "(B, 3, H, W) float32 in [0, 1]", "NHWC": "(B, H, W, 3) uint8"}
 
 
 # The largest picture a record may describe, in pixels (as the largest input pfv-onnx takes).
@@ -70,7 +72,7 @@ class PictureOutput:
 
     def describe(self) -> str:
         """The picture's shape, type and range, in words."""
-        return "(B, H, W, 3) uint8" if self.layout == "NHWC" else "(B, 3, H, W) float32 in [0, 1]"
+        return SHAPES[self.layout]
 
     def to_json(self) -> str:
         """The metadata record (the name is in the tapped outputs' record)."""
@@ -121,11 +123,11 @@ def add_picture(
         resize: how photos were resized to the input for the basis, recorded for the runtimes that prepare
             photos themselves (the web page).
     """
-    _check(model, outputs, basis, blank)
+    final_type, batch, channels = _declared(model, outputs.final)
+    _check(model, outputs, basis, blank, channels)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     build = GraphBuilder(out)
-    final_type = next(o for o in out.graph.output if o.name == outputs.final).type.tensor_type.elem_type
     final = build.as_float(outputs.final, final_type, "pfv/picture/final_float")
     scores = _project(build, final, basis)
     shapes = [m.shape for m in blank.maps]
@@ -140,13 +142,12 @@ def add_picture(
         weighted = build.node("Mul", [build.resize(scores, _hw(blank.final), size, "pfv/picture/up"), weight], "pfv/picture/weighted")
     rgb = _normalised(build, weighted, basis)
     picture = _as_uint8(build, rgb) if uint8 else build.node("Identity", [rgb], PICTURE)
-    batch = _batch_dim(out, outputs.final)
     shape = [batch, *size, RGB] if uint8 else [batch, RGB, *size]
     out.graph.output.append(helper.make_tensor_value_info(picture, TensorProto.UINT8 if uint8 else TensorProto.FLOAT, shape))
     record = PictureOutput(picture, "NHWC" if uint8 else "NCHW", basis.fingerprint(), basis.weighting, basis.hierarchical, tuple(size),
                            basis.scaling.neutral, resize)
-    _describe(out, outputs, record)
-    set_tapped_outputs(out, replace(outputs, picture=picture))
+    set_metadata(out, {PICTURE_KEY: record.to_json(), OUTPUTS_KEY: json.dumps(_describe(out, outputs, record)),
+                       METADATA_KEY: replace(outputs, picture=picture).to_json()})
     if not external_tensors(out):
         try:
             onnx.checker.check_model(out)
@@ -166,8 +167,9 @@ def _by_layers(build: GraphBuilder, scores: str, final_hw, sources: list[str], s
     return build.resize(weighted, at, size, "pfv/picture/up")
 
 
-def _check(model: onnx.ModelProto, outputs: TappedOutputs, basis: FittedBasis, blank: BlankResponse) -> None:
-    """Refuse, with one line, a basis that does not fit the tapped model, and a graph older than opset 9."""
+def _check(model: onnx.ModelProto, outputs: TappedOutputs, basis: FittedBasis, blank: BlankResponse, channels: int | None) -> None:
+    """Refuse, with one line, a basis that does not fit the tapped model (``F_N`` of ``channels``, when
+    declared), and a graph older than opset 9."""
     if basis.scaling is None:
         raise ModelError("the basis has no normalisation yet (fit it on data first)")
     if outputs.picture is not None:
@@ -177,7 +179,6 @@ def _check(model: onnx.ModelProto, outputs: TappedOutputs, basis: FittedBasis, b
     sources = source_count(basis.weighting, len(outputs.maps))
     if len(basis.layer_peaks) != sources:
         raise ModelError(f"the basis weights {len(basis.layer_peaks)} layers, the model's {basis.weighting} weighting reads {sources}")
-    channels = _channels(model, outputs.final)
     if channels is not None and basis.pca.mean.shape[0] != channels:
         raise ModelError(f"the basis has {basis.pca.mean.shape[0]} channels, the model's F_N {channels}")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -185,10 +186,14 @@ def _check(model: onnx.ModelProto, outputs: TappedOutputs, basis: FittedBasis, b
         raise ModelError(f"the picture needs operators of opset 9 or later; the model is opset {opset}")
 
 
-def _channels(model: onnx.ModelProto, name: str) -> int | None:
-    value = next(o for o in model.graph.output if o.name == name)
-    dims = value.type.tensor_type.shape.dim
-    return dims[1].dim_value if len(dims) == 4 and dims[1].HasField("dim_value") else None
+def _declared(model: onnx.ModelProto, name: str) -> tuple[int, int | str, int | None]:
+    """Output ``name``'s element type, its batch dimension (a number or a symbolic name) and its channels
+    (``None`` when not declared), as the graph declares them."""
+    tensor = next(o for o in model.graph.output if o.name == name).type.tensor_type
+    dims = tensor.shape.dim
+    batch = (dims[0].dim_value if dims[0].HasField("dim_value") else dims[0].dim_param or "batch") if dims else "batch"
+    channels = dims[1].dim_value if len(dims) == 4 and dims[1].HasField("dim_value") else None
+    return tensor.elem_type, batch, channels
 
 
 def _hw(array: np.ndarray) -> tuple[int, int]:
@@ -278,17 +283,8 @@ def _as_uint8(build: GraphBuilder, rgb: str) -> str:
     return build.node("Cast", [rounded], PICTURE, to=TensorProto.UINT8)
 
 
-def _batch_dim(model: onnx.ModelProto, final: str) -> int | str:
-    """The batch dimension as ``F_N``'s output declares it (a number or a symbolic name)."""
-    value = next(o for o in model.graph.output if o.name == final)
-    dims = value.type.tensor_type.shape.dim
-    if dims and dims[0].HasField("dim_value"):
-        return dims[0].dim_value
-    return dims[0].dim_param if dims and dims[0].dim_param else "batch"
-
-
-def _describe(model: onnx.ModelProto, outputs: TappedOutputs, picture: PictureOutput) -> None:
-    """Write the picture's record and a sentence for every output into the metadata and the outputs' doc strings."""
+def _describe(model: onnx.ModelProto, outputs: TappedOutputs, picture: PictureOutput) -> dict[str, str]:
+    """A sentence for every output, also written into the outputs' doc strings."""
     fixed = f"basis {picture.basis}, {picture.weighting} weighting{' (hierarchical)' if picture.hierarchical else ''}"
     sentences = {name: "the model's own output, unchanged" for name in outputs.original}
     sentences[outputs.final] = "F_N, the final feature map PFV decomposes"
@@ -299,9 +295,4 @@ def _describe(model: onnx.ModelProto, outputs: TappedOutputs, picture: PictureOu
     for value in model.graph.output:
         if value.name in sentences:
             value.doc_string = sentences[value.name]
-    entries = {PICTURE_KEY: picture.to_json(), OUTPUTS_KEY: json.dumps(sentences)}
-    kept = [p for p in model.metadata_props if p.key not in entries]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for key, value in entries.items():
-        model.metadata_props.add(key=key, value=value)
+    return sentences

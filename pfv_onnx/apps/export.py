@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-import onnx
-
 from ..console import plural, say
 from ..files import check_output_file
 from ..options import Options
 from ..errors import PFVError
 from ..exporting import export
-from ..in_graph import read_picture_output
+from ..in_graph import SHAPES
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
@@ -30,9 +28,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     for i, (tap, name) in enumerate(zip(outputs.taps, outputs.maps)):
         say(f"  tap {i}: {tap} -> {name}")
     say("  outputs: " + ", ".join([*outputs.original, outputs.final, *outputs.maps, *(n for n in (outputs.activation, outputs.picture) if n), *(outputs.statistics or ())]))
-    picture = read_picture_output(onnx.load(str(dst), load_external_data=False)) if outputs.picture else None
-    if picture is not None:
-        say(f"  the PFV picture under {args.basis}: {picture.name}, {picture.describe()}")
+    if outputs.picture:
+        say(f"  the PFV picture under {args.basis}: {outputs.picture}, {SHAPES['NHWC' if args.uint8 else 'NCHW']}")
     if outputs.activation is None and not outputs.picture:
         say("  no A^b output: the model's input size is open (fix it with --size H W)")
     return 0

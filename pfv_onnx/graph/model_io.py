@@ -79,13 +79,17 @@ def with_metadata(model: onnx.ModelProto, **entries: str) -> onnx.ModelProto:
     """A copy of ``model`` whose metadata holds ``entries`` (replacing entries of the same keys)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    kept = [p for p in out.metadata_props if p.key not in entries]
-    del out.metadata_props[:]
-    out.metadata_props.extend(kept)
-    for key, value in entries.items():
-        entry = out.metadata_props.add()
-        entry.key, entry.value = key, value
+    set_metadata(out, entries)
     return out
+
+
+def set_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> None:
+    """Write ``entries`` into the metadata of ``model`` (one being built), replacing entries of the same keys."""
+    kept = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
 
 
 def load_with_weights(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import ModelError
 from .builder import GraphBuilder
 from .inputs import InputSpec
-from .model_io import external_tensors
+from .model_io import external_tensors, set_metadata
 from .taps import Tap, TapPlan
 
 METADATA_KEY = "pfv_onnx"
@@ -172,7 +172,7 @@ def add_pfv_outputs(
         original=tuple(original),
         statistics=added,
     )
-    set_tapped_outputs(out, tapped)
+    set_metadata(out, {METADATA_KEY: tapped.to_json()})
     if not external_tensors(out):  # the checker cannot follow external weights of an in-memory model
         try:
             onnx.checker.check_model(out)
@@ -277,16 +277,6 @@ def _batch_param(model: onnx.ModelProto, input_name: str) -> str:
     """The symbolic batch dimension's name of the image input, so the new outputs share it."""
     value = next(v for v in model.graph.input if v.name == input_name)
     return value.type.tensor_type.shape.dim[0].dim_param or "batch"
-
-
-def set_tapped_outputs(model: onnx.ModelProto, tapped: TappedOutputs) -> None:
-    for i, prop in enumerate(model.metadata_props):
-        if prop.key == METADATA_KEY:
-            del model.metadata_props[i]
-            break
-    entry = model.metadata_props.add()
-    entry.key = METADATA_KEY
-    entry.value = tapped.to_json()
 
 
 def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
