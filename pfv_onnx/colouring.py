@@ -11,6 +11,7 @@ import numpy as np
 
 from . import memory
 from .core import BlankResponse, FittedBasis, PrincipalComponents, Visualisation, transform, visualise
+from .core.activation import channel_sum
 from .core.decomposition import pca_from_covariance
 from .console import plural
 from .errors import PFVError
@@ -26,6 +27,7 @@ def colour(
     basis: FittedBasis | None = None,
     threads: int | None = None,
     blank: BlankResponse | None = None,
+    decomposed: tuple[PrincipalComponents, np.ndarray] | None = None,
 ) -> Visualisation:
     """The NumPy part of PFV on the features of one analysis batch: relative to the batch with the
     ``method`` options, or with ``basis`` (which fixes the method).
@@ -34,6 +36,8 @@ def colour(
         size: ``(H0, W0)``, the model's input size.
         threads: threads for the core (default: the cores this process may use).
         blank: the channel sums of a featureless image, for the ``focus`` weighting.
+        decomposed: the batch's components and ``(B, h, w, k)`` scores, found already (the same batch
+            coloured with another weighting); otherwise from ``F_N``, or from its statistics in the graph.
 
     Raises:
         PFVError: the batch cannot be coloured (too few pixels for the components, the per-layer maps
@@ -55,10 +59,13 @@ def colour(
             if basis is not None:
                 return transform(features.final, maps, size, basis, activation=activation, threads=threads, blank=blank)
             started = time.perf_counter()
-            decomposed = _decomposed(statistics, options) if statistics is not None else None
+            if decomposed is None and statistics is not None:
+                decomposed = _decomposed(statistics, options)
             spent = time.perf_counter() - started
+            # Once decomposed, only F_N's channel sum is needed of it.
+            final = features.final if decomposed is None else statistics.final_sum if statistics is not None else channel_sum(features.final)
             vis = visualise(
-                statistics.final_sum if statistics is not None else features.final, maps, size, n_components=options.n_components,
+                final, maps, size, n_components=options.n_components,
                 hierarchical=options.hierarchical, n_sigma=options.n_sigma, solver=options.solver, activation=activation,
                 threads=threads, weighting=options.weighting, blank=blank, decomposed=decomposed,
             )

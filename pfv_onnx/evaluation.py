@@ -187,7 +187,11 @@ def batch_maps(featurizer: Featurizer, features, options: Options, seed: int) ->
     """The PFV picture with ``options.weighting`` ``(B, H, W, 3)`` float32, and every map ``(B, H, W)``
     float32 by name, of one batch's features (all earlier taps' maps included)."""
     size, batch = featurizer.size, features.final.shape[0]
-    visuals = {w: colour(features, size, options.weighted(w), blank=featurizer.blank_for(w)) for w in WEIGHTINGS}
+    # One decomposition for all the weightings: it does not depend on them.
+    first = colour(features, size, options.weighted(WEIGHTINGS[0]), blank=featurizer.blank_for(WEIGHTINGS[0]))
+    visuals = {WEIGHTINGS[0]: first}
+    for w in WEIGHTINGS[1:]:
+        visuals[w] = colour(features, size, options.weighted(w), blank=featurizer.blank_for(w), decomposed=(first.pca, first.scores))
     maps = {picture_name(w): visuals[w].saliency for w in WEIGHTINGS}
     maps.update({map_name(w): visuals[w].activation for w in WEIGHTINGS})
     chosen = visuals[options.weighting]
