@@ -154,8 +154,8 @@ def evaluate(
         for i, scene in enumerate(part):
             entry: dict[str, Any] = {"name": scene.name, "object_share": round(float(scene.mask.mean()), 4)}
             entry["maps"] = {name: {k: round(v, 4) for k, v in localisation(m[i], scene.mask).items()} for name, m in maps.items()}
-            if len(part) > 1:  # against another image's object: the masks' own check
-                other = part[(i + 1) % len(part)].mask
+            if len(scenes) > 1:  # against another image's object, from any batch: the masks' own check
+                other = scenes[(start + i + 1) % len(scenes)].mask
                 for name, m in maps.items():
                     entry["maps"][name]["other_auc"] = round(relevance.roc_auc(m[i], other), 4)
             if scorer is not None:

@@ -126,3 +126,17 @@ def test_masks_that_do_not_belong_to_their_images_are_caught(tmp_path):
         evaluate("mobilenet_v2", [Scene(scenes[0].image, np.zeros((224, 224), np.uint8), "empty")], faithfulness=False)
     with pytest.raises(PFVError, match="model's input size"):
         evaluate("mobilenet_v2", [Scene(scenes[0].image[:100], scenes[0].mask[:100], "small")], faithfulness=False)
+
+
+def test_a_last_batch_of_one_image(tmp_path):
+    """5 images in batches of 4: the last batch holds one image, whose mask check reads another batch's mask."""
+    out = tmp_path / "out"
+    code = main(["evaluate", "mobilenet_v2", "--out", str(out), "--count", "5", "--batch", "4", "--steps", "2", "--quiet"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert code == (0 if summary["controls"]["trustworthy"] else 1)
+    assert summary["images"] == 5 and summary["batch"] == 4
+    assert all("other_auc" in scores and "deletion" in scores for entry in summary["per_image"] for scores in entry["maps"].values())
+    assert summary["controls"]["masks"]["map"] in summary["maps"]
+    # One image alone has no other mask to compare with: the run still ends, without that check.
+    one = evaluate("mobilenet_v2", default_scenes((224, 224), 1), faithfulness=False)
+    assert one.summary["controls"]["masks"] is None and one.summary["images"] == 1
