@@ -150,7 +150,7 @@ class Featurizer:
         """The classifier head when it is global average pooling and one linear layer (for CAM), else ``None``."""
         shape = next((o for o in self.tapped.model.graph.output if o.name == self.final), None)
         dims = [d.dim_value for d in shape.type.tensor_type.shape.dim] if shape is not None else []
-        return linear_head(self.tapped.model, self.final, tuple(dims[2:4]) if len(dims) == 4 else None)
+        return linear_head(self.tapped.model, self.final, tuple(dims[2:4]) if len(dims) == 4 else None, self.tapped.weights_dir)
 
     @property
     def final_shape(self) -> tuple[int, int, int] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -50,3 +52,39 @@ def test_model_metadata_cannot_point_the_weights_elsewhere(tmp_path):
     (own / "weights.bin").unlink()
     with pytest.raises(ModelError, match="weights.bin"):
         PFV(path)
+
+
+def test_external_weights_are_read_from_the_models_folder_not_the_current_one(tmp_path, monkeypatch):
+    """``m.onnx`` + ``m.onnx.data`` opened from another folder: the linear head's weights come from the model's
+    folder like every other weight. A ``m.onnx.data`` planted in the current folder with the head's weights
+    negated changes nothing: not the head, not the classes the atlas names, not evaluate."""
+    from pfv_onnx.cli import main
+
+    model = onnx.load(str(bundled.model_path()))
+    own = tmp_path / "own"
+    own.mkdir()
+    onnx.save(model, str(own / "m.onnx"), save_as_external_data=True, location="m.onnx.data")
+    here = tmp_path / "here"
+    here.mkdir()
+    negated = onnx.load(str(bundled.model_path()))
+    gemm = next(n for n in negated.graph.node if n.op_type == "Gemm")
+    for init in negated.graph.initializer:
+        if init.name in gemm.input[1:]:
+            init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+    onnx.save(negated, str(here / "m.onnx"), save_as_external_data=True, location="m.onnx.data")
+    (here / "m.onnx").unlink()  # only the planted weights stay in the current folder
+    monkeypatch.chdir(here)
+
+    head, expected = PFV(own / "m.onnx").featurizer.head, PFV().featurizer.head
+    np.testing.assert_array_equal(head.weight, expected.weight)
+    np.testing.assert_array_equal(head.bias, expected.bias)
+
+    dataset = bundled.sample_images()[0].parent / "gcompris5"
+    assert main(["inspect", str(own / "m.onnx")]) == 0
+    assert main(["atlas", str(own / "m.onnx"), str(dataset), "--out", str(tmp_path / "atlas"), "--quiet", "--top", "2", "--components", "1"]) == 0
+    assert main(["atlas", "mobilenet_v2", str(dataset), "--out", str(tmp_path / "reference"), "--quiet", "--top", "2", "--components", "1"]) == 0
+    got, reference = (json.loads((tmp_path / name / "summary.json").read_text()) for name in ("atlas", "reference"))
+    assert [s["classes_up"] for s in got["components"][0]["sides"]] == [s["classes_up"] for s in reference["components"][0]["sides"]]
+    code = main(["evaluate", str(own / "m.onnx"), "--out", str(tmp_path / "evaluation"), "--count", "4", "--no-faithfulness", "--quiet"])
+    assert code in (0, 1) and "CAM (top class)" in json.loads((tmp_path / "evaluation" / "summary.json").read_text())["maps"]
+    assert sorted(p.name for p in here.iterdir()) == ["m.onnx.data"]

@@ -8,12 +8,12 @@ class ``k`` is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-from .constants import attribute, constant_tensors
+from .constants import attribute, constant_array, constant_tensors
 from .taps import _reduce_axes
 
 # Ops between the pooling and the linear layer that do not change the values.
@@ -28,12 +28,14 @@ class LinearHead:
     bias: np.ndarray
 
 
-def linear_head(model: onnx.ModelProto, final: str, size: tuple[int, int] | None = None) -> LinearHead | None:
+def linear_head(model: onnx.ModelProto, final: str, size: tuple[int, int] | None = None, weights_dir: Path | None = None) -> LinearHead | None:
     """The head of ``final`` if it is global average pooling then one Gemm or MatMul (+ Add), else ``None``.
 
     Args:
         final: tensor name of ``F_N``.
         size: ``(h, w)`` of ``F_N``; an AveragePool whose kernel is exactly this size counts as global.
+        weights_dir: the folder of the model file, where weights in external files are read from
+            (:func:`~pfv_onnx.graph.weights_folder`).
     """
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
@@ -58,20 +60,20 @@ def linear_head(model: onnx.ModelProto, final: str, size: tuple[int, int] | None
     if node.op_type == "Gemm" and node.input[0] == tensor and node.input[1] in constants:
         if (attribute(node, "transA") or 0) or (attribute(node, "alpha") or 1.0) != 1.0:
             return None
-        weight = numpy_helper.to_array(constants[node.input[1]]).astype(np.float32)
+        weight = constant_array(constants[node.input[1]], weights_dir).astype(np.float32)
         weight = weight if attribute(node, "transB") else weight.T
         bias = np.zeros(weight.shape[0], np.float32)
         if len(node.input) > 2 and node.input[2] in constants:
-            bias = np.broadcast_to(numpy_helper.to_array(constants[node.input[2]]).astype(np.float32) * (attribute(node, "beta") or 1.0), weight.shape[:1]).copy()
+            bias = np.broadcast_to(constant_array(constants[node.input[2]], weights_dir).astype(np.float32) * (attribute(node, "beta") or 1.0), weight.shape[:1]).copy()
         return LinearHead(weight, bias)
     if node.op_type == "MatMul" and node.input[0] == tensor and node.input[1] in constants:
-        weight = numpy_helper.to_array(constants[node.input[1]]).astype(np.float32).T
+        weight = constant_array(constants[node.input[1]], weights_dir).astype(np.float32).T
         bias = np.zeros(weight.shape[0], np.float32)
         add = only_consumer(node.output[0])
         if add is not None and add.op_type == "Add":
             other = next((i for i in add.input if i != node.output[0]), None)
             if other in constants:
-                bias = np.broadcast_to(numpy_helper.to_array(constants[other]).astype(np.float32), weight.shape[:1]).copy()
+                bias = np.broadcast_to(constant_array(constants[other], weights_dir).astype(np.float32), weight.shape[:1]).copy()
         return LinearHead(weight, bias)
     return None
 

@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from ..errors import ModelError
+from .model_io import weight_file
 from .rewrite import needed_nodes
 
 _BLOCK = 1 << 20
@@ -31,7 +31,7 @@ def file_sha256(path: str | Path, model: onnx.ModelProto, weights_dir: Path | No
     _update_from_file(digest, Path(path))
     locations = dict.fromkeys(ExternalDataInfo(t).location for t in model.graph.initializer if uses_external_data(t))
     for location in locations:
-        _update_from_file(digest, _weight_file(weights_dir, location))
+        _update_from_file(digest, weight_file(weights_dir, location))
     return digest.hexdigest()
 
 
@@ -76,7 +76,7 @@ def _update_tensor(digest, tensor: onnx.TensorProto, weights_dir: Path | None) -
     _update_text(digest, "weight", tensor.name, str(tensor.data_type), *map(str, tensor.dims))
     if uses_external_data(tensor):
         info = ExternalDataInfo(tensor)
-        _update_from_file(digest, _weight_file(weights_dir, info.location), info.offset or 0, info.length)
+        _update_from_file(digest, weight_file(weights_dir, info.location), info.offset or 0, info.length)
     else:
         digest.update(numpy_helper.to_array(tensor).tobytes())
 
@@ -91,17 +91,6 @@ def _subgraph_weights(attribute: onnx.AttributeProto) -> list[onnx.TensorProto]:
             for inner in node.attribute:
                 found += _subgraph_weights(inner)
     return found
-
-
-def _weight_file(weights_dir: Path | None, location: str) -> Path:
-    """An external weight file, which must lie in the model's own folder."""
-    if weights_dir is None:
-        raise ModelError("the model's weights are in external files: open it by its path, so that they are read from its folder")
-    folder = weights_dir.resolve()
-    path = (folder / location).resolve()
-    if not path.is_relative_to(folder) or not path.is_file():
-        raise ModelError(f"external weight file {location!r} is not a file in the model's folder {folder}")
-    return path
 
 
 def _update_text(digest, *parts: str) -> None:

@@ -62,6 +62,19 @@ def weights_folder(src: str | Path | bytes | onnx.ModelProto, model: onnx.ModelP
     return None
 
 
+def weight_file(folder: Path | None, location: str) -> Path:
+    """The external weight file ``location`` of a model whose file is in ``folder``: it must be a regular file
+    inside that folder. ``None`` for ``folder`` (a model given in memory) is refused: nothing is read
+    relative to the current folder."""
+    if folder is None:
+        raise ModelError("the model's weights are in external files: open it by its path, so that they are read from its folder")
+    folder = folder.resolve()
+    path = (folder / location).resolve()
+    if not path.is_relative_to(folder) or not path.is_file():
+        raise ModelError(f"external weight file {location!r} is not a file in the model's folder {folder}")
+    return path
+
+
 def with_weights(model: onnx.ModelProto, folder: Path | None) -> onnx.ModelProto:
     """A copy of ``model`` with its external weights read into it from ``folder``: ready to be saved anywhere
     or edited. With ``folder`` ``None``, a plain copy."""

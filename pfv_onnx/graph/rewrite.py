@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ..errors import ModelError
 from .builder import GraphBuilder
+from .constants import constant_array
 from .inputs import InputSpec
 from .model_io import external_tensors, set_metadata
 from .taps import Tap, TapPlan
@@ -226,16 +227,16 @@ def _quantised_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str | None:
     if node is None or node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.domain not in ("", "ai.onnx"):
         return None
     scale, zero_point = (build.constants.get(name) for name in node.input[1:3])
-    if scale is None or zero_point is None or np.size(numpy_helper.to_array(scale)) != 1:
+    if scale is None or zero_point is None or np.size(constant_array(scale)) != 1:
         return None
     kind = zero_point.data_type
-    if kind not in (TensorProto.UINT8, TensorProto.INT8) or np.size(numpy_helper.to_array(zero_point)) != 1:
+    if kind not in (TensorProto.UINT8, TensorProto.INT8) or np.size(constant_array(zero_point)) != 1:
         return None
     dtype = np.uint8 if kind == TensorProto.UINT8 else np.int8
     ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=dtype), f"{wanted}/ones")
-    point = build.constant(numpy_helper.to_array(zero_point).reshape(()).astype(dtype), f"{wanted}/zero_point")
+    point = build.constant(constant_array(zero_point).reshape(()).astype(dtype), f"{wanted}/zero_point")
     counts = build.node("ConvInteger", [node.input[0], ones, point], f"{wanted}/integer", kernel_shape=[1, 1])
-    step = build.constant(numpy_helper.to_array(scale).reshape(()).astype(np.float32), f"{wanted}/scale")
+    step = build.constant(constant_array(scale).reshape(()).astype(np.float32), f"{wanted}/scale")
     return build.node("Mul", [build.node("Cast", [counts], f"{wanted}/float", to=TensorProto.FLOAT), step], wanted)
 
 

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from ..errors import LayerError, ModelError
-from .constants import attribute, constant_tensors
+from .constants import attribute, constant_array, constant_tensors
 from .shapes import TensorInfo
 
 POOLS = {"MaxPool", "AveragePool", "LpPool"}
@@ -73,7 +72,7 @@ class TapPlan:
 def _reduce_axes(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> list[int] | None:
     axes = attribute(node, "axes")
     if axes is None and len(node.input) > 1 and node.input[1] in constants:
-        axes = numpy_helper.to_array(constants[node.input[1]]).tolist()
+        axes = constant_array(constants[node.input[1]]).tolist()
     return None if axes is None else sorted(int(a) % 4 for a in axes)
 
 

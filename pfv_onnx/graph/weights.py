@@ -14,7 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelError
-from .constants import constant_tensors
+from .constants import constant_array, constant_tensors
 from .rewrite import read_tapped_outputs
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -44,7 +44,7 @@ def reinitialise(model: onnx.ModelProto, layers: Iterable[int] | None = None, se
     rng = np.random.default_rng(seed)
     for node in chosen:
         weight = stored[node.input[1]]
-        w = numpy_helper.to_array(weight)
+        w = constant_array(weight)
         if w.ndim < 2:
             continue
         # Conv/ConvTranspose weights are (out, in, k...); Gemm (out, in) with transB, else (in, out); MatMul (in, out).
@@ -53,7 +53,7 @@ def reinitialise(model: onnx.ModelProto, layers: Iterable[int] | None = None, se
         weight.CopyFrom(numpy_helper.from_array(fresh.astype(w.dtype), weight.name))
         if len(node.input) > 2 and node.input[2] in stored:
             bias = stored[node.input[2]]
-            b = numpy_helper.to_array(bias)
+            b = constant_array(bias)
             bias.CopyFrom(numpy_helper.from_array(np.zeros_like(b), bias.name))
     return out
 
