@@ -19,6 +19,7 @@ from typing import Any
 from . import bundled
 from .console import warn
 from .errors import PFVError, first_line
+from .files import claimed_output_file, claimed_output_folder
 from .options import PICTURES, OptionError, Options, given_flags
 from .presets import PRESETS
 from .version import __version__
@@ -27,6 +28,13 @@ ALL_GROUPS = ("model", "images", "method", "runtime")
 # Exit codes: 0 done, 1 done but some inputs skipped (or sanity failed), 2 bad usage or input, 3 a bug of
 # ours, 130 interrupted.
 INTERNAL_ERROR = 3
+# What each command writes: its argument, and whether it is a folder or a file. It is checked, then held by
+# one lock while the command runs, so that a second run writing it is refused and a finished one is not
+# replaced without --overwrite (explain's journal holds the same lock on its folder, for a resume).
+OUTPUTS = {
+    "fit": ("out", claimed_output_file), "export": ("dst", claimed_output_file),
+    **{command: ("out", claimed_output_folder) for command in ("debug", "survey", "sanity", "atlas", "evaluate", "demo", "web")},
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -186,7 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             app = importlib.import_module(f"pfv_onnx.apps.{args.command}")
-            return app.run(args, options_from(args))
+            options = options_from(args)
+            if args.command not in OUTPUTS:
+                return app.run(args, options)
+            name, claimed = OUTPUTS[args.command]
+            with claimed(getattr(args, name), args.overwrite):
+                return app.run(args, options)
     except OptionError as exc:
         warn(f"error: {_flag(exc.option)} {exc.problem}")
         return exc.exit_code

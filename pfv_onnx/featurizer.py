@@ -160,6 +160,14 @@ class Featurizer:
             return None
         return tuple(shape[1:])
 
+    @functools.cached_property
+    def final_channels(self) -> int:
+        """``C`` of ``F_N``: as the model declares it, else read from one pass of a featureless image."""
+        declared = self.final_shape
+        if declared is not None:
+            return declared[0]
+        return int(self.forward(self.model_input(blank_image(self.preset, self.size)[None])).final.shape[1])
+
     @property
     def image_bytes(self) -> int:
         """Memory one image takes on its way through PFV: its model input and its pictures."""

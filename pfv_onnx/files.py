@@ -1,17 +1,28 @@
 """Writing output files atomically (a reader never sees a half-written file, a failure leaves none), and
-the output folders every command writes into."""
+the output folders and files every command writes, each held by one lock while a run writes it."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .errors import PFVError
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: outputs are not locked
+    fcntl = None
+
+# Held (flock) by the run writing into a folder, so that a second run does not write into it meanwhile; the
+# lock goes with the process, however it ends. An output file's lock is ``.NAME.pfv-lock`` beside it.
+LOCK = ".pfv-run.lock"
+LOCK_TRIES = 5
 
 
 @contextmanager
@@ -49,7 +60,7 @@ def check_output_folder(path: str | Path, overwrite: bool = False) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise PFVError(f"{out}: exists and is not a folder")
-    if not overwrite and out.is_dir() and any(out.iterdir()):
+    if not overwrite and out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
         raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
     return out
 
@@ -72,3 +83,89 @@ def check_output_file(path: str | Path, overwrite: bool = False) -> Path:
     if not out.parent.is_dir():
         raise PFVError(f"{out.parent}: no such folder")
     return out
+
+
+def hold_lock(path: Path, what: Path) -> int | None:
+    """Hold the lock file ``path`` (of the output ``what``) and return its descriptor, or refuse: another run
+    is writing ``what`` now. The lock file is never followed through a link nor opened unless it is a
+    regular file; a lock held on a file that another run removed meanwhile is taken again on the new one."""
+    if fcntl is None:
+        return None
+    for _ in range(LOCK_TRIES):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            raise PFVError(f"{path}: cannot be used as the run's lock ({exc.strerror})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise PFVError(f"{path}: is not a regular file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise PFVError(f"{what}: another pfv-onnx run is writing into it now") from None
+        try:
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise PFVError(f"{what}: another pfv-onnx run is writing into it now")
+
+
+def release_lock(path: Path, fd: int | None) -> None:
+    """Remove the lock file ``path`` and let go of the lock ``fd`` (:func:`hold_lock`), in that order: a run
+    waiting for it then takes a new file (:func:`hold_lock` checks that the file it holds is still there)."""
+    if fd is not None:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+@contextmanager
+def claimed_output_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """The output folder of a run, held for the block: checked (:func:`check_output_folder`), made, locked,
+    so that a second run into it is refused while this one writes, and checked again under the lock (a run
+    that finished meanwhile left files). The lock goes at the end; a folder made here that a failed run left
+    empty goes too."""
+    out = check_output_folder(path, overwrite)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK
+    try:
+        fd = hold_lock(lock, out)
+    except BaseException:
+        _remove_if_empty(out, made)
+        raise
+    try:
+        if not overwrite and any(p.name != LOCK for p in out.iterdir()):
+            raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
+        yield out
+    except BaseException:
+        release_lock(lock, fd)
+        _remove_if_empty(out, made)
+        raise
+    release_lock(lock, fd)
+
+
+@contextmanager
+def claimed_output_file(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """The output file of a run, held for the block: checked (:func:`check_output_file`), locked through
+    ``.NAME.pfv-lock`` beside it, so that a second run writing it is refused while this one works, and
+    checked again under the lock, so that a file another run finished meanwhile is not replaced without
+    ``overwrite``."""
+    out = check_output_file(path, overwrite)
+    lock = out.with_name(f".{out.name}.pfv-lock")
+    fd = hold_lock(lock, out)
+    try:
+        check_output_file(out, overwrite)
+        yield out
+    finally:
+        release_lock(lock, fd)
+
+
+def _remove_if_empty(folder: Path, made: bool) -> None:
+    if made:
+        try:
+            folder.rmdir()
+        except OSError:  # something was written: it stays
+            pass

@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from .errors import PFVError
-from .files import write_atomic
-
-try:
-    import fcntl
-except ImportError:  # not on POSIX: runs are not locked
-    fcntl = None
+from .files import LOCK, hold_lock, release_lock, write_atomic
 
 NAME = ".pfv-run.jsonl"
-# Held (flock) by the run writing into the folder, so that a second one does not "resume" it meanwhile;
-# the lock goes with the process, however it ends.
-LOCK = ".pfv-run.lock"
-LOCK_TRIES = 5
 
 
 class RunJournal:
@@ -46,50 +36,36 @@ class RunJournal:
     def start(cls, out: Path, key: dict[str, Any], overwrite: bool = False) -> RunJournal:
         """The journal of a fresh run in ``out``, or that of an interrupted run of the same ``key`` to
         resume. Without ``overwrite``, a folder holding other things, or an unfinished run of another key,
-        is refused."""
+        is refused: before the folder is made, and again once its lock is held (a run that ended meanwhile
+        left files)."""
         if out.exists() and not out.is_dir():
             raise PFVError(f"{out}: exists and is not a folder")
+        cls._resumable(out, key, overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        fd = hold_lock(out / LOCK, out)
+        try:
+            previous = cls._resumable(out, key, overwrite)
+        except BaseException:
+            release_lock(out / LOCK, fd)
+            raise
+        journal = previous or cls(out, key)
+        journal._lock = fd
+        journal.rewrite()  # a resumed one without a last line cut short, so that new lines follow whole ones
+        return journal
+
+    @classmethod
+    def _resumable(cls, out: Path, key: dict[str, Any], overwrite: bool) -> RunJournal | None:
+        """The journal of an interrupted run of ``key`` in ``out`` to resume, or ``None`` for a fresh run;
+        refused as :meth:`start` says."""
         previous = cls.read(out)
-        resume = not overwrite and previous is not None and previous.key == key
-        if not overwrite and not resume:
+        if not overwrite and previous is not None and previous.key == key:
+            return previous
+        if not overwrite:
             if previous is not None:
                 raise PFVError(f"{out}: holds an unfinished run of other inputs or options (use --overwrite, or the same command)")
             if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
                 raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
-        out.mkdir(parents=True, exist_ok=True)
-        journal = previous if resume else cls(out, key)
-        journal.lock()
-        journal.rewrite()  # a resumed one without a last line cut short, so that new lines follow whole ones
-        return journal
-
-    def lock(self) -> None:
-        """Hold the folder's run lock, or refuse: another run is writing into it now. The lock file is never
-        followed through a link nor opened unless it is a regular file; a lock held on a file that another
-        run removed meanwhile is taken again on the new one."""
-        if fcntl is None:
-            return
-        path = self.out / LOCK
-        for _ in range(LOCK_TRIES):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-            except OSError as exc:
-                raise PFVError(f"{path}: cannot be used as the run's lock ({exc.strerror})") from None
-            self._lock = fd
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                self.unlock()
-                raise PFVError(f"{path}: is not a regular file")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                self.unlock()
-                raise PFVError(f"{self.out}: another pfv-onnx run is writing into it now") from None
-            try:
-                if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-                    return
-            except FileNotFoundError:
-                pass
-            self.unlock()
-        raise PFVError(f"{self.out}: another pfv-onnx run is writing into it now")
+        return None
 
     def unlock(self) -> None:
         """Let go of the run lock (the journal stays, for a resume)."""
@@ -130,5 +106,5 @@ class RunJournal:
     def close(self) -> None:
         """The run is complete: the journal and its lock go."""
         self.path.unlink(missing_ok=True)
-        (self.out / LOCK).unlink(missing_ok=True)
-        self.unlock()
+        release_lock(self.out / LOCK, self._lock)
+        self._lock = None

@@ -23,7 +23,7 @@ from .. import bundled
 from ..colouring import BatchResult
 from ..console import say
 from ..core import WEIGHTINGS, class_activation_maps, eigen_cam
-from ..files import check_output_folder, output_folder, write_atomic
+from ..files import output_folder, write_atomic
 from ..graph import load_with_weights, reinitialise
 from ..options import Options
 from ..pfv import PFV
@@ -184,7 +184,7 @@ def _sections(ratios, neutral: float, has_head: bool, fitted: PFV) -> list[Secti
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    out = check_output_folder(args.out, args.overwrite)
+    out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     written = demo(out, args.model, options)
     if not args.quiet:
         say(f"wrote {len(written)} files to {out}/: open {out}/index.html")

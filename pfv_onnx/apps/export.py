@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..console import plural, say
-from ..files import check_output_file
 from ..options import Options
 from ..errors import PFVError
 from ..exporting import export
@@ -18,7 +18,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise PFVError("--uint8 is the picture's type: give --basis too")
     if args.statistics and args.basis:
         raise PFVError("--statistics are for colours relative to the batch: a model exported with --basis draws its own picture")
-    dst = check_output_file(args.dst, args.overwrite)
+    dst = Path(args.dst)  # checked and held by the command line (OUTPUTS)
     outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size,
                      preset=options.preset, labels=options.labels, basis=args.basis, uint8=args.uint8, statistics=args.statistics)
     if args.quiet:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import time
 
 from ..console import plural, say, warn
-from ..files import check_output_file
 from ..options import Options
 from ..pfv import PFV
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when every input was read, 1 when some were skipped."""
-    out = check_output_file(args.out, args.overwrite)
+    out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     started = time.perf_counter()
     pfv = PFV(args.model, options).fit(args.inputs, batch_size=args.batch, dask=args.dask)
     pfv.save_basis(out)

@@ -25,7 +25,7 @@ from ..core.linear_probe import confusion, fit_probe, stratified_split
 from ..core.metrics import foreground, rank_correlation
 from ..errors import ImageError, PFVError
 from ..featurizer import Featurizer
-from ..files import check_output_folder, output_folder, write_report
+from ..files import output_folder, write_report
 from ..options import Options
 from ..pfv import PFV
 from ..preprocess import find_images
@@ -195,7 +195,7 @@ def _probe(featurizer: Featurizer, classes: dict[str, list[Path]], sim: np.ndarr
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    out = check_output_folder(args.out, args.overwrite)
+    out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     summary = survey(PFV(args.model, options), Path(args.dataset), out, per_class=args.per_class, seed=args.seed, probe=args.probe)
     if not args.quiet:
         pairs = "; ".join(f"{a} and {b}" for a, b in (p["classes"] for p in summary["predicted_confusions"]))

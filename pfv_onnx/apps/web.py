@@ -26,7 +26,6 @@ from .. import bundled
 from ..console import plural, say
 from ..errors import ImageError, ModelError, PFVError
 from ..featurizer import Featurizer
-from ..files import check_output_folder
 from ..graph import load_with_weights
 from ..in_graph import PictureOutput, read_picture_output
 from ..options import Options
@@ -38,7 +37,7 @@ MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    out = check_output_folder(args.out, args.overwrite)
+    out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     files = page_files(args.model, args.samples or [], args.ort_web)
     write_folder(out, files)
     if not args.quiet:
