@@ -41,7 +41,7 @@ from .labels import resolve_labels
 from .options import Options
 from .preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
 from .presets import DEFAULT_PRESET, Preset, get_preset
-from .runtime import Session, default_chunk, resolve_providers
+from .runtime import Session, default_chunk, probe_tensors, resolve_providers
 from .tapping import TappedModel, tap_model
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
@@ -159,6 +159,17 @@ class Featurizer:
         if shape is None or len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
             return None
         return tuple(shape[1:])
+
+    @functools.cached_property
+    def final_channels(self) -> int:
+        """``C`` of ``F_N``: as the model declares it, or, when it does not say, read from one run on a dummy
+        input (:func:`pfv_onnx.runtime.probe_tensors`)."""
+        if self.final_shape is not None:
+            return self.final_shape[0]
+        probed = probe_tensors(self.tapped.model, [self.final], self.input, {}, self.tapped.weights_dir)[self.final].shape
+        if probed is None or len(probed) != 4:
+            raise ModelError(f"the model's output {self.final!r}, read as F_N, has shape {probed}, not (batch, channels, height, width)")
+        return int(probed[1])
 
     @property
     def image_bytes(self) -> int:

@@ -266,6 +266,11 @@ class PFV:
         if header is not None:
             featurizer = self.featurizer
             check_basis(header, featurizer.model_sha256, featurizer.features_sha256, self.taps, self.final, self._inputs(), str(basis))
+        # A file's header may say anything of the model: its channels are checked against the model itself.
+        channels = self.featurizer.final_channels
+        if loaded.pca.mean.shape[0] != channels:
+            raise PFVError(f"{basis if header is not None else 'the basis'}: the basis has {loaded.pca.mean.shape[0]} channels, "
+                           f"this model's F_N ({self.final}) has {channels}")
         basis = loaded
         # What the colours mean depends on these: they come from the basis.
         self.options = self.options.replace(**method_of(basis))

@@ -23,6 +23,7 @@ from PIL import Image
 
 import browser
 import graphs
+from conftest import write_basis
 from pfv_onnx import PFV, ModelError, PFVError, bundled, export, memory
 from pfv_onnx.basis_file import load_basis
 from pfv_onnx.cli import INTERNAL_ERROR, main
@@ -314,16 +315,6 @@ def test_many_components_are_drawn_from_the_first_three(tmp_path):
     assert main(["explain", "mobilenet_v2", *PHOTOS, "--out", str(out), "--components", "100", "--quiet"]) == 0
     assert json.loads((out / "summary.json").read_text())["options"]["n_components"] == 100
     assert np.asarray(Image.open(out / "images" / f"{Path(PHOTOS[0]).stem}_components.png")).std() > 5
-
-
-def write_basis(path: Path, source: Path, change) -> Path:
-    """A copy of the basis file ``source`` with its header or arrays changed by ``change(header, arrays)``."""
-    with np.load(source) as data:
-        arrays = {k: data[k] for k in data.files}
-    header = json.loads(bytes(arrays.pop("header")).decode())
-    change(header, arrays)
-    np.savez(path, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
-    return path
 
 
 @pytest.fixture(scope="module")
