@@ -5,9 +5,9 @@ and ``F_N``, weights included: :mod:`pfv_onnx.graph.identity`), ``model_sha256``
 file it was fitted with, for the message), ``taps``, ``final``, ``channels``, ``images``, ``n_samples``,
 ``solver``, and the options that shaped it (``n_components``, ``hierarchical``, ``n_sigma``, ``preset``,
 ``size``, ``resize``). Loading refuses, with one line each: a file that is not a basis (or is truncated,
-damaged, or declares more data than a basis holds), a header whose fields have the wrong types or values,
-a basis from another format version, and a basis from another model, other layers, or other inputs
-(preset, size, resize). The method's options (components, hierarchical weighting, clip) come from the
+damaged, or declares more data than a basis holds), values the float32 arithmetic of the pictures cannot
+hold, a header whose fields have the wrong types or values, a basis from another format version, and a
+basis from another model, other layers, or other inputs (preset, size, resize). The method's options (components, hierarchical weighting, clip) come from the
 basis itself.
 """
 
@@ -26,7 +26,7 @@ from .core.activation import source_count
 from .core.normalise import Scaling, ValueStats
 from .errors import PFVError
 from .files import atomic_path
-from .options import MIN_N_SIGMA, WEIGHTINGS
+from .options import MIN_N_SIGMA, WEIGHTINGS, field_type_problem
 from .version import __version__
 
 FORMAT = "pfv-onnx basis"
@@ -41,6 +41,12 @@ HEADER_TYPES = {
     "n_samples": int, "solver": str, "n_components": int, "hierarchical": bool, "n_sigma": float, "size": list,
     "weighting": str,
 }
+# What the array ``scalars`` holds, in order.
+SCALARS = ("total variance", "prescale", "normalisation mean", "normalisation spread", "clip lo", "clip hi", "activation count",
+           "activation total", "activation squares", "activation lo", "activation hi")
+# float32's largest number and its smallest normal one, as Python floats (compared with a float32, a float64
+# beyond its range would overflow).
+FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
 
 
 def save_basis(path: str | Path, basis: FittedBasis, header: dict[str, Any]) -> Path:
@@ -99,11 +105,9 @@ def _header(header: Any, path: Path) -> dict[str, Any]:
         raise PFVError(f"{path}: basis format version {version} is newer than this pfv-onnx reads (up to {VERSION}); upgrade pfv-onnx")
     if version < VERSION:
         raise PFVError(f"{path}: basis format version {version} was bound to the model file alone; fit the basis again")
-    for field, kind in HEADER_TYPES.items():
-        value = header.get(field)
-        ok = isinstance(value, (int, float) if kind is float else kind) and not (kind is not bool and isinstance(value, bool))
-        if not ok:
-            raise PFVError(f"{path}: damaged basis header: {field} is {value!r}, not a {kind.__name__}")
+    problem = field_type_problem(header, HEADER_TYPES)
+    if problem:
+        raise PFVError(f"{path}: damaged basis header: {problem}")
     if header["images"] < 1 or header["n_samples"] < 2 or not 1 <= header["n_components"] <= header["channels"] <= MAX_CHANNELS:
         raise PFVError(f"{path}: damaged basis header: {header['images']} images, {header['n_samples']} samples, "
                        f"{header['n_components']} components of {header['channels']} channels")
@@ -131,11 +135,37 @@ def _basis(arrays: dict[str, np.ndarray], header: dict[str, Any], path: Path) ->
     if not (prescale > 0 and std > 0 and hi > lo and count >= 1 and (arrays["layer_peaks"] > 0).all() and (arrays["explained_variance"] >= 0).all()):
         raise PFVError(f"{path}: damaged basis: a scale, spread or count that no fit gives (prescale {prescale:g}, spread {std:g}, "
                        f"range {lo:g} to {hi:g}, {count:g} activation values)")
+    problem = _float32_problem(arrays)
+    if problem:
+        raise PFVError(f"{path}: damaged basis: {problem} (pictures are computed in float32)")
     pca = PrincipalComponents(arrays["mean"], components, arrays["explained_variance"], total, header["n_samples"], header["solver"])
     return FittedBasis(
         pca, prescale, tuple(arrays["layer_peaks"].tolist()), header["hierarchical"], float(header["n_sigma"]),
         Scaling(mean, std, lo, hi), header["images"], ValueStats(int(count), a_total, a_squares, a_lo, a_hi), header["weighting"],
     )
+
+
+def _float32_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """What float32 arithmetic cannot hold of a basis's finite float64 ``arrays``, in words, or ``None``.
+
+    The NumPy core and the exported graph compute pictures in float32: every value, and the product and
+    span the picture is made of (components times prescale, clip hi - lo), must be a float32 number, and
+    the scales and divisors (prescale, spread, layer peaks) normal positive ones, whose reciprocals are
+    float32 numbers too.
+    """
+    scalars = dict(zip(SCALARS, arrays["scalars"].tolist()))
+    largest = {name: float(np.abs(a).max(initial=0.0)) for name, a in arrays.items() if name != "scalars"}
+    values = {**scalars, **largest, "components times prescale": largest["components"] * scalars["prescale"],
+              "clip span": scalars["clip hi"] - scalars["clip lo"]}
+    for name, value in values.items():
+        if abs(value) > FLOAT32_MAX:
+            return f"{name} {value:g} is beyond float32's range"
+    divisors = {"prescale": scalars["prescale"], "normalisation spread": scalars["normalisation spread"],
+                **{f"layer peak {i + 1}": peak for i, peak in enumerate(arrays["layer_peaks"].tolist())}}
+    for name, value in divisors.items():
+        if value < FLOAT32_TINY:
+            return f"{name} {value:g} is below float32's smallest normal number"
+    return None
 
 
 def check_basis(

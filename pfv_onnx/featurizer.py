@@ -41,7 +41,7 @@ from .labels import resolve_labels
 from .options import Options
 from .preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
 from .presets import DEFAULT_PRESET, Preset, get_preset
-from .runtime import Session, default_chunk, resolve_providers
+from .runtime import Session, default_chunk, probe_tensors, resolve_providers
 from .tapping import TappedModel, tap_model
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
@@ -162,11 +162,14 @@ class Featurizer:
 
     @functools.cached_property
     def final_channels(self) -> int:
-        """``C`` of ``F_N``: as the model declares it, else read from one pass of a featureless image."""
-        declared = self.final_shape
-        if declared is not None:
-            return declared[0]
-        return int(self.forward(self.model_input(blank_image(self.preset, self.size)[None])).final.shape[1])
+        """``C`` of ``F_N``: as the model declares it, or, when it does not say, read from one run on a dummy
+        input (:func:`pfv_onnx.runtime.probe_tensors`)."""
+        if self.final_shape is not None:
+            return self.final_shape[0]
+        probed = probe_tensors(self.tapped.model, [self.final], self.input, {}, self.tapped.weights_dir)[self.final].shape
+        if probed is None or len(probed) != 4:
+            raise ModelError(f"the model's output {self.final!r}, read as F_N, has shape {probed}, not (batch, channels, height, width)")
+        return int(probed[1])
 
     @property
     def image_bytes(self) -> int:

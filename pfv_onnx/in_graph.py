@@ -32,7 +32,7 @@ from .core.fitted import FittedBasis
 from .core.normalise import FLAT_VALUE
 from .core.weighting import RGB
 from .errors import ModelError
-from .options import RESIZE_MODES
+from .options import RESIZE_MODES, WEIGHTINGS, field_type_problem
 from .graph import Tap, TappedOutputs, external_tensors, read_tapped_outputs
 from .graph.builder import GraphBuilder
 from .graph.model_io import set_metadata
@@ -48,6 +48,8 @@ SHAPES = {"NCHW": "(B, 3, H, W) float32 in [0, 1]", "NHWC": "(B, H, W, 3) uint8"
 
 # The largest picture a record may describe, in pixels (as the largest input pfv-onnx takes).
 MAX_PIXELS = 4096 * 4096
+# The fields of the metadata record and the types they must have (the name is in the tapped outputs' record).
+RECORD_TYPES = {"layout": str, "basis": str, "weighting": str, "hierarchical": bool, "size": list, "neutral": float, "resize": str}
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class PictureOutput:
 
 def read_picture_output(model: onnx.ModelProto) -> PictureOutput | None:
     """The :class:`PictureOutput` a model's metadata records, ``None`` when it has none; refused with one
-    line when the record is damaged or its picture is not one of the model's outputs."""
+    line when the record is damaged, or its picture is not one of the model's outputs or not of the type and
+    shape the record says (the web page reads the output's values as the record says they are)."""
     entry = next((p.value for p in model.metadata_props if p.key == PICTURE_KEY), None)
     if entry is None:
         return None
@@ -90,16 +93,37 @@ def read_picture_output(model: onnx.ModelProto) -> PictureOutput | None:
         raise ModelError(f"the model's {PICTURE_KEY} metadata describes a picture, but the model outputs none")
     try:
         data = json.loads(entry)
-        size = (int(data["size"][0]), int(data["size"][1]))
-        picture = PictureOutput(tapped.picture, str(data["layout"]), str(data["basis"]), str(data["weighting"]), bool(data["hierarchical"]),
-                                size, float(data["neutral"]), str(data["resize"]))
-        if picture.layout not in LAYOUTS or picture.resize not in RESIZE_MODES:
-            raise ValueError(f"layout {picture.layout!r}, resize {picture.resize!r}")
+        problem = field_type_problem(data, RECORD_TYPES) if isinstance(data, dict) else "not a JSON object"
+        if problem:
+            raise ValueError(problem)
+        size = data["size"]
+        if len(size) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) for d in size):
+            raise ValueError(f"size {size}")
+        picture = PictureOutput(tapped.picture, data["layout"], data["basis"], data["weighting"], data["hierarchical"],
+                                (size[0], size[1]), float(data["neutral"]), data["resize"])
+        if picture.layout not in LAYOUTS or picture.resize not in RESIZE_MODES or picture.weighting not in WEIGHTINGS:
+            raise ValueError(f"layout {picture.layout!r}, resize {picture.resize!r}, weighting {picture.weighting!r}")
         if not (0 < size[0] and 0 < size[1] and size[0] * size[1] <= MAX_PIXELS and 0.0 <= picture.neutral <= 1.0):
             raise ValueError(f"size {size}, neutral {picture.neutral}")
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise ModelError(f"the model's {PICTURE_KEY} metadata is unreadable ({exc})") from None
+    _check_declared(model, picture)
     return picture
+
+
+def _check_declared(model: onnx.ModelProto, picture: PictureOutput) -> None:
+    """Refuse, with one line, a picture record that says another type or shape than the graph declares for
+    the picture output: float32 ``(B, 3, H, W)`` for ``NCHW``, uint8 ``(B, H, W, 3)`` for ``NHWC``, with the
+    record's ``(H, W)``."""
+    tensor = next(o for o in model.graph.output if o.name == picture.name).type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    height, width = picture.size
+    wanted = [RGB, height, width] if picture.layout == "NCHW" else [height, width, RGB]
+    if tensor.elem_type != helper.np_dtype_to_tensor_dtype(np.dtype(picture.dtype)) or len(dims) != 4 or dims[1:] != wanted:
+        kind = dict((v, k.lower()) for k, v in TensorProto.DataType.items()).get(tensor.elem_type, f"type {tensor.elem_type}")
+        declared = f"{kind} ({', '.join('?' if d is None else str(d) for d in dims)})"
+        raise ModelError(f"the model's {PICTURE_KEY} metadata says its picture is {picture.describe()} at {height} x {width}, "
+                         f"but output {picture.name!r} is {declared}")
 
 
 def add_picture(

@@ -48,6 +48,20 @@ class OptionError(PFVError):
         self.problem = problem
 
 
+def field_type_problem(record: dict[str, Any], types: dict[str, type]) -> str | None:
+    """The first field of a JSON ``record`` (a basis file's header, a model's metadata) that is not of the
+    type ``types`` names, in words (``"hierarchical is 'no', not a bool"``), or ``None`` when all are.
+
+    As strict as JSON itself: a bool is ``true`` or ``false`` only (never a string or a number, which
+    ``bool()`` would take as true), an int or a float is never a bool, and a float may be written as an int.
+    """
+    for name, kind in types.items():
+        value = record.get(name)
+        if not isinstance(value, (int, float) if kind is float else kind) or (kind is not bool and isinstance(value, bool)):
+            return f"{name} is {value!r}, not a {kind.__name__}"
+    return None
+
+
 # Checks: each validates one value and returns it normalised, or raises OptionError naming the option.
 
 

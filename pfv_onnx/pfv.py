@@ -266,8 +266,11 @@ class PFV:
         if header is not None:
             featurizer = self.featurizer
             check_basis(header, featurizer.model_sha256, featurizer.features_sha256, self.taps, self.final, self._inputs(), str(basis))
-        if loaded.pca.mean.shape[0] != self.featurizer.final_channels:  # before any image is read or any file written
-            raise PFVError(f"{basis if header is not None else 'the basis'}: has {loaded.pca.mean.shape[0]} channels, this model's F_N {self.featurizer.final_channels}")
+        # A file's header may say anything of the model: its channels are checked against the model itself.
+        channels = self.featurizer.final_channels
+        if loaded.pca.mean.shape[0] != channels:
+            raise PFVError(f"{basis if header is not None else 'the basis'}: the basis has {loaded.pca.mean.shape[0]} channels, "
+                           f"this model's F_N ({self.final}) has {channels}")
         basis = loaded
         # What the colours mean depends on these: they come from the basis.
         self.options = self.options.replace(**method_of(basis))

@@ -207,6 +207,24 @@ def final_is_an_output():
     return net.model([image()], [output(b, ["N", 16, 16, 16]), output(pooled, ["N", 16, 1, 1])]), [a], b
 
 
+def final_channels_unknown():
+    """A feature extractor whose graph output is the feature map, with a channel count the graph leaves
+    open (``C``) and that neither shape inference nor onnxruntime can know: a Reshape to a target computed
+    at run time (16 channels)."""
+    net = Net()
+    a = net.conv("image", 3, 8)
+    b = net.conv(net.maxpool(a), 8, 16)
+    # target [0, 16 s, 16 s, 0] with s = (max(b) > -1) = 1 (b is a Relu's): data-dependent, known only at
+    # run time (with one open dimension, onnxruntime would infer it from the element count).
+    positive = net.op("Greater", [net.op("ReduceMax", [b], keepdims=0), net.const(np.array(-1.0, np.float32), "minus_one")])
+    scale = net.op("Reshape", [net.op("Cast", [positive], to=TensorProto.INT64), net.const(np.array([1], np.int64), "one_d")])
+    sides = net.op("Mul", [net.const(np.array([16, 16], np.int64), "sides"), scale])
+    target = net.op("Concat", [net.const(np.array([0], np.int64), "n"), sides, net.const(np.array([0], np.int64), "w")], axis=0)
+    c = net.op("Relu", [net.op("Reshape", [b, target])])
+    pooled = net.op("GlobalAveragePool", [c])
+    return net.model([image()], [output(c, ["N", "C", "H", 16]), output(pooled, ["N", "C", 1, 1])]), [a], c
+
+
 def float16(scale: float = 300.0):
     """A float16 model whose feature maps hold values in the hundreds over 256 channels: their channel
     sums overflow float16 (max 65504)."""

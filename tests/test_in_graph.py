@@ -5,20 +5,24 @@ model, for every weighting."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import replace
 import sys
 from pathlib import Path
 
 import corpus
+import graphs
 import numpy as np
 import onnx
 import pytest
+from conftest import write_basis
 from graphs import half_precision
 from onnx import TensorProto
 
 from pfv_onnx import PFV, bundled, export
-from pfv_onnx.errors import ModelError
+from pfv_onnx.cli import main
+from pfv_onnx.errors import ModelError, PFVError
 from pfv_onnx.graph import read_tapped_outputs, reinitialise
 from pfv_onnx.in_graph import OUTPUTS_KEY, PICTURE_KEY, add_picture, read_picture_output
 from pfv_onnx.render.images import to_uint8
@@ -148,9 +152,19 @@ def test_damaged_picture_metadata_is_refused(tmp_path):
     export("mobilenet_v2", tmp_path / "m.onnx", basis=basis)
     exported = onnx.load(str(tmp_path / "m.onnx"))
     record = next(p for p in exported.metadata_props if p.key == PICTURE_KEY)
-    for damaged in ("{", json.dumps({**json.loads(record.value), "size": [10**6, 10**6]}), json.dumps({**json.loads(record.value), "resize": "../x"})):
-        record.value = damaged
+    written = json.loads(record.value)
+    for change in ({"size": [10**6, 10**6]}, {"resize": "../x"}, {"hierarchical": "no"}, {"size": ["224", "224"]}, {"weighting": "x"}):
+        record.value = json.dumps({**written, **change})
         with pytest.raises(ModelError, match="unreadable"):
+            read_picture_output(exported)
+    record.value = "{"
+    with pytest.raises(ModelError, match="unreadable"):
+        read_picture_output(exported)
+    # A record that says another type or shape than the output: the float (B, 3, H, W) picture read as uint8
+    # (B, H, W, 3), or at another size.
+    for change in ({"layout": "NHWC"}, {"size": [112, 448]}):
+        record.value = json.dumps({**written, **change})
+        with pytest.raises(ModelError, match=r"metadata says its picture is .* but output 'pfv_rgb' is float \(\?, 3, 224, 224\)"):
             read_picture_output(exported)
 
 
@@ -165,3 +179,55 @@ def test_a_tapped_model_or_a_basis_that_does_not_fit_is_refused(tmp_path):
     with pytest.raises(ModelError, match="weights 1 layers"):
         add_picture(featurizer.tapped.model, featurizer.tapped.outputs, narrow, featurizer.blank, featurizer.size)
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def basis_file(tmp_path_factory):
+    return PFV("mobilenet_v2").fit(PHOTOS[:3]).save_basis(tmp_path_factory.mktemp("basis") / "basis.npz")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda h, a: a["scalars"].__setitem__(1, 1e300), "prescale 1e+300 is beyond float32's range"),
+        (lambda h, a: a["mean"].__setitem__(0, 1e39), "mean 1e+39 is beyond float32's range"),
+        (lambda h, a: a["layer_peaks"].__setitem__(0, 1e-310), "layer peak 1 1e-310 is below float32's smallest normal number"),
+        (lambda h, a: a["scalars"].__setitem__(5, 1e39), "clip hi 1e+39 is beyond float32's range"),
+        (lambda h, a: a["scalars"].__setitem__(3, 1e-40), "normalisation spread 1e-40 is below float32's smallest normal number"),
+    ],
+    ids=["prescale", "mean", "layer-peak", "clip", "spread"],
+)
+def test_a_basis_float32_cannot_hold_is_refused_as_it_is_read(tmp_path, capsys, basis_file, change, message):
+    """Finite float64 values that overflow float32 (or divide by a denormal) drew NaN or black pictures, in
+    the exported graph and in Python alike; the basis's features hash is its model's, so only the values
+    can be refused."""
+    damaged = write_basis(tmp_path / "damaged.npz", basis_file, change)
+    dst = tmp_path / "m.pfv.onnx"
+    assert main(["export", "mobilenet_v2", str(dst), "--basis", str(damaged)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.npz"]
+    with pytest.raises(PFVError, match=re.escape(message)):
+        PFV(basis=damaged)
+
+
+def test_a_basis_of_other_channels_is_refused_where_the_model_leaves_them_open(tmp_path, capsys):
+    """F_N is an output whose channel count the graph leaves open and only a run shows (16): a basis of 8
+    channels with the model's features hash was exported unchecked, into a file onnxruntime refuses."""
+    model = tmp_path / "open.onnx"
+    onnx.save(graphs.final_channels_unknown()[0], str(model))
+    pfv = PFV(model, preset="imagenet").fit(PHOTOS[:2])
+    assert pfv.featurizer.final_shape is None  # the case this graph exists for: only a run shows the 16 channels
+    basis = pfv.save_basis(tmp_path / "basis.npz")
+    narrow = write_basis(tmp_path / "narrow.npz", basis, lambda h, a: (h.update(channels=8), a.update(mean=a["mean"][:8], components=a["components"][:, :8])))
+    dst = tmp_path / "m.pfv.onnx"
+    assert main(["export", str(model), str(dst), "--basis", str(narrow)]) == 2
+    err = capsys.readouterr().err
+    assert f"{narrow}: the basis has 8 channels, this model's F_N ({pfv.final}) has 16" in err and len(err.splitlines()) == 1, err
+    assert not dst.exists()
+    with pytest.raises(PFVError, match="the basis has 8 channels"):
+        PFV(model, preset="imagenet", basis=narrow)
+    # The basis it was fitted with exports a model that onnxruntime runs.
+    outputs = export(model, dst, basis=basis)
+    picture = Session(onnx.load(str(dst))).run(pfv.featurizer.load(PHOTOS[:2]).inputs, [outputs.picture])[outputs.picture]
+    assert picture.shape == (2, 3, 32, 32) and np.isfinite(picture).all()

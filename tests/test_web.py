@@ -4,6 +4,7 @@ sample photos, and draws what the Python side computes."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import browser
 import numpy as np
+import onnx
 import pytest
 
 from pfv_onnx import PFV, bundled, export
+from pfv_onnx.in_graph import PICTURE_KEY
 from pfv_onnx.preprocess import fit_image, load_image
 from pfv_onnx.render.images import to_uint8
 
@@ -71,6 +74,31 @@ def test_a_model_without_a_picture_or_a_photo_a_browser_cannot_show_is_refused(t
     done = web(str(model), "--out", str(tmp_path / "page"), "--samples", str(photo))
     assert done.returncode == 2 and "a browser shows" in done.stderr
     assert not (tmp_path / "page").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # A record of uint8 (B, H, W, 3) on the float (B, 3, H, W) picture drew a black picture, "done".
+        ({"layout": "NHWC"}, "says its picture is (B, H, W, 3) uint8 at 224 x 224, but output 'pfv_rgb' is float (?, 3, 224, 224)"),
+        # bool("no") is True: the page said "hierarchical".
+        ({"hierarchical": "no"}, "metadata is unreadable (hierarchical is 'no', not a bool)"),
+    ],
+    ids=["layout", "hierarchical-text"],
+)
+def test_a_damaged_picture_record_is_refused_before_anything_is_written(tmp_path, fitted, change, message):
+    model = tmp_path / "m.onnx"
+    export("mobilenet_v2", model, basis=fitted[1])
+    exported = onnx.load(str(model))
+    record = next(p for p in exported.metadata_props if p.key == PICTURE_KEY)
+    record.value = json.dumps({**json.loads(record.value), **change})
+    onnx.save(exported, str(model))
+    done = web(str(model), "--out", str(tmp_path / "page"))
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+    assert not (tmp_path / "page").exists()
+    # pfv-onnx inspect prints the record: it reads it through the same check.
+    shown = subprocess.run([sys.executable, "-m", "pfv_onnx", "inspect", str(model)], capture_output=True, text=True)
+    assert shown.returncode == 2 and message in shown.stderr and len(shown.stderr.splitlines()) == 1, shown.stderr
 
 
 def test_names_are_text_on_the_page(tmp_path, fitted):
