@@ -20,7 +20,6 @@ common class). :mod:`pfv_onnx.apps.atlas` writes it as a page.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from .core.atlas import Leaders, head_effects, image_strengths, patch_box, purit
 from .core.decomposition import pca_from_covariance
 from .errors import ImageError, PFVError
 from .features import Features
+from .files import read_json
 from .graph.receptive import receptive_field
 from .labels import class_label
 from .preprocess import find_images
@@ -207,9 +207,7 @@ def read_atlas(folder: str | Path, fingerprint: str) -> dict[str, Any]:
     """
     path = Path(folder) / "summary.json"
     try:
-        if path.stat().st_size > MAX_SUMMARY_BYTES:
-            raise PFVError(f"{path}: too large for an atlas's summary")
-        summary = json.loads(path.read_text(encoding="utf-8"))
+        summary = read_json(path, MAX_SUMMARY_BYTES, "an atlas's summary")
         made_with = summary["basis"]["fingerprint"]
         components = [
             {"component": _checked(int, c["component"]), "anchor": card_anchor(_checked(int, c["component"])), "sides": [

@@ -1,5 +1,6 @@
-"""Writing output files atomically (a reader never sees a half-written file, a failure leaves none), and
-the output folders and files every command writes, each held by one lock while a run writes it."""
+"""Writing output files atomically (a reader never sees a half-written file, a failure leaves none), the
+output folders and files every command writes, each held by one lock while a run writes it, and reading the
+files a user gives in bounded time and memory."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,55 @@ def _remove_if_empty(folder: Path, made: bool) -> None:
             folder.rmdir()
         except OSError:  # something was written: it stays
             pass
+
+
+def check_apart(out: str | Path, inputs: Iterable[str | Path] = (), datasets: Iterable[str | Path] = ()) -> None:
+    """Refuse, before any work, an output folder that is or holds one of ``inputs`` or ``datasets`` (writing
+    there could replace what the command reads, or mix with it), or that lies inside one of ``datasets``
+    (folders whose subfolders are read as classes: the next run over one would read the output's pictures
+    as a class). Links are followed: the places compared are the real ones."""
+    target = Path(out).resolve()
+    datasets = list(datasets)
+    for dataset in datasets:
+        if target.is_relative_to(Path(dataset).resolve()):
+            raise PFVError(f"{out}: is inside the dataset {dataset}: the report would become one of its classes")
+    for path in [*inputs, *datasets]:
+        if Path(path).resolve().is_relative_to(target):
+            raise PFVError(f"{out}: holds the input {path}: writing there could replace it (choose another folder)")
+
+
+def read_file(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file at ``path`` (``what`` it should be, for messages), read through one
+    descriptor: a FIFO, a device or a folder is refused without waiting on it or reading it, and so is a
+    file of more than ``limit`` bytes, whatever size it claimed when opened.
+
+    Raises:
+        PFVError: not a regular file, or larger than ``limit`` bytes.
+        OSError: it cannot be opened or read (FileNotFoundError: nothing is there).
+    """
+    # Non-blocking: opening a FIFO would otherwise wait for a writer. Reads of a regular file ignore the flag.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PFVError(f"{path}: is not a regular file ({what} is one)")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise PFVError(f"{path}: larger than {limit / 2**20:g} MiB, too large for {what}")
+    return data
+
+
+def read_json(path: str | Path, limit: int, what: str) -> Any:
+    """The value of the JSON file at ``path``, read by :func:`read_file`.
+
+    Raises:
+        PFVError: what :func:`read_file` refuses, text that is not UTF-8 JSON, or JSON nested deeper than
+            the parser can follow (Python's json raises RecursionError there).
+        OSError: it cannot be opened or read (FileNotFoundError: nothing is there).
+    """
+    data = read_file(path, limit, what)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError among them
+        raise PFVError(f"{path}: not {what} (not UTF-8 JSON: {exc})") from None
+    except RecursionError:
+        raise PFVError(f"{path}: not {what} (JSON nested too deeply)") from None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import bundled
 from .errors import PFVError
+from .files import read_file
 
 IMAGENET = "imagenet"
 METADATA_KEY = "labels"
@@ -31,8 +32,10 @@ def parse_labels(text: str, where: str) -> list[str]:
     :data:`MAX_NAME` characters."""
     if text.strip() == IMAGENET:
         return bundled.imagenet_labels()
-    names = text.splitlines()
-    while names and not names[-1].strip():  # trailing blank lines, whatever the line ends
+    # Lines end at "\n" only (str.splitlines would also end them at a form feed, NEL or U+2028 inside a name,
+    # shifting every later class onto the wrong name).
+    names = [line.removesuffix("\r") for line in text.split("\n")]
+    while names and not names[-1].strip():  # trailing blank lines
         names.pop()
     if not names:
         raise PFVError(f"{where}: holds no class names (one per line, or 'imagenet')")
@@ -46,13 +49,12 @@ def read_labels(path: str | Path) -> list[str]:
     """The class names of a labels file, or the bundled ImageNet names for ``imagenet``."""
     if str(path) == IMAGENET:
         return bundled.imagenet_labels()
-    path = Path(path)
-    if not path.is_file():
-        raise PFVError(f"{path}: no such labels file")
-    if path.stat().st_size > MAX_BYTES:
-        raise PFVError(f"{path}: larger than {MAX_BYTES // 2**20} MiB; a labels file holds one class name per line")
     try:
-        return parse_labels(path.read_text(encoding="utf-8"), str(path))
+        data = read_file(path, MAX_BYTES, "a labels file")
+    except OSError as exc:
+        raise PFVError(f"{path}: cannot read the labels file ({exc.strerror})") from None
+    try:
+        return parse_labels(data.decode("utf-8"), str(path))
     except UnicodeDecodeError:
         raise PFVError(f"{path}: not UTF-8 text; a labels file holds one class name per line") from None
 

@@ -38,7 +38,7 @@ from .files import write_report
 from .labels import class_label
 from .options import PICTURES
 from .render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
-from .render.html import colour_bar
+from .render.html import colour_bar, relative_link
 from .render.legend import colour_key, side_meaning
 
 CAPTIONS = {
@@ -321,7 +321,7 @@ def _batch_section(batch: dict, images: list[dict], picture_size: tuple[int, int
         sides = []
         for side in ("positive", "negative"):
             thumbs = " ".join(  # the image's name where its pictures were not written
-                f'<img src="{escape(overlay_of[name], quote=True)}" alt="{escape(name, quote=True)}" title="{escape(name, quote=True)}" '
+                f'<img src="{escape(relative_link(overlay_of[name]), quote=True)}" alt="{escape(name, quote=True)}" title="{escape(name, quote=True)}" '
                 f'width="64" height="64" style="vertical-align:middle;margin:1px">' if overlay_of.get(name) else f"<code>{escape(name)}</code>"
                 for name in entry[side]
             )
@@ -361,7 +361,7 @@ def _atlas_note(atlas: dict | None, j: int) -> str:
         if side.get("classes_up"):
             words += "; pushes up " + escape(", ".join(side["classes_up"]))
         said.append(words)
-    link = escape(f"{atlas['page']}#{entry['anchor']}", quote=True)
+    link = escape(relative_link(atlas["page"], entry["anchor"]), quote=True)
     return f'<br>Over the dataset (<a href="{link}">atlas card</a>): ' + "; ".join(said) + "."
 
 

@@ -149,6 +149,8 @@ def save_model(
         entries["preset"] = get_preset(preset).name
     if labels is not None:
         names = read_labels(labels) if isinstance(labels, (str, Path)) else [str(name) for name in labels]
+        if any("\n" in name or "\r" in name for name in names):  # the entry holds one name per line
+            raise PFVError("a class name holds a line break")
         classes = _class_count(model, tapped.outputs.original)
         if classes is not None and classes != len(names):
             raise PFVError(f"{len(names)} class names for a model that gives {classes} classes")

@@ -4,6 +4,7 @@ known shape, and ``pfv-onnx atlas`` on the shipped 5-class set, its page in the 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import pytest
 import browser
 import graphs
 from pfv_onnx import PFV, bundled
+from pfv_onnx.apps.explain import explain
+from pfv_onnx.atlas import read_atlas
 from pfv_onnx.cli import main
 from pfv_onnx.core.atlas import Leaders, head_effects, image_strengths, patch_box, purity, ranked_classes, stability
 from pfv_onnx.graph.receptive import receptive_field
@@ -137,7 +140,7 @@ def test_a_report_links_each_component_to_its_atlas_card(tmp_path, capsys):
     assert main(["explain", "mobilenet_v2", *photos, "--basis", str(basis), "--atlas", str(atlas), "--out", str(report), "--quiet", "--pictures", "pfv"]) == 0
     html = browser.dom(report / "index.html", tmp_path / "profile")
     assert 'data-broken-images="0"' in html and html.count("atlas card") == 3
-    assert 'href="../atlas/index.html#component-1"' in html and "mostly <i>" in html
+    assert 'href="./../atlas/index.html#component-1"' in html and "mostly <i>" in html
     page = browser.dom(atlas / "index.html", tmp_path / "profile2")
     assert all(f'id="component-{j}"' in page for j in (1, 2, 3))
     capsys.readouterr()
@@ -145,6 +148,18 @@ def test_a_report_links_each_component_to_its_atlas_card(tmp_path, capsys):
     assert refused == 2 and "describes another basis" in capsys.readouterr().err and not (tmp_path / "no").exists()
     assert main(["explain", "mobilenet_v2", *photos, "--atlas", str(atlas), "--out", str(tmp_path / "no"), "--quiet"]) == 2
     assert "--atlas needs --basis" in capsys.readouterr().err
+    kept = {name: (atlas / name).read_bytes() for name in ("summary.json", "index.html")}
+    refused = main(["explain", "mobilenet_v2", *photos, "--basis", str(basis), "--atlas", str(atlas), "--out", str(atlas), "--overwrite", "--quiet"])
+    assert refused == 2 and "holds the input" in capsys.readouterr().err  # it would replace the atlas's page
+    assert {name: (atlas / name).read_bytes() for name in kept} == kept
+    # An atlas whose folder name reads as a URL scheme, in a report's folder: linked as a file all the same.
+    outer = tmp_path / "outer"
+    shutil.copytree(atlas, outer / "javascript:alert(1)")
+    explain(PFV("mobilenet_v2", basis=basis), photos, outer, show_progress=False, overwrite=True, pictures=["pfv"],
+            atlas=read_atlas(outer / "javascript:alert(1)", PFV(basis=basis).basis.fingerprint()))
+    text = (outer / "index.html").read_text()
+    assert 'href="./javascript%3Aalert%281%29/index.html#component-1"' in text and 'href="javascript' not in text
+    assert 'src="./images/' in text and 'src="images/' not in text
     summary = json.loads((atlas / "summary.json").read_text())
     summary["components"][0]["sides"][0]["purity"] = "<b>x</b>"  # a damaged or hostile atlas: refused before any picture
     (atlas / "summary.json").write_text(json.dumps(summary))

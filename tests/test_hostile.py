@@ -31,7 +31,9 @@ from pfv_onnx.cli import INTERNAL_ERROR, main
 from pfv_onnx.featurizer import Featurizer
 from pfv_onnx.graph import reinitialise
 from pfv_onnx.journal import LOCK
+from pfv_onnx.labels import parse_labels
 from pfv_onnx.preprocess import FORMATS, load_image
+from pfv_onnx.render.html import relative_link
 
 PHOTOS = [str(p) for p in bundled.sample_images()[:3]]
 
@@ -130,6 +132,15 @@ def test_no_name_reaches_a_page_as_markup(tmp_path):
         assert "<img src=x" not in text and "&lt;img src=x" in text, page
         dom = browser.dom(page / "index.html", tmp_path / f"profile_{page.name}")
         assert "pwned" not in dom.split("</title>")[0] and 'data-broken-images="0"' in dom
+
+
+def test_pages_link_files_by_relative_encoded_paths():
+    """No folder name reads as a URL scheme, query or fragment; a name that is not UTF-8 keeps its bytes."""
+    assert relative_link("javascript:alert(1)/index.html", "component-1") == "./javascript%3Aalert%281%29/index.html#component-1"
+    assert relative_link("../a?b#c/x.png") == "./../a%3Fb%23c/x.png"
+    assert relative_link(os.fsdecode(b"atl\xffas/index.html")) == "./atl%FFas/index.html"
+    with pytest.raises(ValueError):
+        relative_link("/etc/passwd")
 
 
 def test_names_reach_the_terminal_without_their_control_characters(tmp_path):
@@ -348,17 +359,71 @@ def test_a_long_image_name_is_shortened_and_kept_in_the_summary(tmp_path):
     assert all(len(Path(f).name) < 255 and (out / f).is_file() for f in image["files"].values())
 
 
-def test_survey_refuses_to_write_inside_its_dataset(tmp_path):
+@pytest.mark.parametrize("command", ["survey", "atlas"])
+def test_survey_and_atlas_refuse_to_write_inside_their_dataset(tmp_path, command):
+    """The next run over the dataset would read the report's pictures as a class."""
     dataset = tmp_path / "data"
     for k in range(2):
         (dataset / f"class{k}").mkdir(parents=True)
         shutil.copy(PHOTOS[k], dataset / f"class{k}" / "a.png")
-    proc = run_cli("survey", "mobilenet_v2", str(dataset), "--out", str(dataset / "report"), timeout=120)
+    proc = run_cli(command, "mobilenet_v2", str(dataset), "--out", str(dataset / "report"), timeout=120)
     assert proc.returncode == 2 and "is inside the dataset" in one_line(proc.stderr)
     assert sorted(p.name for p in dataset.iterdir()) == ["class0", "class1"]
 
 
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` and the bytes of its files (``None`` for a folder)."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def test_an_output_that_holds_an_input_is_refused(tmp_path, basis_path, capsys):
+    """An output folder that is or holds an input (an image, a basis, an atlas, a dataset, masks): one line,
+    exit 2, nothing written or replaced, even with --overwrite."""
+    photos, dataset, atlas = tmp_path / "photos", tmp_path / "data", tmp_path / "atlas"
+    for k, folder in enumerate([photos, dataset / "class0", dataset / "class1", photos / "masks"]):
+        folder.mkdir(parents=True)
+        shutil.copy(PHOTOS[k % 2], folder / "a.png")
+    shutil.copy(basis_path, photos / "basis.npz")
+    atlas.mkdir()
+    (atlas / "summary.json").write_text("{}")  # an atlas's files: replacing them loses the atlas
+    (atlas / "index.html").write_text("<p>atlas</p>")
+    before = tree(tmp_path)
+    runs = {
+        "image": ["explain", "mobilenet_v2", str(photos / "a.png"), "--out", str(photos)],
+        "basis": ["explain", "mobilenet_v2", PHOTOS[0], "--basis", str(photos / "basis.npz"), "--out", str(photos)],
+        "atlas": ["explain", "mobilenet_v2", PHOTOS[0], "--basis", str(basis_path), "--atlas", str(atlas), "--out", str(atlas)],
+        "atlas data": ["atlas", "mobilenet_v2", str(photos), "--out", str(tmp_path)],
+        "atlas basis": ["atlas", "mobilenet_v2", str(dataset), "--basis", str(photos / "basis.npz"), "--out", str(photos)],
+        "survey": ["survey", "mobilenet_v2", str(dataset), "--out", str(tmp_path)],
+        "evaluate": ["evaluate", "mobilenet_v2", "--images", str(photos), "--masks", str(photos / "masks"), "--out", str(photos / "masks")],
+        "sanity": ["sanity", "mobilenet_v2", str(photos), "--out", str(photos), "--steps", "2"],
+    }
+    for name, args in runs.items():
+        assert main([*args, "--overwrite", "--quiet"]) == 2, name
+        assert "holds the input" in one_line(capsys.readouterr().err), name
+    assert tree(tmp_path) == before
+
+
 # ---- errors and exit codes ----------------------------------------------------------------------------
+
+
+def test_files_a_user_names_are_read_bounded(tmp_path, basis_path):
+    """An atlas's summary.json nested 200,000 deep, a FIFO, a link to /dev/zero, or a sparse file past the
+    limit: each refused with one line, without hanging or reading without bound, nothing written."""
+    crafted = {
+        "deep": (lambda p: p.write_text("[" * 200_000 + "]" * 200_000), "nested too deeply"),
+        "fifo": (os.mkfifo, "is not a regular file"),
+        "zero": (lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),
+        "sparse": (lambda p: p.write_bytes(b"") or os.truncate(p, 65 * 2**20), "too large for an atlas's summary"),
+    }
+    for kind, (make, message) in crafted.items():
+        atlas = tmp_path / kind
+        atlas.mkdir()
+        make(atlas / "summary.json")
+        out = tmp_path / f"report_{kind}"
+        proc = run_cli("explain", "mobilenet_v2", PHOTOS[0], "--basis", str(basis_path), "--atlas", str(atlas), "--out", str(out), timeout=60)
+        assert proc.returncode == 2 and message in one_line(proc.stderr), kind
+        assert not out.exists()
 
 
 def test_a_bug_has_its_own_exit_code_and_one_line(tmp_path, monkeypatch, capsys):
@@ -461,6 +526,33 @@ def test_tapped_metadata_naming_the_wrong_outputs_is_refused(tmp_path):
     onnx.save(model, str(tmp_path / "missing.onnx"))
     with pytest.raises(ModelError, match="not one of its outputs"):
         PFV(tmp_path / "missing.onnx")
+    entry.value = "[" * 200_000 + "]" * 200_000  # deeper than Python's json follows
+    onnx.save(model, str(tmp_path / "deep.onnx"))
+    proc = run_cli("inspect", str(tmp_path / "deep.onnx"), timeout=60)
+    assert proc.returncode == 2 and "metadata is unreadable" in one_line(proc.stderr)
+
+
+def test_class_names_end_only_at_a_line_feed(tmp_path, capsys):
+    """A form feed, NEL or U+2028 inside a name is part of it: with one line missing, the names are one
+    short and refused, instead of every later class taking the next one's name."""
+    names = bundled.imagenet_labels()
+    assert parse_labels("\r\n".join(names) + "\r\n\r\n", "crlf") == names
+    out = tmp_path / "report"
+    for k, breaker in enumerate(["\f", "\x85", "\u2028"]):
+        text = "\n".join([*names[:3], names[3] + breaker + names[4], *names[5:]])
+        labels = tmp_path / f"labels_{k}.txt"
+        labels.write_text(text, encoding="utf-8")
+        assert main(["explain", "mobilenet_v2", PHOTOS[0], "--labels", str(labels), "--out", str(out), "--quiet"]) == 2
+        assert "are 999, the model gives 1000 classes" in one_line(capsys.readouterr().err) and not out.exists()
+    model = onnx.load(str(bundled.model_path()))
+    entry = next(p for p in model.metadata_props if p.key == "labels")
+    entry.value = text  # the same names in the model's metadata
+    onnx.save(model, str(tmp_path / "named.onnx"))
+    assert main(["explain", str(tmp_path / "named.onnx"), PHOTOS[0], "--out", str(out), "--quiet"]) == 2
+    assert "(model metadata) are 999, the model gives 1000 classes" in one_line(capsys.readouterr().err) and not out.exists()
+    with pytest.raises(PFVError, match="a class name holds a line break"):  # it would be two names in the metadata
+        export("mobilenet_v2", tmp_path / "broken.onnx", labels=[*names[:999], "tail\nend"])
+    assert not (tmp_path / "broken.onnx").exists()
 
 
 def test_sanity_randomises_layers_whose_nodes_have_no_names(tmp_path):

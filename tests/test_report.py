@@ -88,7 +88,7 @@ def test_browser_check_catches_a_missing_picture(explained, tmp_path):
     out, _ = explained
     broken = tmp_path / "broken"
     broken.mkdir()
-    page = (out / "index.html").read_text().replace('src="images/chelsea_pfv.png"', 'src="images/missing.png"')
+    page = (out / "index.html").read_text().replace('src="./images/chelsea_pfv.png"', 'src="./images/missing.png"')
     (broken / "index.html").write_text(page)
     html = browser.dom(broken / "index.html", tmp_path / "profile")
     assert not re.search(r'data-broken-images="0"', html) and "could not be loaded" in html
@@ -104,9 +104,9 @@ def test_a_long_report_marks_its_later_pictures_lazy_and_still_counts_failures(t
     assert html_text.count('loading="lazy"') == 50 and html_text.count('width="64" height="64"') == count
     (tmp_path / "long.html").write_text(html_text)
     assert 'data-broken-images="0"' in browser.dom(tmp_path / "long.html", tmp_path / "profile")
-    first, last = html_text.index('src="tile.png"'), html_text.rindex('src="tile.png"')
-    eager_missing = html_text[:first] + 'src="nowhere.png"' + html_text[first + len('src="tile.png"'):]
-    lazy_missing = html_text[:last] + 'src="far.png"' + html_text[last + len('src="tile.png"'):]
+    first, last = html_text.index('src="./tile.png"'), html_text.rindex('src="./tile.png"')
+    eager_missing = html_text[:first] + 'src="./nowhere.png"' + html_text[first + len('src="./tile.png"'):]
+    lazy_missing = html_text[:last] + 'src="./far.png"' + html_text[last + len('src="./tile.png"'):]
     for name, text, missing in (("eager", eager_missing, "nowhere.png"), ("lazy", lazy_missing, "far.png")):
         (tmp_path / f"{name}.html").write_text(text)
         html = browser.dom(tmp_path / f"{name}.html", tmp_path / f"profile_{name}")

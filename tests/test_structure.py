@@ -31,7 +31,7 @@ ALLOWED = {
     "core": set(),
     "preprocess": {"errors", "presets", "options"},
     "bundled": {"errors", "preprocess"},
-    "labels": {"errors", "bundled"},
+    "labels": {"errors", "bundled", "files"},
     "tapping": BASE | {"graph", "runtime", "bundled", "labels"},
     "features": set(),
     "featurizer": BASE | {"graph", "runtime", "core", "preprocess", "bundled", "labels", "tapping", "features"},

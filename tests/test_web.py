@@ -32,7 +32,8 @@ DONE = """(() => {
 
 
 def web(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pfv_onnx", "web", *args], capture_output=True, text=True, env={**os.environ, "PFV_ONNX_CACHE": str(CACHE)})
+    return subprocess.run([sys.executable, "-m", "pfv_onnx", "web", *args], capture_output=True, text=True, env={**os.environ, "PFV_ONNX_CACHE": str(CACHE)},
+                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +123,10 @@ def test_only_the_pinned_onnxruntime_web_is_taken(tmp_path, fitted):
     done = web(str(model), "--out", str(tmp_path / "page"), "--ort-web", str(fake))
     assert done.returncode == 2 and "SHA-512 differs" in done.stderr
     assert not (tmp_path / "page").exists()
+    # Read only when it is a regular file, and never past the limit: no wait on a FIFO, no endless read.
+    os.mkfifo(tmp_path / "fifo.tgz")
+    (tmp_path / "zero.tgz").symlink_to("/dev/zero")
+    for name in ("fifo.tgz", "zero.tgz"):
+        done = web(str(model), "--out", str(tmp_path / "page"), "--ort-web", str(tmp_path / name))
+        assert done.returncode == 2 and "is not a regular file" in done.stderr and len(done.stderr.strip().splitlines()) == 1, name
+        assert not (tmp_path / "page").exists()

@@ -16,7 +16,7 @@ import cv2
 from ..atlas import Atlas, atlas, card_anchor
 from ..console import plural, say, warn
 from ..errors import PFVError
-from ..files import output_folder, write_report
+from ..files import check_apart, output_folder, write_report
 from ..labels import class_label
 from ..options import Options, given_flags
 from ..pfv import PFV
@@ -89,6 +89,7 @@ def _classes(ranked: list[dict]) -> str:
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when every image was read, 1 when some were skipped."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
+    check_apart(out, [args.basis] if args.basis else [], datasets=args.data)
     if args.dask and args.basis:
         raise PFVError("--dask fits a basis, and --basis gives one: choose one")
     pfv = PFV(args.model, basis=args.basis, **given_flags(args))

@@ -26,7 +26,7 @@ import numpy as np
 from ..console import say
 from ..core.metrics import FOREGROUND_SHARE, colour_distribution, foreground
 from ..errors import PFVError
-from ..files import output_folder, write_report
+from ..files import check_apart, output_folder, write_report
 from ..labels import class_label
 from ..options import Options
 from ..pfv import PFV
@@ -169,6 +169,7 @@ def _panel(result, names: list[str], distributions: list[np.ndarray]) -> np.ndar
 
 def run(args: argparse.Namespace, options: Options) -> int:
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
+    check_apart(out, [args.image, *args.true_class, *args.predicted_class])
     if getattr(args, "weighting", None) is None:
         options = options.replace(weighting=DEFAULT_WEIGHTING)
     summary = debug(PFV(args.model, options), args.image, args.true_class, args.predicted_class, out, seed=args.seed)

@@ -19,7 +19,7 @@ from ..composites import composites, pairs
 from ..console import plural, say, warn
 from ..errors import PFVError
 from ..evaluation import BATCH, COMPOSITES, GAUSSIAN, LOCALISATION, RANDOM, STEPS, Evaluation, component_name, evaluate, picture_name
-from ..files import output_folder, write_report
+from ..files import check_apart, output_folder, write_report
 from ..options import Options
 from ..preprocess import expand_inputs
 from ..progress import Progress
@@ -119,6 +119,7 @@ def examples_figure(examples: dict[str, np.ndarray], names: list[str]) -> np.nda
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when the controls behave, 1 when they say the run is not trustworthy."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
+    check_apart(out, [path for path in (args.images, args.masks, args.objects, args.backgrounds) if path])
     bar: list[Progress] = []
 
     def progress(done: int, total: int) -> None:

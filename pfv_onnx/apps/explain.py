@@ -22,6 +22,7 @@ from ..console import plural, say, warn
 from ..colouring import check_components
 from ..errors import PFVError
 from ..features import Features
+from ..files import check_apart
 from ..journal import RunJournal
 from ..options import PICTURES, Options, given_flags
 from ..pfv import PFV
@@ -204,8 +205,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise PFVError(f"--pictures: unknown kind {unknown[0]!r} (choose from {', '.join(PICTURES)})")
     if args.atlas and not args.basis:
         raise PFVError("--atlas needs --basis: an atlas describes the components of a fitted basis")
-    pfv = PFV(args.model, basis=args.basis, **given_flags(args))
     out = Path(args.out)
+    check_apart(out, [*args.inputs, *(path for path in (args.basis, args.atlas) if path)])
+    pfv = PFV(args.model, basis=args.basis, **given_flags(args))
     atlas = read_atlas(args.atlas, pfv.basis.fingerprint()) if args.atlas else None
     summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite, pictures=kinds, atlas=atlas)
     skipped = summary["skipped"]

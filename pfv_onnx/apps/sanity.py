@@ -27,7 +27,7 @@ from ..colouring import BatchResult
 from ..console import say
 from ..core.metrics import rank_correlation, ssim
 from ..errors import ModelError
-from ..files import output_folder, write_report
+from ..files import check_apart, output_folder, write_report
 from ..graph import load_with_weights, reinitialise, weighted_nodes
 from ..options import Options, given_flags
 from ..pfv import PFV
@@ -116,6 +116,7 @@ def _section(rows: list[dict], independent: dict, trend: float, passed: bool, la
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when the test passes, 1 when it fails."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
+    check_apart(out, [*args.inputs, *([args.basis] if args.basis else [])])
     summary = sanity(PFV(args.model, basis=args.basis, **given_flags(args)), args.inputs, out, steps=args.steps, seed=args.seed)
     if not args.quiet:
         for row in summary["cascade"]:

@@ -25,7 +25,7 @@ from ..core.linear_probe import confusion, fit_probe, stratified_split
 from ..core.metrics import foreground, rank_correlation
 from ..errors import ImageError, PFVError
 from ..featurizer import Featurizer
-from ..files import output_folder, write_report
+from ..files import check_apart, output_folder, write_report
 from ..options import Options
 from ..pfv import PFV
 from ..preprocess import find_images
@@ -65,8 +65,7 @@ def similarity(colours: np.ndarray) -> np.ndarray:
 
 def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0, probe: bool = False) -> dict:
     """Write the survey of ``dataset`` to ``out`` and return its summary (see the module docstring)."""
-    if Path(out).resolve().is_relative_to(Path(dataset).resolve()):
-        raise PFVError(f"{out}: is inside the dataset {dataset}: the report would become one of its classes")
+    check_apart(out, datasets=[dataset])
     classes = dataset_classes(dataset)
     names = list(classes)
     if probe and min(len(paths) for paths in classes.values()) < 2:

@@ -85,7 +85,7 @@ def read_tapped_outputs(model: onnx.ModelProto) -> TappedOutputs | None:
                 names = [*tapped.taps, tapped.final, *tapped.maps, *tapped.original] + [name for name in (tapped.activation, tapped.picture, *(tapped.statistics or ())) if name]
                 if not all(isinstance(name, str) and name for name in names) or len(tapped.maps) != len(tapped.taps):
                     raise ValueError("names that are not strings, or not one map per tap")
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
                 raise ModelError(f"the model's {METADATA_KEY} metadata is unreadable ({exc})") from None
             produced = {o.name for o in model.graph.output}
             missing = [name for name in (tapped.final, *tapped.maps, tapped.activation, tapped.picture, *(tapped.statistics or ()), *tapped.original) if name and name not in produced]

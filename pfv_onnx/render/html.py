@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import PurePath
+from urllib.parse import quote
 
 from .images import _VIRIDIS_RGB
 
@@ -81,6 +83,17 @@ class Section:
     anchor: str | None = None  # the section's id, for links to it
 
 
+def relative_link(path: str, anchor: str | None = None) -> str:
+    """The URL of ``path``, relative to the page's folder, for an ``href`` or ``src`` (not yet escaped
+    for HTML): ``./`` and each segment percent-encoded, so that no file name reads as a scheme
+    (``javascript:``), a query or a fragment; ``#anchor`` after it when given."""
+    if PurePath(path).is_absolute():
+        raise ValueError(f"{path}: a page links files by their path relative to it")
+    # A name that is not UTF-8 (decoded with surrogate escapes) is encoded as its bytes on disk.
+    url = "./" + "/".join(quote(part.encode("utf-8", "surrogateescape"), safe="") for part in PurePath(path).parts)
+    return f"{url}#{quote(anchor, safe='')}" if anchor else url
+
+
 def swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}"></span>'
 
@@ -101,7 +114,7 @@ def _figure(figure: Figure, lazy: bool = False) -> str:
     attributes = f' width="{figure.size[0]}" height="{figure.size[1]}"' if figure.size else ""
     attributes += ' loading="lazy"' if lazy else ""
     return (
-        f'<figure{cls}><img src="{escape(figure.src, quote=True)}" alt="{alt}"{attributes}>'
+        f'<figure{cls}><img src="{escape(relative_link(figure.src), quote=True)}" alt="{alt}"{attributes}>'
         f"<figcaption>{figure.caption}</figcaption></figure>"
     )
 

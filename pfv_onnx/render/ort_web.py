@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import PFVError
-from ..files import atomic_path
+from ..files import atomic_path, read_file
 
 VERSION = "1.30.0"
 # The registry's "integrity" of the tarball of VERSION (npm view onnxruntime-web@1.30.0 dist.integrity).
@@ -68,9 +68,7 @@ def runtime_files(tarball: str | Path | None = None) -> tuple[str, bytes]:
 
 def _read(path: Path) -> bytes:
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise PFVError(f"{path}: larger than onnxruntime-web {VERSION}'s tarball")
-        return path.read_bytes()
+        return read_file(path, MAX_BYTES, f"onnxruntime-web {VERSION}'s tarball")
     except OSError as exc:
         raise PFVError(f"{path}: cannot read onnxruntime-web ({exc.strerror})") from None
 
