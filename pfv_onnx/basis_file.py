@@ -91,7 +91,7 @@ def load_basis(path: str | Path) -> tuple[FittedBasis, dict[str, Any]]:
         basis = _basis(arrays, header, path)
     except PFVError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, EOFError, AttributeError, MemoryError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, EOFError, AttributeError, MemoryError, RecursionError) as exc:
         raise PFVError(f"{path}: not a readable basis file (truncated or damaged: {type(exc).__name__})") from None
     return basis, header
 

@@ -31,7 +31,7 @@ from .core.activation import FOCUS_FLOOR, BlankResponse, source_count
 from .core.fitted import FittedBasis
 from .core.normalise import FLAT_VALUE
 from .core.weighting import RGB
-from .errors import ModelError
+from .errors import ModelError, first_line
 from .options import RESIZE_MODES, WEIGHTINGS, field_type_problem
 from .graph import Tap, TappedOutputs, external_tensors, read_tapped_outputs
 from .graph.builder import GraphBuilder
@@ -105,8 +105,8 @@ def read_picture_output(model: onnx.ModelProto) -> PictureOutput | None:
             raise ValueError(f"layout {picture.layout!r}, resize {picture.resize!r}, weighting {picture.weighting!r}")
         if not (0 < size[0] and 0 < size[1] and size[0] * size[1] <= MAX_PIXELS and 0.0 <= picture.neutral <= 1.0):
             raise ValueError(f"size {size}, neutral {picture.neutral}")
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise ModelError(f"the model's {PICTURE_KEY} metadata is unreadable ({exc})") from None
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
+        raise ModelError(f"the model's {PICTURE_KEY} metadata is unreadable ({first_line(exc)})") from None
     _check_declared(model, picture)
     return picture
 

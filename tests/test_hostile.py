@@ -501,6 +501,15 @@ def test_damaged_basis_files_are_refused(basis_path, tmp_path, name, change, mes
     assert "\n" not in str(info.value)
 
 
+def test_a_basis_header_nested_too_deeply_is_refused(tmp_path, basis_path):
+    with np.load(basis_path) as data:
+        arrays = {k: data[k] for k in data.files if k != "header"}
+    deep = ("[" * 200_000 + "]" * 200_000).encode()
+    np.savez(tmp_path / "deep.npz", header=np.frombuffer(deep, dtype=np.uint8), **arrays)
+    with pytest.raises(PFVError, match="not a readable basis file"):
+        load_basis(tmp_path / "deep.npz")
+
+
 def test_a_basis_zip_bomb_is_refused_unread(tmp_path, basis_path):
     bomb = tmp_path / "bomb.npz"
     shutil.copy(basis_path, bomb)
