@@ -11,11 +11,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import memory
+from .console import plural
 from .errors import ImageError
 from .preprocess import _images_in, expand_inputs, load_image
 
 # An object's longer side, as a share of the image's shorter side.
 SCALE = (0.3, 0.6)
+# Memory a scene holds: its RGB image and its mask, a byte a pixel each.
+SCENE_BYTES_PER_PIXEL = 4
 # Where a cut-out or a mask with transparency is this opaque, it is the object.
 OPAQUE = 128
 
@@ -37,6 +41,7 @@ def composites(
     background; all seeded."""
     if not objects or not backgrounds:
         raise ImageError("composites need at least one object and one background")
+    require_memory(count, size, "ask for fewer composites")
     rng = np.random.default_rng(seed)
     cutouts = [_cutout(path) for path in objects]
     photos = [load_image(path) for path in backgrounds]
@@ -80,6 +85,7 @@ def pairs(images: Path, masks: Path, size: tuple[int, int]) -> list[Scene]:
         if name in named:
             raise ImageError(f"{named[name]} and {path}: two images of one name would share one mask (rename one)")
         named[name] = path
+    require_memory(len(named), size, "evaluate fewer images at a time")
     listed: dict[Path, list[Path]] = {}  # the image files of each mask folder looked in
     scenes = []
     for name, path in named.items():
@@ -113,6 +119,12 @@ def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
     if mask.all() or not mask.any():
         raise ImageError(f"{path}: the mask must mark some of the image and leave some of it")
     return mask
+
+
+def require_memory(count: int, size: tuple[int, int], hint: str) -> None:
+    """Refuse, with one line, ``count`` scenes of ``size`` ``(H, W)`` that would not fit in memory."""
+    height, width = size
+    memory.require(count * height * width * SCENE_BYTES_PER_PIXEL, f"{plural(count, 'image')} and their masks at {height} x {width}", hint)
 
 
 def _cutout(path: Path) -> Image.Image:

@@ -13,10 +13,10 @@ from PIL import Image
 
 import browser
 import graphs
-from pfv_onnx import PFVError, bundled
+from pfv_onnx import PFVError, bundled, memory
 from pfv_onnx.cli import main
 from pfv_onnx.composites import Scene, composites, pairs
-from pfv_onnx.evaluation import CONTROLS, class_probabilities, default_scenes, evaluate
+from pfv_onnx.evaluation import CONTROLS, MAX_STEPS, class_probabilities, default_scenes, evaluate
 
 OBJECTS, BACKGROUNDS = bundled.relevance_set()
 
@@ -231,3 +231,17 @@ def test_a_mask_with_transparency_marks_the_object_by_its_alpha(tmp_path, mode):
     opaque = np.stack([alpha] * 3 + [np.full_like(alpha, 255)], axis=-1)
     Image.fromarray(opaque, "RGBA").save(tmp_path / "masks" / f"{scene.name}.png")
     np.testing.assert_array_equal(pairs(tmp_path / "images", tmp_path / "masks", (224, 224))[0].mask, scene.mask)
+
+
+def test_steps_and_count_beyond_their_limits_are_refused_up_front(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    assert main(["evaluate", "mobilenet_v2", "--out", str(out), "--count", "4", "--steps", "1000000000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"steps must be from 2 to {MAX_STEPS}" in err and err.count("\n") == 1 and not out.exists()
+    with pytest.raises(PFVError, match="steps must be from 2"):
+        evaluate("mobilenet_v2", default_scenes((224, 224), 4), steps=MAX_STEPS + 1)
+    # A million composites take about 190 GB: refused before any is made (here with 1 GB available).
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 30)
+    assert main(["evaluate", "mobilenet_v2", "--out", str(out), "--count", "1000000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "1000000 images and their masks at 224 x 224 needs about 186.9 GB" in err and err.count("\n") == 1 and not out.exists()
