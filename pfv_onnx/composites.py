@@ -1,5 +1,6 @@
 """Test images whose object is known to the pixel: cut-out objects pasted on photos at seeded random places
-and sizes (the object's alpha channel is its mask), and folders of image and mask pairs."""
+and sizes (the object's alpha channel is its mask), and folders of image and mask pairs (a mask with
+transparency marks the object by its alpha too)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import memory
+from .console import plural
 from .errors import ImageError
-from .preprocess import IMAGE_SUFFIXES, expand_inputs, load_image
+from .preprocess import _images_in, expand_inputs, load_image
 
 # An object's longer side, as a share of the image's shorter side.
 SCALE = (0.3, 0.6)
+# Memory a scene holds: its RGB image and its mask, a byte a pixel each.
+SCENE_BYTES_PER_PIXEL = 4
+# Where a cut-out or a mask with transparency is this opaque, it is the object.
+OPAQUE = 128
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ def composites(
     background; all seeded."""
     if not objects or not backgrounds:
         raise ImageError("composites need at least one object and one background")
+    require_memory(count, size, "ask for fewer composites")
     rng = np.random.default_rng(seed)
     cutouts = [_cutout(path) for path in objects]
     photos = [load_image(path) for path in backgrounds]
@@ -52,34 +60,78 @@ def composites(
         left, top = int(rng.integers(0, width - piece.width + 1)), int(rng.integers(0, height - piece.height + 1))
         canvas.alpha_composite(piece, (left, top))
         mask = np.zeros(size, bool)
-        mask[top : top + piece.height, left : left + piece.width] = np.asarray(piece)[..., 3] >= 128
+        mask[top : top + piece.height, left : left + piece.width] = np.asarray(piece)[..., 3] >= OPAQUE
         scenes.append(Scene(np.asarray(canvas.convert("RGB")), mask, f"{i:03d}_{name}_on_{Path(backgrounds[which]).stem}"))
     return scenes
 
 
 def pairs(images: Path, masks: Path, size: tuple[int, int]) -> list[Scene]:
-    """The images of a folder with their masks (a file of the same stem in ``masks``, the object where it
-    is not black), both stretched to ``size``."""
+    """The images of ``images`` (a file, a folder, or a folder-per-class root) with their masks, both
+    stretched to ``size`` ``(H, W)``. An image's mask is the file of the same name, but for its suffix, at
+    the same place under ``masks``: ``masks/rex.png`` for ``images/rex.jpg``, ``masks/dogs/rex.png`` for
+    ``images/dogs/rex.jpg``. Masks no image names are left alone. The object is where a mask is opaque
+    when it has transparency (as in a cut-out), else where it is not black.
+
+    Raises:
+        ImageError: ``masks`` is not a folder; an image has no mask, or two (names that differ only in
+            their suffix); two images would share one mask; a mask marks all of its image or none of it.
+    """
     if not masks.is_dir():
         raise ImageError(f"{masks}: not a folder of masks")
-    found = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    scenes = []
+    root = images if images.is_dir() else images.parent
+    named: dict[Path, Path] = {}  # each image by its path under the root, less its suffix
     for path in expand_inputs([images]):
-        if path.stem not in found:
-            raise ImageError(f"{path}: no mask for it in {masks}")
+        name = path.relative_to(root).with_suffix("")
+        if name in named:
+            raise ImageError(f"{named[name]} and {path}: two images of one name would share one mask (rename one)")
+        named[name] = path
+    require_memory(len(named), size, "evaluate fewer images at a time")
+    listed: dict[Path, list[Path]] = {}  # the image files of each mask folder looked in
+    scenes = []
+    for name, path in named.items():
+        folder = masks / name.parent
+        if folder not in listed:
+            listed[folder] = _images_in(folder) if folder.is_dir() else []
+        found = [p for p in listed[folder] if p.stem == name.name]
+        if not found:
+            raise ImageError(f"{path}: no mask for it in {folder} (a file named {name.name} with an image suffix)")
+        if len(found) > 1:
+            raise ImageError(f"{path}: two masks for it in {folder}, {found[0].name} and {found[1].name} (keep one)")
         image = load_image(path).resize(size[::-1], Image.Resampling.BILINEAR)
-        mask = np.asarray(load_image(found[path.stem]).convert("L").resize(size[::-1], Image.Resampling.NEAREST)) > 0
-        if mask.all() or not mask.any():
-            raise ImageError(f"{found[path.stem]}: the mask must mark some of the image and leave some of it")
-        scenes.append(Scene(np.asarray(image), mask, path.stem))
+        scenes.append(Scene(np.asarray(image), read_mask(found[0], size), name.as_posix()))
     return scenes
+
+
+def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` bool: the object a mask file marks, stretched to ``size``: where the mask is opaque when it
+    has transparency (its alpha channel, like a cut-out's), else where it is not black.
+
+    Raises:
+        ImageError: the file cannot be read, or the mask marks all of the image or none of it.
+    """
+    picture = load_image(path, alpha=True)  # 8-bit RGBA; opaque everywhere when the file has no transparency
+    alpha = picture.getchannel("A")
+    if alpha.getextrema()[0] < 255:
+        plane, lowest = alpha, OPAQUE
+    else:
+        plane, lowest = picture.convert("L"), 1
+    mask = np.asarray(plane.resize(size[::-1], Image.Resampling.NEAREST)) >= lowest
+    if mask.all() or not mask.any():
+        raise ImageError(f"{path}: the mask must mark some of the image and leave some of it")
+    return mask
+
+
+def require_memory(count: int, size: tuple[int, int], hint: str) -> None:
+    """Refuse, with one line, ``count`` scenes of ``size`` ``(H, W)`` that would not fit in memory."""
+    height, width = size
+    memory.require(count * height * width * SCENE_BYTES_PER_PIXEL, f"{plural(count, 'image')} and their masks at {height} x {width}", hint)
 
 
 def _cutout(path: Path) -> Image.Image:
     """An object with its transparency (RGBA); refused when hardly anything of it is transparent, or
     opaque."""
     picture = load_image(path, alpha=True)
-    opaque = (np.asarray(picture)[..., 3] >= 128).mean()
+    opaque = (np.asarray(picture)[..., 3] >= OPAQUE).mean()
     if opaque > 0.95:
         raise ImageError(f"{path}: not a cut-out (hardly anything of it is transparent)")
     if opaque < 0.01:

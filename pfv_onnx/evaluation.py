@@ -19,10 +19,12 @@ difference (insertion minus deletion, higher is more faithful), are the scores. 
 importance that needs no gradient.
 
 A run is trustworthy when the random control scores as chance (ROC-AUC within :data:`RANDOM_TOLERANCE` of
-0.5); when some map finds the objects better, by :data:`MIN_MASK_LEAD` of ROC-AUC, against their own masks
-than against those of the other images of their batch (else the masks do not belong to their images, or the
-network sees nothing); and, when faithfulness is measured, when filling the whole image lowers the top
-class's probability by :data:`MIN_DROP` on average (else the curves cannot tell the maps apart).
+0.5); when the masks belong to their images (:func:`mask_check`: the map that finds the objects best against
+their own masks, compared with what it scores against other images' masks, must lead by :data:`MIN_MASK_LEAD`
+of ROC-AUC, and by more than a wrong pairing of images and masks leads in all but :data:`MASK_P_VALUE` of
+the cases; else the masks do not belong to their images, or the network sees nothing); and, when
+faithfulness is measured, when filling the whole image lowers the top class's probability by
+:data:`MIN_DROP` on average (else the curves cannot tell the maps apart).
 """
 
 from __future__ import annotations
@@ -52,11 +54,25 @@ GAUSSIAN, RANDOM = "Gaussian (control)", "random (control)"
 CONTROLS = (GAUSSIAN, RANDOM)
 FILLS = ("blur", "mean")
 STEPS = 20
+# Each step of the curves costs two forward passes of every map of every image (about 600 an image at the
+# default 20 steps, 3 s with MobileNetV2 on two cores). 200 steps, half a percent of the pixels each, cost
+# ten times that; more would only multiply the hours.
+MAX_STEPS = 200
+# Step images run through the model at a time: one map's 2 (steps - 1) at the default steps, and a bounded
+# memory at many.
+SCORER_BATCH = 64
 BATCH = 16
 COMPOSITES = 48
 RANDOM_TOLERANCE = 0.03
 MIN_DROP = 0.05
 MIN_MASK_LEAD = 0.02
+# The masks' check scores each map against the masks of up to MASK_OTHERS other images (all of them in a
+# smaller set), spread over the set: what a wrong pairing of images and masks scores. Each costs one sum
+# over a map ranked once. MASK_PAIRINGS wrong pairings (seeded) show how far the best map leads by chance;
+# the real pairing must lead further than all but MASK_P_VALUE of them.
+MASK_OTHERS = 8
+MASK_PAIRINGS = 2000
+MASK_P_VALUE = 0.01
 LOCALISATION = ("pointing", "border", "auc", "mass")
 # The blur of the "blur" fill, as a share of the image's longer side (5 px at 224).
 BLUR_SIGMA = 0.022
@@ -123,22 +139,27 @@ def evaluate(
         options: PFV's options; ``weighting`` is the one the components are shown with; the input size,
             preset and layers are the model's.
         batch: images per PCA batch (PFV's colours are relative to their batch).
-        steps: parts the pixels are deleted or inserted in.
+        steps: parts the pixels are deleted or inserted in, 2 to :data:`MAX_STEPS`.
         fill: what deleted pixels become: ``blur`` (a blurred copy) or ``mean`` (the preset's mean colour).
         faithfulness: measure the deletion and insertion curves (most of the run's time).
-        seed: of the default composites, the random control and the order of tied pixels.
+        seed: of the default composites, the random control, the order of tied pixels and the wrong pairings
+            of the masks' check (:func:`mask_check`).
         count: how many default composites.
         examples: images whose maps are kept for pictures.
         progress: called with the images finished and their total after each image.
     """
     if fill not in FILLS:
         raise PFVError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
-    if steps < 2 or batch < 1:
-        raise PFVError("evaluate needs at least 2 steps and 1 image per batch")
+    if batch < 1:
+        raise PFVError("evaluate needs at least 1 image per batch")
+    if not 2 <= steps <= MAX_STEPS:
+        raise PFVError(f"steps must be from 2 to {MAX_STEPS} (each step costs two forward passes of every map of every image), got {steps}")
     options = options or Options()
     # Every earlier tap, so that each weighting is made from the same forward pass.
     featurizer = Featurizer(model, options.replace(weighting="paper", hierarchical=False, activation_in_graph=False))
     size = featurizer.size
+    if faithfulness and steps > size[0] * size[1]:
+        raise PFVError(f"{steps} steps are more than the {size[0]} x {size[1]} pixels of the model's input")
     if scenes is None or callable(scenes):
         scenes = (scenes or (lambda shape: default_scenes(shape, count, seed)))(size)
     scenes = _checked(scenes, size)
@@ -146,6 +167,8 @@ def evaluate(
     started = time.perf_counter()
     per_image: list[dict[str, Any]] = []
     kept: dict[str, list[np.ndarray]] = {}
+    others = other_images(len(scenes))
+    aucs: list[np.ndarray] = []  # per image (maps, 1 + others): ROC-AUC against its own mask, then the others'
     for start in range(0, len(scenes), batch):
         part = scenes[start : start + batch]
         crops = np.stack([s.image for s in part])
@@ -153,11 +176,10 @@ def evaluate(
         picture, maps = batch_maps(featurizer, features, options, seed + start)
         for i, scene in enumerate(part):
             entry: dict[str, Any] = {"name": scene.name, "object_share": round(float(scene.mask.mean()), 4)}
-            entry["maps"] = {name: {k: round(v, 4) for k, v in localisation(m[i], scene.mask).items()} for name, m in maps.items()}
-            if len(scenes) > 1:  # against another image's object, from any batch: the masks' own check
-                other = scenes[(start + i + 1) % len(scenes)].mask
-                for name, m in maps.items():
-                    entry["maps"][name]["other_auc"] = round(relevance.roc_auc(m[i], other), 4)
+            # Against its own object and those of other images, from any batch: the masks' check.
+            masks = np.stack([scene.mask, *(scenes[j].mask for j in others[start + i])])
+            aucs.append(np.stack([relevance.roc_aucs(m[i], masks) for m in maps.values()]))
+            entry["maps"] = {name: {k: round(v, 4) for k, v in localisation(m[i], scene.mask, a).items()} for (name, m), a in zip(maps.items(), aucs[-1])}
             if scorer is not None:
                 top = int(np.argmax(class_probabilities(features.logits[i : i + 1])[0]))
                 entry["top_class"] = top
@@ -171,7 +193,7 @@ def evaluate(
                     kept.setdefault(key, []).append(value)
             if progress is not None:
                 progress(len(per_image), len(scenes))
-    summary = summarise(per_image, steps)
+    summary = summarise(per_image, steps, np.stack(aucs), seed)
     summary.update(
         model=featurizer.describe()["model"],
         weighting=options.weighting,
@@ -211,7 +233,7 @@ def _checked(scenes: Sequence[Scene], size: tuple[int, int]) -> list[Scene]:
     """The scenes with bool masks; refused unless each is at ``size`` with an object that does not fill it."""
     checked = []
     for scene in scenes:
-        mask = np.asarray(scene.mask).astype(bool)
+        mask = np.asarray(scene.mask).astype(bool, copy=False)  # no second copy of a bool mask
         if scene.image.shape != (*size, 3) or scene.image.dtype != np.uint8 or mask.shape != size:
             raise PFVError(f"{scene.name}: expected a {size[0]} x {size[1]} RGB uint8 image and mask (the model's input size)")
         if mask.all() or not mask.any():
@@ -222,14 +244,28 @@ def _checked(scenes: Sequence[Scene], size: tuple[int, int]) -> list[Scene]:
     return checked
 
 
-def localisation(saliency: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """The localisation metrics of one ``(H, W)`` map for one ``(H, W)`` bool mask."""
-    return {
+def other_images(count: int) -> np.ndarray:
+    """``(count, K)`` int: for each of ``count`` images, the K = min(:data:`MASK_OTHERS`, count - 1) others
+    whose masks it is also scored against, spread evenly over the set (the next one first)."""
+    k = min(MASK_OTHERS, count - 1)
+    offsets = 1 + np.arange(k) * (count - 1) // max(k, 1)
+    return (np.arange(count)[:, None] + offsets[None, :]) % count
+
+
+def localisation(saliency: np.ndarray, mask: np.ndarray, aucs: np.ndarray | None = None) -> dict[str, float]:
+    """The localisation metrics of one ``(H, W)`` map for one ``(H, W)`` bool mask. ``aucs``, when given, are
+    the map's ROC-AUCs against that mask and then against other images' (:func:`relevance.roc_aucs`);
+    ``other_auc`` is the mean of the latter, what a wrong pairing of images and masks scores."""
+    aucs = relevance.roc_aucs(saliency, mask[None]) if aucs is None else aucs
+    scores = {
         "pointing": float(relevance.pointing(saliency, mask)),
         "border": float(relevance.on_border(saliency)),
-        "auc": relevance.roc_auc(saliency, mask),
+        "auc": float(aucs[0]),
         "mass": relevance.mass_ratio(saliency, mask),
     }
+    if len(aucs) > 1:
+        scores["other_auc"] = float(np.mean(aucs[1:]))
+    return scores
 
 
 def class_probabilities(outputs: np.ndarray) -> np.ndarray:
@@ -267,8 +303,9 @@ class _Scorer:
 
     def probabilities(self, crops: np.ndarray, klass: int) -> np.ndarray:
         """The probability of class ``klass`` for each ``(n, H, W, 3)`` uint8 crop."""
-        # One map's steps at once: larger batches than a PFV chunk run faster, and these are few.
-        values = self.session.run(self.featurizer.model_input(crops), [self.output])[self.output]
+        # One map's steps at once (up to SCORER_BATCH): larger batches than a PFV chunk run faster.
+        parts = [crops[start : start + SCORER_BATCH] for start in range(0, len(crops), SCORER_BATCH)]
+        values = np.concatenate([self.session.run(self.featurizer.model_input(part), [self.output])[self.output] for part in parts])
         return class_probabilities(values.reshape(len(crops), -1))[:, klass]
 
     def curves(
@@ -294,8 +331,9 @@ def _rounded(values: Sequence[float]) -> list[float]:
     return [round(float(v), 5) for v in values]
 
 
-def summarise(per_image: list[dict[str, Any]], steps: int) -> dict[str, Any]:
-    """Means over the images per map, the components' importance and the controls' verdict."""
+def summarise(per_image: list[dict[str, Any]], steps: int, aucs: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Means over the images per map, the components' importance and the controls' verdict; ``aucs``
+    ``(images, maps, 1 + K)`` as :func:`mask_check` takes them."""
     names = list(per_image[0]["maps"])
     faithful = "deletion_curve" in per_image[0]["maps"][names[0]]
     maps: dict[str, dict[str, Any]] = {}
@@ -325,27 +363,28 @@ def summarise(per_image: list[dict[str, Any]], steps: int) -> dict[str, Any]:
         "fractions": [round(k / steps, 4) for k in range(steps + 1)] if faithful else None,
         "maps": maps,
         "components": components,
-        "controls": controls(maps, per_image),
+        "controls": controls(maps, mask_check(aucs, names, seed), len(per_image)),
         "per_image": per_image,
     }
 
 
-def controls(maps: dict[str, dict[str, Any]], per_image: list[dict[str, Any]]) -> dict[str, Any]:
-    """The checks of the module docstring on the summarised ``maps``: the numbers and the problems found."""
+def controls(maps: dict[str, dict[str, Any]], masks: dict[str, Any] | None, images: int) -> dict[str, Any]:
+    """The checks of the module docstring on the summarised ``maps`` and the :func:`mask_check` of the
+    ``images``: the numbers and the problems found."""
     random_auc = maps[RANDOM]["auc"]
     problems = []
     if abs(random_auc - 0.5) > RANDOM_TOLERANCE:
         problems.append(f"the random control's ROC-AUC is {random_auc:.3f}, not 0.5 within {RANDOM_TOLERANCE}: the metric is off")
-    masks = None
-    if "other_auc" in next(iter(per_image[0]["maps"].values())):
-        leads = {n: maps[n]["auc"] - float(np.mean([e["maps"][n]["other_auc"] for e in per_image])) for n in maps if n not in CONTROLS}
-        best = max(leads, key=leads.get)
-        masks = {"map": best, "own_auc": maps[best]["auc"], "other_auc": round(maps[best]["auc"] - leads[best], 4)}
-        if leads[best] < MIN_MASK_LEAD:
-            problems.append(
-                f"no map finds the objects better against their own masks than against other images' ({best}: ROC-AUC "
-                f"{masks['own_auc']:.3f} against {masks['other_auc']:.3f}): the masks may not belong to their images, or the network sees nothing"
-            )
+    needed = min_mask_images()
+    if images < needed:
+        problems.append(f"{images} image{'s are' if images > 1 else ' is'} too few to show that the masks belong to their images (at least {needed} needed)")
+    elif masks["lead"] < MIN_MASK_LEAD or masks["p_value"] >= MASK_P_VALUE:
+        problems.append(
+            f"no map finds the objects clearly better against their own masks than against other images' (the best, {masks['map']}: "
+            f"ROC-AUC {masks['own_auc']:.3f} against {masks['other_auc']:.3f}, a lead of {masks['lead']:+.3f}, which wrong pairings "
+            f"reach in {masks['p_value']:.1%} of cases; needed: {MIN_MASK_LEAD} and {MASK_P_VALUE:.0%}): the masks may not belong to "
+            "their images, or the network sees nothing"
+        )
     drop = None
     if "curves" in maps[RANDOM]:
         whole = maps[RANDOM]["curves"]["deletion"]  # every map's curve starts at the image and ends at the fill
@@ -356,3 +395,55 @@ def controls(maps: dict[str, dict[str, Any]], per_image: list[dict[str, Any]]) -
                 "the curves cannot tell the maps apart"
             )
     return {"random_auc": random_auc, "masks": masks, "probability_drop": None if drop is None else round(drop, 4), "trustworthy": not problems, "problems": problems}
+
+
+def mask_check(aucs: np.ndarray, names: Sequence[str], seed: int = 0) -> dict[str, Any] | None:
+    """Do the masks belong to their images? ``aucs`` ``(n, M, 1 + K)`` float64: each image's ROC-AUC of each
+    map (``names``; the controls are left out) against its own mask, then against the masks of K other
+    images (:func:`other_images`). ``None`` when there is no other image.
+
+    A map's lead is its mean ROC-AUC against the images' own masks minus that against the other images'.
+    The best map's lead is set against the best lead of :data:`MASK_PAIRINGS` wrong pairings, in which each
+    image takes one of its 1 + K masks, drawn at random, for its own (seeded): ``p_value`` is the share of
+    them (the real pairing counted too) that lead as far. Taking the best map of each wrong pairing too is
+    what keeps the choice among many noisy maps from passing for a lead.
+    """
+    count, _, choices = aucs.shape
+    if choices < 2:
+        return None
+    kept = [j for j, name in enumerate(names) if name not in CONTROLS]
+    by_mask = aucs[:, kept].transpose(0, 2, 1)  # (n, 1 + K, M)
+    total = by_mask.sum(axis=1)  # (n, M)
+
+    def leads(own: np.ndarray) -> np.ndarray:
+        """``(P, M)``: each map's mean lead when image i takes its mask ``own[p, i]`` for its own."""
+        chosen = by_mask[np.arange(count), own]  # (P, n, M)
+        return (chosen - (total - chosen) / (choices - 1)).mean(axis=1)
+
+    observed = leads(np.zeros((1, count), np.int64))[0]
+    best = int(np.argmax(observed))
+    rng = np.random.default_rng(seed)
+    per_part = max(1, 2**22 // (count * len(kept)))  # a few tens of MB at a time
+    chance = np.concatenate([
+        leads(rng.integers(choices, size=(min(per_part, MASK_PAIRINGS - done), count))).max(axis=1)
+        for done in range(0, MASK_PAIRINGS, per_part)
+    ])
+    own = float(by_mask[:, 0, best].mean())
+    return {
+        "map": names[kept[best]],
+        "own_auc": round(own, 4),
+        "other_auc": round(own - float(observed[best]), 4),
+        "lead": round(float(observed[best]), 4),
+        "p_value": round((1 + int((chance >= observed[best]).sum())) / (1 + MASK_PAIRINGS), 4),
+        "other_masks": choices - 1,
+    }
+
+
+def min_mask_images() -> int:
+    """The fewest images whose masks :func:`mask_check` can tell from a wrong pairing: n images with K others
+    each pair in (1 + K)^n ways, the real one among them, so a p-value below :data:`MASK_P_VALUE` needs
+    more ways than 1 / MASK_P_VALUE (4 images: 256 ways; 3: only 27)."""
+    count = 2
+    while min(count, MASK_OTHERS + 1) ** count * MASK_P_VALUE < 1:
+        count += 1
+    return count

@@ -30,6 +30,9 @@ PICTURES = ("pfv", "overlay", "activation", "components")
 GROUPS = ("model", "images", "method", "runtime", "export")
 # A clip of the joint whitening below this many standard deviations leaves two colours, not a picture.
 MIN_N_SIGMA = 0.1
+# onnxruntime starts every intra-op thread it is given (each with its own stack), and threads beyond the
+# cores only wait for them: more than any machine pfv-onnx runs on has is a mistake, not a setting.
+MAX_THREADS = 1024
 
 
 def given_flags(namespace: Any) -> dict[str, Any]:
@@ -73,6 +76,17 @@ def _positive_int(name: str, value: Any) -> int:
     if not _is_int(value) or value < 1:
         raise OptionError(name, f"must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _at_most(maximum: int):
+    """A positive integer of at most ``maximum``."""
+
+    def check(name: str, value: Any) -> int:
+        if not _is_int(value) or not 1 <= value <= maximum:
+            raise OptionError(name, f"must be a positive integer of at most {maximum:,}, got {value!r}")
+        return int(value)
+
+    return check
 
 
 def _optional(check):
@@ -158,7 +172,7 @@ class Options:
         providers: onnxruntime execution providers; ``None``: CUDA when available, else CPU.
         chunk_size: images per inference call; ``"auto"``: 8 on the CPU, 32 on an accelerator; ``None``:
             the whole batch in one call. A model with a fixed batch runs in chunks of that size.
-        threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
+        threads: onnxruntime intra-op threads, at most :data:`MAX_THREADS` (``None``: onnxruntime's default).
         activation_in_graph: compute ``A^b`` inside the graph; ``None``: on an accelerator only.
         statistics_in_graph: for colours relative to the batch, compute ``F_N``'s channel sums and ``C x C``
             scatter inside the graph and project it there, so that ``F_N`` stays on the device; ``None``: on a
@@ -208,8 +222,8 @@ class Options:
         "runtime", "auto", _chunk,
         "--chunk", "images per inference call (default: 8 on the CPU, 32 on a GPU); the results do not depend on it", type="count")
     threads: int | None = _option(
-        "runtime", None, _optional(_positive_int),
-        "--threads", "onnxruntime intra-op threads (default: onnxruntime's choice)", type="count")
+        "runtime", None, _optional(_at_most(MAX_THREADS)),
+        "--threads", f"onnxruntime intra-op threads (default: onnxruntime's choice; at most {MAX_THREADS})", type="count")
     activation_in_graph: bool | None = _option("runtime", None, _optional(_flag))
     statistics_in_graph: bool | None = _option("runtime", None, _optional(_flag))
     keep_logits: bool = _option(

@@ -1,4 +1,4 @@
-"""``pfv-onnx export`` and the benchmark's smoke run, end to end."""
+"""``pfv-onnx export``, the benchmark's smoke run, and usage errors of the command line, end to end."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 import onnx
+import pytest
+
+from pfv_onnx import bundled
+from pfv_onnx.cli import main
+from pfv_onnx.options import MAX_THREADS, OptionError, Options
 
 
 def test_export_command(tmp_path):
@@ -40,3 +45,17 @@ def test_benchmark_smoke_run_writes_json(tmp_path):
     assert [(r["images"], r["mode"], r["pngs_written"]) for r in data["throughput"]] == [(12, "explain", 49), (12, "explain-pfv", 13)]
     for r in data["throughput"]:
         assert r["ratio"] > 0 and r["ratio_chunked"] > 0 and r["explain_peak_mb"] > 0
+
+
+def test_too_many_threads_are_a_usage_error_for_every_command(tmp_path, capsys):
+    """onnxruntime cannot take 100 billion threads (it ended in a TypeError, exit 3): refused as the option is made."""
+    sample = str(bundled.sample_images()[0])
+    for command in (["evaluate", "mobilenet_v2", "--count", "4", "--no-faithfulness"], ["explain", "mobilenet_v2", sample]):
+        out = tmp_path / command[0]
+        assert main([*command, "--out", str(out), "--threads", "100000000000", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"--threads must be a positive integer of at most {MAX_THREADS:,}, got 100000000000" in err and err.count("\n") == 1
+        assert not out.exists()
+    with pytest.raises(OptionError, match="threads must be a positive integer of at most"):
+        Options(threads=MAX_THREADS + 1)
+    assert Options(threads=MAX_THREADS).threads == MAX_THREADS

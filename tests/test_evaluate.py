@@ -13,10 +13,10 @@ from PIL import Image
 
 import browser
 import graphs
-from pfv_onnx import PFVError, bundled
+from pfv_onnx import PFVError, bundled, memory
 from pfv_onnx.cli import main
 from pfv_onnx.composites import Scene, composites, pairs
-from pfv_onnx.evaluation import CONTROLS, class_probabilities, default_scenes, evaluate
+from pfv_onnx.evaluation import CONTROLS, MAX_STEPS, class_probabilities, default_scenes, evaluate
 
 OBJECTS, BACKGROUNDS = bundled.relevance_set()
 
@@ -140,3 +140,108 @@ def test_a_last_batch_of_one_image(tmp_path):
     # One image alone has no other mask to compare with: the run still ends, without that check.
     one = evaluate("mobilenet_v2", default_scenes((224, 224), 1), faithfulness=False)
     assert one.summary["controls"]["masks"] is None and one.summary["images"] == 1
+
+
+def test_masks_shifted_by_one_image_are_caught():
+    """Each image with the next image's mask: a map may still lead by chance against one other mask, but
+    not against the masks of several others, by more than wrong pairings do."""
+    scenes = default_scenes((224, 224), 8, seed=0)
+    shifted = [Scene(s.image, scenes[(i + 1) % len(scenes)].mask, s.name) for i, s in enumerate(scenes)]
+    wrong = evaluate("mobilenet_v2", shifted, faithfulness=False).summary["controls"]
+    assert not wrong["trustworthy"] and any("masks may not belong" in p for p in wrong["problems"]), wrong
+    right = evaluate("mobilenet_v2", scenes, faithfulness=False).summary["controls"]
+    assert right["trustworthy"], right["problems"]
+    masks = right["masks"]  # measured: 0.860 against 0.425 for the 7 other masks, p 0.0005
+    assert masks["own_auc"] > masks["other_auc"] + 0.2 and masks["p_value"] < 0.01 and masks["other_masks"] == 7
+    # Too few images cannot tell their masks from a wrong pairing: said, not passed.
+    few = evaluate("mobilenet_v2", scenes[:3], faithfulness=False).summary["controls"]
+    assert not few["trustworthy"] and "3 images are too few" in few["problems"][0]
+
+
+def save_pairs(images, masks, scenes, mask_suffix=".png"):
+    images.mkdir(parents=True, exist_ok=True), masks.mkdir(parents=True, exist_ok=True)
+    for scene in scenes:
+        Image.fromarray(scene.image).save(images / f"{scene.name}.jpg")
+        Image.fromarray(scene.mask.astype(np.uint8) * 255).save(masks / f"{scene.name}{mask_suffix}")
+
+
+def test_folders_of_masks_shifted_by_one_image_are_caught(tmp_path, capsys):
+    scenes = default_scenes((224, 224), 8, seed=0)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save_pairs(images, masks, scenes)
+    assert main(["evaluate", "mobilenet_v2", "--images", str(images), "--masks", str(masks), "--out", str(tmp_path / "right"), "--no-faithfulness", "--quiet"]) == 0
+    names = [s.name for s in scenes]
+    for name in names:
+        (masks / f"{name}.png").rename(masks / f"{name}.old")
+    for name, next_name in zip(names, names[1:] + names[:1]):  # each image gets the next one's mask
+        (masks / f"{next_name}.old").rename(masks / f"{name}.png")
+    assert main(["evaluate", "mobilenet_v2", "--images", str(images), "--masks", str(masks), "--out", str(tmp_path / "wrong"), "--no-faithfulness", "--quiet"]) == 1
+    assert "masks may not belong" in capsys.readouterr().err
+    assert not json.loads((tmp_path / "wrong" / "summary.json").read_text())["controls"]["trustworthy"]
+
+
+def test_an_image_pairs_with_one_mask_or_is_refused(tmp_path, capsys):
+    scenes = default_scenes((224, 224), 4, seed=1)
+    # A folder-per-class root: the same name in two classes, each with its own mask at the same place.
+    root, masks = tmp_path / "classes", tmp_path / "class_masks"
+    save_pairs(root / "cats", masks / "cats", [Scene(scenes[0].image, scenes[0].mask, "x")])
+    save_pairs(root / "dogs", masks / "dogs", [Scene(scenes[1].image, scenes[1].mask, "x")])
+    loaded = pairs(root, masks, (224, 224))
+    assert [s.name for s in loaded] == ["cats/x", "dogs/x"]
+    np.testing.assert_array_equal(loaded[0].mask, scenes[0].mask)
+    np.testing.assert_array_equal(loaded[1].mask, scenes[1].mask)
+    # One flat folder of masks for that root would give both images one mask: refused.
+    flat = tmp_path / "flat_masks"
+    save_pairs(tmp_path / "unused", flat, [Scene(scenes[0].image, scenes[0].mask, "x")])
+    with pytest.raises(PFVError, match="no mask for it"):
+        pairs(root, flat, (224, 224))
+
+    def refused(images, masks, what):
+        out = tmp_path / "out"
+        assert main(["evaluate", "mobilenet_v2", "--images", str(images), "--masks", str(masks), "--out", str(out), "--no-faithfulness", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert what in err and err.count("\n") == 1, err
+        assert not out.exists()
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save_pairs(images, masks, scenes)
+    Image.fromarray(~scenes[0].mask).save(masks / f"{scenes[0].name}.bmp")  # a second mask, of another suffix
+    refused(images, masks, "two masks for it")
+    (masks / f"{scenes[0].name}.bmp").unlink()
+    Image.fromarray(scenes[0].image).save(images / f"{scenes[0].name}.png")  # a second image for one mask
+    refused(images, masks, "two images of one name would share one mask")
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_a_mask_with_transparency_marks_the_object_by_its_alpha(tmp_path, mode):
+    """The object opaque over transparent black, as a cut-out: its colour is black everywhere."""
+    scene = default_scenes((224, 224), 1, seed=2)[0]
+    alpha = scene.mask.astype(np.uint8) * 255
+    if mode == "P":  # a palette of black opaque (0) and black transparent (1)
+        mask = Image.fromarray(np.where(scene.mask, 0, 1).astype(np.uint8), "P")
+        mask.putpalette([0, 0, 0, 0, 0, 0])
+        mask.info["transparency"] = 1
+    else:
+        planes = np.stack([np.zeros_like(alpha)] * (len(mode) - 1) + [alpha], axis=-1)
+        mask = Image.fromarray(planes, mode)
+    save_pairs(tmp_path / "images", tmp_path / "masks", [scene])
+    mask.save(tmp_path / "masks" / f"{scene.name}.png")
+    np.testing.assert_array_equal(pairs(tmp_path / "images", tmp_path / "masks", (224, 224))[0].mask, scene.mask)
+    # Opaque, the mask is read by its colour: the object where it is not black.
+    opaque = np.stack([alpha] * 3 + [np.full_like(alpha, 255)], axis=-1)
+    Image.fromarray(opaque, "RGBA").save(tmp_path / "masks" / f"{scene.name}.png")
+    np.testing.assert_array_equal(pairs(tmp_path / "images", tmp_path / "masks", (224, 224))[0].mask, scene.mask)
+
+
+def test_steps_and_count_beyond_their_limits_are_refused_up_front(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    assert main(["evaluate", "mobilenet_v2", "--out", str(out), "--count", "4", "--steps", "1000000000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"steps must be from 2 to {MAX_STEPS}" in err and err.count("\n") == 1 and not out.exists()
+    with pytest.raises(PFVError, match="steps must be from 2"):
+        evaluate("mobilenet_v2", default_scenes((224, 224), 4), steps=MAX_STEPS + 1)
+    # A million composites take about 190 GB: refused before any is made (here with 1 GB available).
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 30)
+    assert main(["evaluate", "mobilenet_v2", "--out", str(out), "--count", "1000000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "1000000 images and their masks at 224 x 224 needs about 186.9 GB" in err and err.count("\n") == 1 and not out.exists()
