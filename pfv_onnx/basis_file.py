@@ -149,14 +149,18 @@ def _float32_problem(arrays: dict[str, np.ndarray]) -> str | None:
     """What float32 arithmetic cannot hold of a basis's finite float64 ``arrays``, in words, or ``None``.
 
     The NumPy core and the exported graph compute pictures in float32: every value, and the product and
-    span the picture is made of (components times prescale, clip hi - lo), must be a float32 number, and
+    span the picture is made of (components times prescale, the projection of the features' mean, clip hi -
+    lo), must be a float32 number, and
     the scales and divisors (prescale, spread, layer peaks) normal positive ones, whose reciprocals are
     float32 numbers too.
     """
     scalars = dict(zip(SCALARS, arrays["scalars"].tolist()))
     largest = {name: float(np.abs(a).max(initial=0.0)) for name, a in arrays.items() if name != "scalars"}
+    # The projection of F_N's mean, before the prescale (NumPy) and after it (the graph): each picture projects
+    # features of about that size.
+    projected = float((np.abs(arrays["components"]) @ np.abs(arrays["mean"])).max(initial=0.0)) * max(1.0, scalars["prescale"])
     values = {**scalars, **largest, "components times prescale": largest["components"] * scalars["prescale"],
-              "clip span": scalars["clip hi"] - scalars["clip lo"]}
+              "projection of the mean": projected, "clip span": scalars["clip hi"] - scalars["clip lo"]}
     for name, value in values.items():
         if abs(value) > FLOAT32_MAX:
             return f"{name} {value:g} is beyond float32's range"

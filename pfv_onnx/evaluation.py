@@ -19,7 +19,7 @@ difference (insertion minus deletion, higher is more faithful), are the scores. 
 importance that needs no gradient.
 
 A run is trustworthy when the random control scores as chance (ROC-AUC within :data:`RANDOM_TOLERANCE` of
-0.5); when the masks belong to their images (:func:`mask_check`: the map that finds the objects best against
+0.5); when the masks belong to their images (:func:`~pfv_onnx.core.pairing.mask_check`: the map that finds the objects best against
 their own masks, compared with what it scores against other images' masks, must lead by :data:`MIN_MASK_LEAD`
 of ROC-AUC, and by more than a wrong pairing of images and masks leads in all but :data:`MASK_P_VALUE` of
 the cases; else the masks do not belong to their images, or the network sees nothing); and, when
@@ -42,6 +42,7 @@ from . import bundled
 from .colouring import colour
 from .composites import Scene, composites
 from .core import WEIGHTINGS, centre_gaussian, class_activation_maps, eigen_cam, random_maps, relevance
+from .core.pairing import MASK_P_VALUE, mask_check, min_mask_images, other_images
 from .errors import PFVError
 from .featurizer import Featurizer, ModelLike
 from .graph import load_model, weights_folder
@@ -66,13 +67,6 @@ COMPOSITES = 48
 RANDOM_TOLERANCE = 0.03
 MIN_DROP = 0.05
 MIN_MASK_LEAD = 0.02
-# The masks' check scores each map against the masks of up to MASK_OTHERS other images (all of them in a
-# smaller set), spread over the set: what a wrong pairing of images and masks scores. Each costs one sum
-# over a map ranked once. MASK_PAIRINGS wrong pairings (seeded) show how far the best map leads by chance;
-# the real pairing must lead further than all but MASK_P_VALUE of them.
-MASK_OTHERS = 8
-MASK_PAIRINGS = 2000
-MASK_P_VALUE = 0.01
 LOCALISATION = ("pointing", "border", "auc", "mass")
 # The blur of the "blur" fill, as a share of the image's longer side (5 px at 224).
 BLUR_SIGMA = 0.022
@@ -143,7 +137,7 @@ def evaluate(
         fill: what deleted pixels become: ``blur`` (a blurred copy) or ``mean`` (the preset's mean colour).
         faithfulness: measure the deletion and insertion curves (most of the run's time).
         seed: of the default composites, the random control, the order of tied pixels and the wrong pairings
-            of the masks' check (:func:`mask_check`).
+            of the masks' check (:func:`~pfv_onnx.core.pairing.mask_check`).
         count: how many default composites.
         examples: images whose maps are kept for pictures.
         progress: called with the images finished and their total after each image.
@@ -244,14 +238,6 @@ def _checked(scenes: Sequence[Scene], size: tuple[int, int]) -> list[Scene]:
     return checked
 
 
-def other_images(count: int) -> np.ndarray:
-    """``(count, K)`` int: for each of ``count`` images, the K = min(:data:`MASK_OTHERS`, count - 1) others
-    whose masks it is also scored against, spread evenly over the set (the next one first)."""
-    k = min(MASK_OTHERS, count - 1)
-    offsets = 1 + np.arange(k) * (count - 1) // max(k, 1)
-    return (np.arange(count)[:, None] + offsets[None, :]) % count
-
-
 def localisation(saliency: np.ndarray, mask: np.ndarray, aucs: np.ndarray | None = None) -> dict[str, float]:
     """The localisation metrics of one ``(H, W)`` map for one ``(H, W)`` bool mask. ``aucs``, when given, are
     the map's ROC-AUCs against that mask and then against other images' (:func:`relevance.roc_aucs`);
@@ -333,7 +319,7 @@ def _rounded(values: Sequence[float]) -> list[float]:
 
 def summarise(per_image: list[dict[str, Any]], steps: int, aucs: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """Means over the images per map, the components' importance and the controls' verdict; ``aucs``
-    ``(images, maps, 1 + K)`` as :func:`mask_check` takes them."""
+    ``(images, maps, 1 + K)`` as :func:`~pfv_onnx.core.pairing.mask_check` takes them."""
     names = list(per_image[0]["maps"])
     faithful = "deletion_curve" in per_image[0]["maps"][names[0]]
     maps: dict[str, dict[str, Any]] = {}
@@ -363,13 +349,21 @@ def summarise(per_image: list[dict[str, Any]], steps: int, aucs: np.ndarray, see
         "fractions": [round(k / steps, 4) for k in range(steps + 1)] if faithful else None,
         "maps": maps,
         "components": components,
-        "controls": controls(maps, mask_check(aucs, names, seed), len(per_image)),
+        "controls": controls(maps, _mask_check(aucs, names, seed), len(per_image)),
         "per_image": per_image,
     }
 
 
+def _mask_check(aucs: np.ndarray, names: Sequence[str], seed: int) -> dict[str, Any] | None:
+    """:func:`~pfv_onnx.core.pairing.mask_check` of the maps (``names``) that are not controls, the best one
+    named."""
+    kept = [j for j, name in enumerate(names) if name not in CONTROLS]
+    check = mask_check(aucs[:, kept], seed)
+    return None if check is None else {"map": names[kept[check.pop("best")]], **check}
+
+
 def controls(maps: dict[str, dict[str, Any]], masks: dict[str, Any] | None, images: int) -> dict[str, Any]:
-    """The checks of the module docstring on the summarised ``maps`` and the :func:`mask_check` of the
+    """The checks of the module docstring on the summarised ``maps`` and the mask check of the
     ``images``: the numbers and the problems found."""
     random_auc = maps[RANDOM]["auc"]
     problems = []
@@ -395,55 +389,3 @@ def controls(maps: dict[str, dict[str, Any]], masks: dict[str, Any] | None, imag
                 "the curves cannot tell the maps apart"
             )
     return {"random_auc": random_auc, "masks": masks, "probability_drop": None if drop is None else round(drop, 4), "trustworthy": not problems, "problems": problems}
-
-
-def mask_check(aucs: np.ndarray, names: Sequence[str], seed: int = 0) -> dict[str, Any] | None:
-    """Do the masks belong to their images? ``aucs`` ``(n, M, 1 + K)`` float64: each image's ROC-AUC of each
-    map (``names``; the controls are left out) against its own mask, then against the masks of K other
-    images (:func:`other_images`). ``None`` when there is no other image.
-
-    A map's lead is its mean ROC-AUC against the images' own masks minus that against the other images'.
-    The best map's lead is set against the best lead of :data:`MASK_PAIRINGS` wrong pairings, in which each
-    image takes one of its 1 + K masks, drawn at random, for its own (seeded): ``p_value`` is the share of
-    them (the real pairing counted too) that lead as far. Taking the best map of each wrong pairing too is
-    what keeps the choice among many noisy maps from passing for a lead.
-    """
-    count, _, choices = aucs.shape
-    if choices < 2:
-        return None
-    kept = [j for j, name in enumerate(names) if name not in CONTROLS]
-    by_mask = aucs[:, kept].transpose(0, 2, 1)  # (n, 1 + K, M)
-    total = by_mask.sum(axis=1)  # (n, M)
-
-    def leads(own: np.ndarray) -> np.ndarray:
-        """``(P, M)``: each map's mean lead when image i takes its mask ``own[p, i]`` for its own."""
-        chosen = by_mask[np.arange(count), own]  # (P, n, M)
-        return (chosen - (total - chosen) / (choices - 1)).mean(axis=1)
-
-    observed = leads(np.zeros((1, count), np.int64))[0]
-    best = int(np.argmax(observed))
-    rng = np.random.default_rng(seed)
-    per_part = max(1, 2**22 // (count * len(kept)))  # a few tens of MB at a time
-    chance = np.concatenate([
-        leads(rng.integers(choices, size=(min(per_part, MASK_PAIRINGS - done), count))).max(axis=1)
-        for done in range(0, MASK_PAIRINGS, per_part)
-    ])
-    own = float(by_mask[:, 0, best].mean())
-    return {
-        "map": names[kept[best]],
-        "own_auc": round(own, 4),
-        "other_auc": round(own - float(observed[best]), 4),
-        "lead": round(float(observed[best]), 4),
-        "p_value": round((1 + int((chance >= observed[best]).sum())) / (1 + MASK_PAIRINGS), 4),
-        "other_masks": choices - 1,
-    }
-
-
-def min_mask_images() -> int:
-    """The fewest images whose masks :func:`mask_check` can tell from a wrong pairing: n images with K others
-    each pair in (1 + K)^n ways, the real one among them, so a p-value below :data:`MASK_P_VALUE` needs
-    more ways than 1 / MASK_P_VALUE (4 images: 256 ways; 3: only 27)."""
-    count = 2
-    while min(count, MASK_OTHERS + 1) ** count * MASK_P_VALUE < 1:
-        count += 1
-    return count

@@ -8,10 +8,10 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import PFVError
 
@@ -24,6 +24,7 @@ except ImportError:  # not on POSIX: outputs are not locked
 # lock goes with the process, however it ends. An output file's lock is ``.NAME.pfv-lock`` beside it.
 LOCK = ".pfv-run.lock"
 LOCK_TRIES = 5
+T = TypeVar("T")
 
 
 @contextmanager
@@ -57,7 +58,8 @@ def write_report(out: Path, summary: dict[str, Any], page: str) -> None:
 
 def check_output_folder(path: str | Path, overwrite: bool = False) -> Path:
     """An output folder a command may write into: new, empty, or any folder with ``overwrite``; never a
-    file. Checked before any work, created by :func:`output_folder`."""
+    file (a lock file left by a run that was killed does not count). Checked before any work, created by
+    :func:`claimed_output_folder` or :func:`output_folder`."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise PFVError(f"{out}: exists and is not a folder")
@@ -122,30 +124,37 @@ def release_lock(path: Path, fd: int | None) -> None:
         os.close(fd)
 
 
+def claim_folder(out: Path, check: Callable[[], T]) -> tuple[int | None, list[Path], T]:
+    """Run ``check`` (it raises to refuse ``out``), make ``out``, hold its run lock, and run ``check`` again
+    under the lock (a run that finished meanwhile left files): the lock's descriptor, the folders made (the
+    deepest first) and what the second ``check`` returned. A refusal leaves nothing: no lock, no new folder."""
+    check()
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    fd = None
+    try:
+        fd = hold_lock(out / LOCK, out)
+        return fd, made, check()
+    except BaseException:
+        release_lock(out / LOCK, fd)
+        _remove_if_empty(made)
+        raise
+
+
 @contextmanager
 def claimed_output_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """The output folder of a run, held for the block: checked (:func:`check_output_folder`), made, locked,
-    so that a second run into it is refused while this one writes, and checked again under the lock (a run
-    that finished meanwhile left files). The lock goes at the end; a folder made here that a failed run left
-    empty goes too."""
-    out = check_output_folder(path, overwrite)
-    made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    lock = out / LOCK
+    """The output folder of a run, held for the block (:func:`claim_folder` with
+    :func:`check_output_folder`): a second run into it is refused while this one writes. The lock goes at
+    the end; the folders made here that a failed run left empty go too."""
+    out = Path(path)
+    fd, made, _ = claim_folder(out, lambda: check_output_folder(out, overwrite))
     try:
-        fd = hold_lock(lock, out)
-    except BaseException:
-        _remove_if_empty(out, made)
-        raise
-    try:
-        if not overwrite and any(p.name != LOCK for p in out.iterdir()):
-            raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
         yield out
     except BaseException:
-        release_lock(lock, fd)
-        _remove_if_empty(out, made)
+        release_lock(out / LOCK, fd)
+        _remove_if_empty(made)
         raise
-    release_lock(lock, fd)
+    release_lock(out / LOCK, fd)
 
 
 @contextmanager
@@ -164,27 +173,31 @@ def claimed_output_file(path: str | Path, overwrite: bool = False) -> Iterator[P
         release_lock(lock, fd)
 
 
-def _remove_if_empty(folder: Path, made: bool) -> None:
-    if made:
+def _remove_if_empty(made: list[Path]) -> None:
+    """Remove the folders a run made, the deepest first, while they are empty."""
+    for folder in made:
         try:
             folder.rmdir()
-        except OSError:  # something was written: it stays
-            pass
+        except OSError:  # something was written: it stays, and so do the folders above it
+            return
 
 
 def check_apart(out: str | Path, inputs: Iterable[str | Path] = (), datasets: Iterable[str | Path] = ()) -> None:
-    """Refuse, before any work, an output folder that is or holds one of ``inputs`` or ``datasets`` (writing
-    there could replace what the command reads, or mix with it), or that lies inside one of ``datasets``
-    (folders whose subfolders are read as classes: the next run over one would read the output's pictures
-    as a class). Links are followed: the places compared are the real ones."""
+    """Refuse, before any work, an output (a folder or a file) that is or holds one of ``inputs`` or
+    ``datasets`` (writing there could replace what the command reads), or that lies inside one of the
+    ``datasets``, the image files and folders a command reads (the next run over such a folder would read
+    the output's pictures as images, or as a class). Links are followed: the places compared are the real
+    ones."""
     target = Path(out).resolve()
     datasets = list(datasets)
-    for dataset in datasets:
-        if target.is_relative_to(Path(dataset).resolve()):
-            raise PFVError(f"{out}: is inside the dataset {dataset}: the report would become one of its classes")
     for path in [*inputs, *datasets]:
-        if Path(path).resolve().is_relative_to(target):
-            raise PFVError(f"{out}: holds the input {path}: writing there could replace it (choose another folder)")
+        place = Path(path).resolve()
+        if place.is_relative_to(target):
+            kind = "is" if place == target and not place.is_dir() else "holds"
+            raise PFVError(f"{out}: {kind} the input {path}: writing there could replace it (choose another {'name' if kind == 'is' else 'folder'})")
+    for dataset in datasets:
+        if Path(dataset).is_dir() and target.is_relative_to(Path(dataset).resolve()):
+            raise PFVError(f"{out}: is inside the dataset {dataset}: the next run over it would read the output's pictures as its images")
 
 
 def read_file(path: str | Path, limit: int, what: str) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PFVError
-from .files import LOCK, hold_lock, release_lock, write_atomic
+from .files import LOCK, claim_folder, release_lock, write_atomic
 
 NAME = ".pfv-run.jsonl"
 
@@ -40,14 +40,7 @@ class RunJournal:
         left files)."""
         if out.exists() and not out.is_dir():
             raise PFVError(f"{out}: exists and is not a folder")
-        cls._resumable(out, key, overwrite)
-        out.mkdir(parents=True, exist_ok=True)
-        fd = hold_lock(out / LOCK, out)
-        try:
-            previous = cls._resumable(out, key, overwrite)
-        except BaseException:
-            release_lock(out / LOCK, fd)
-            raise
+        fd, _, previous = claim_folder(out, lambda: cls._resumable(out, key, overwrite))
         journal = previous or cls(out, key)
         journal._lock = fd
         journal.rewrite()  # a resumed one without a last line cut short, so that new lines follow whole ones

@@ -35,6 +35,8 @@ def parse_labels(text: str, where: str) -> list[str]:
     # Lines end at "\n" only (str.splitlines would also end them at a form feed, NEL or U+2028 inside a name,
     # shifting every later class onto the wrong name).
     names = [line.removesuffix("\r") for line in text.split("\n")]
+    if any("\r" in name for name in names):  # lines ended by "\r" alone would be read as one name
+        raise PFVError(f"{where}: a class name holds a carriage return (lines end with \\n or \\r\\n)")
     while names and not names[-1].strip():  # trailing blank lines
         names.pop()
     if not names:

@@ -371,6 +371,27 @@ def test_survey_and_atlas_refuse_to_write_inside_their_dataset(tmp_path, command
     assert sorted(p.name for p in dataset.iterdir()) == ["class0", "class1"]
 
 
+def test_outputs_are_kept_out_of_the_images_they_read(tmp_path, capsys):
+    """A report inside a folder of images it reads, a file output that is one of the command's inputs, and a
+    refused run's new folders: one line, exit 2, nothing left behind."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(2):
+        shutil.copy(PHOTOS[k], photos / f"{k}.png")
+    shutil.copy(bundled.model_path(), tmp_path / "m.onnx")
+    before = tree(tmp_path)
+    runs = {
+        "explain": (["explain", "mobilenet_v2", str(photos), "--out", str(photos / "report" / "deeper")], "is inside the dataset"),
+        "sanity": (["sanity", "mobilenet_v2", str(photos), "--out", str(photos / "new" / "deeper")], "is inside the dataset"),
+        "fit": (["fit", "mobilenet_v2", str(photos / "0.png"), str(photos / "1.png"), "--out", str(photos / "1.png")], "is the input"),
+        "export": (["export", str(tmp_path / "m.onnx"), str(tmp_path / "m.onnx")], "is the input"),
+    }
+    for name, (args, message) in runs.items():
+        assert main([*args, "--overwrite", "--quiet"]) == 2, name
+        assert message in one_line(capsys.readouterr().err), name
+    assert tree(tmp_path) == before
+
+
 def tree(folder: Path) -> dict[str, bytes | None]:
     """Every path under ``folder`` and the bytes of its files (``None`` for a folder)."""
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
@@ -546,6 +567,8 @@ def test_class_names_end_only_at_a_line_feed(tmp_path, capsys):
     short and refused, instead of every later class taking the next one's name."""
     names = bundled.imagenet_labels()
     assert parse_labels("\r\n".join(names) + "\r\n\r\n", "crlf") == names
+    with pytest.raises(PFVError, match="holds a carriage return"):  # old Mac line ends: not one long name
+        parse_labels("\r".join(names), "cr")
     out = tmp_path / "report"
     for k, breaker in enumerate(["\f", "\x85", "\u2028"]):
         text = "\n".join([*names[:3], names[3] + breaker + names[4], *names[5:]])

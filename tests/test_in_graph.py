@@ -195,8 +195,10 @@ def basis_file(tmp_path_factory):
         (lambda h, a: a["layer_peaks"].__setitem__(0, 1e-310), "layer peak 1 1e-310 is below float32's smallest normal number"),
         (lambda h, a: a["scalars"].__setitem__(5, 1e39), "clip hi 1e+39 is beyond float32's range"),
         (lambda h, a: a["scalars"].__setitem__(3, 1e-40), "normalisation spread 1e-40 is below float32's smallest normal number"),
+        # Every value a float32, but their projection is not.
+        (lambda h, a: a["mean"].__setitem__(slice(None), 1e38), "projection of the mean"),
     ],
-    ids=["prescale", "mean", "layer-peak", "clip", "spread"],
+    ids=["prescale", "mean", "layer-peak", "clip", "spread", "projection"],
 )
 def test_a_basis_float32_cannot_hold_is_refused_as_it_is_read(tmp_path, capsys, basis_file, change, message):
     """Finite float64 values that overflow float32 (or divide by a denormal) drew NaN or black pictures, in

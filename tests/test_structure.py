@@ -35,7 +35,7 @@ ALLOWED = {
     "tapping": BASE | {"graph", "runtime", "bundled", "labels"},
     "features": set(),
     "featurizer": BASE | {"graph", "runtime", "core", "preprocess", "bundled", "labels", "tapping", "features"},
-    "composites": {"errors", "preprocess"},
+    "composites": {"errors", "console", "memory", "preprocess"},
     "colouring": BASE | {"core", "features"},
     "stream": BASE | {"features", "featurizer"},
     "journal": BASE,

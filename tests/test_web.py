@@ -130,3 +130,12 @@ def test_only_the_pinned_onnxruntime_web_is_taken(tmp_path, fitted):
         done = web(str(model), "--out", str(tmp_path / "page"), "--ort-web", str(tmp_path / name))
         assert done.returncode == 2 and "is not a regular file" in done.stderr and len(done.stderr.strip().splitlines()) == 1, name
         assert not (tmp_path / "page").exists()
+    # The same for a sample photo the page inlines, and one past the limit (a sparse file).
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    with open(tmp_path / "huge.jpg", "wb") as f:
+        f.write(SAMPLES[0].read_bytes())
+        f.truncate(33 * 2**20)
+    for name, message in (("zero.jpg", "is not a regular file"), ("huge.jpg", "too large for a sample photo")):
+        done = web(str(model), "--out", str(tmp_path / "page"), "--samples", str(tmp_path / name))
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, name
+        assert not (tmp_path / "page").exists()

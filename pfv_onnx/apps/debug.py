@@ -169,7 +169,7 @@ def _panel(result, names: list[str], distributions: list[np.ndarray]) -> np.ndar
 
 def run(args: argparse.Namespace, options: Options) -> int:
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
-    check_apart(out, [args.image, *args.true_class, *args.predicted_class])
+    check_apart(out, datasets=[args.image, *args.true_class, *args.predicted_class])
     if getattr(args, "weighting", None) is None:
         options = options.replace(weighting=DEFAULT_WEIGHTING)
     summary = debug(PFV(args.model, options), args.image, args.true_class, args.predicted_class, out, seed=args.seed)

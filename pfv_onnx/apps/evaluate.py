@@ -119,7 +119,7 @@ def examples_figure(examples: dict[str, np.ndarray], names: list[str]) -> np.nda
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when the controls behave, 1 when they say the run is not trustworthy."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
-    check_apart(out, [path for path in (args.images, args.masks, args.objects, args.backgrounds) if path])
+    check_apart(out, datasets=[path for path in (args.images, args.masks, args.objects, args.backgrounds) if path])
     bar: list[Progress] = []
 
     def progress(done: int, total: int) -> None:

@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if args.atlas and not args.basis:
         raise PFVError("--atlas needs --basis: an atlas describes the components of a fitted basis")
     out = Path(args.out)
-    check_apart(out, [*args.inputs, *(path for path in (args.basis, args.atlas) if path)])
+    check_apart(out, [path for path in (args.basis, args.atlas) if path], datasets=args.inputs)
     pfv = PFV(args.model, basis=args.basis, **given_flags(args))
     atlas = read_atlas(args.atlas, pfv.basis.fingerprint()) if args.atlas else None
     summary = explain(pfv, args.inputs, out, batch=args.batch, show_progress=not args.quiet, overwrite=args.overwrite, pictures=kinds, atlas=atlas)

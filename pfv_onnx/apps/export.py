@@ -9,6 +9,7 @@ from pathlib import Path
 from ..console import plural, say
 from ..options import Options
 from ..errors import PFVError
+from ..files import check_apart
 from ..exporting import export
 from ..in_graph import SHAPES
 
@@ -19,6 +20,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if args.statistics and args.basis:
         raise PFVError("--statistics are for colours relative to the batch: a model exported with --basis draws its own picture")
     dst = Path(args.dst)  # checked and held by the command line (OUTPUTS)
+    check_apart(dst, [path for path in (args.src, args.basis) if path])
     outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size,
                      preset=options.preset, labels=options.labels, basis=args.basis, uint8=args.uint8, statistics=args.statistics)
     if args.quiet:

@@ -7,6 +7,7 @@ from pathlib import Path
 import time
 
 from ..console import plural, say, warn
+from ..files import check_apart
 from ..options import Options
 from ..pfv import PFV
 
@@ -14,6 +15,7 @@ from ..pfv import PFV
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when every input was read, 1 when some were skipped."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
+    check_apart(out, args.inputs)
     started = time.perf_counter()
     pfv = PFV(args.model, options).fit(args.inputs, batch_size=args.batch, dask=args.dask)
     pfv.save_basis(out)

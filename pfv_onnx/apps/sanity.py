@@ -116,7 +116,7 @@ def _section(rows: list[dict], independent: dict, trend: float, passed: bool, la
 def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when the test passes, 1 when it fails."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
-    check_apart(out, [*args.inputs, *([args.basis] if args.basis else [])])
+    check_apart(out, [args.basis] if args.basis else [], datasets=args.inputs)
     summary = sanity(PFV(args.model, basis=args.basis, **given_flags(args)), args.inputs, out, steps=args.steps, seed=args.seed)
     if not args.quiet:
         for row in summary["cascade"]:

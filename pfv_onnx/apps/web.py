@@ -26,6 +26,7 @@ from .. import bundled
 from ..console import plural, say
 from ..errors import ImageError, ModelError, PFVError
 from ..featurizer import Featurizer
+from ..files import read_file
 from ..graph import load_with_weights
 from ..in_graph import PictureOutput, read_picture_output
 from ..options import Options
@@ -33,6 +34,8 @@ from ..preprocess import BACKGROUND, load_image
 from ..render import ort_web
 
 PAGE = resources.files("pfv_onnx") / "render" / "webpage"
+# A sample photo is inlined in the page (base64): larger files would make a page browsers load slowly.
+MAX_SAMPLE_BYTES = 32 * 2**20
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp"}
 
 
@@ -111,8 +114,9 @@ def _sample(path: str) -> dict[str, str]:
     kind = MIME.get(Path(path).suffix.lower())
     if kind is None:
         raise ImageError(f"{path}: a browser shows {', '.join(sorted(MIME))} photos, not this one")
+    data = read_file(path, MAX_SAMPLE_BYTES, "a sample photo")  # inlined in the page: a regular file, bounded
     load_image(path)  # decodes it under the same limits as every other input
-    return {"name": Path(path).name, "type": kind, "data": base64.b64encode(Path(path).read_bytes()).decode()}
+    return {"name": Path(path).name, "type": kind, "data": base64.b64encode(data).decode()}
 
 
 def _js(value: Any) -> str:

@@ -9,6 +9,7 @@
 ``fitted``         a basis fitted on a dataset, for colours that mean the same in every batch
 ``baselines``      EigenCAM and CAM from the same features, and two controls, for comparison
 ``relevance``      how well a map points at an object, and the steps of a deletion curve
+``pairing``        whether an evaluation's masks belong to their images (a permutation test)
 ``metrics``        foregrounds, colour distributions, rank correlation, SSIM
 ``linear_probe``   softmax regression on frozen features
 ``parallel``       the one helper that shares work between the threads a caller gives
