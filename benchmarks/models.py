@@ -118,7 +118,8 @@ def mobilenet_v2_qdq(calibration: int = 8) -> onnx.ModelProto:
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from pfv_onnx import PFV, bundled
+    from pfv_onnx import PFV
+    from pfv_onnx.images import bundled
 
     inputs = PFV().featurizer.load(bundled.sample_images()[:calibration]).inputs
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from pfv_onnx import PFV, bundled
+from pfv_onnx import PFV
+from pfv_onnx.images import bundled
 from pfv_onnx.graph import load_model
-from pfv_onnx.report import write_batch
+from pfv_onnx.render.report import write_batch
 from pfv_onnx.runtime import Session, onnxruntime
 
 

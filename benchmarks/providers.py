@@ -30,7 +30,8 @@ from pathlib import Path
 
 import onnx
 
-from pfv_onnx import PFV, bundled, export
+from pfv_onnx import PFV, export
+from pfv_onnx.images import bundled
 from pfv_onnx.graph import read_tapped_outputs
 from pfv_onnx.runtime import Session, available_providers, onnxruntime
 

@@ -9,7 +9,7 @@ import onnx
 
 from pfv_onnx import PFV
 from pfv_onnx.core import feature_matrix, fit_transform_pca
-from pfv_onnx.threads import single_threaded
+from pfv_onnx.util.threads import single_threaded
 
 from . import overhead
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pfv_onnx import PFV, bundled
+from pfv_onnx import PFV
+from pfv_onnx.images import bundled
 from pfv_onnx.graph import image_input, load_model
-from pfv_onnx.preprocess import expand_inputs, fit_image, load_image, to_model_input
+from pfv_onnx.images.preprocess import expand_inputs, fit_image, load_image, to_model_input
 from pfv_onnx.presets import get_preset
 from pfv_onnx.runtime import Session, default_chunk
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import onnx
 
 from pfv_onnx.core import WEIGHTINGS
-from pfv_onnx.evaluation import evaluate, map_name, picture_name
+from pfv_onnx.analyses.evaluate import evaluate, map_name, picture_name
 
 from . import overhead
 

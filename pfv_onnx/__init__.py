@@ -21,12 +21,12 @@ _EXPORTS = {
     "PFVResult": "pfv",
     "Options": "options",
     "OptionError": "options",
-    "Features": "features",
-    "Featurizer": "featurizer",
+    "Features": "runtime.features",
+    "Featurizer": "runtime.featurizer",
     "PRESETS": "presets",
     "export": "exporting",
-    "evaluate": "evaluation",
-    "tap_model": "tapping",
+    "evaluate": "analyses.evaluate",
+    "tap_model": "runtime.tapping",
     "PFVError": "errors",
     "ModelError": "errors",
     "LayerError": "errors",
@@ -39,6 +39,6 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a module: pfv_onnx.render, pfv_onnx.bundled
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a module: pfv_onnx.render, pfv_onnx.images
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

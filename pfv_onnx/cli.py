@@ -16,10 +16,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from . import bundled
-from .console import warn
+from .images import bundled
+from .util.console import warn
 from .errors import PFVError, first_line
-from .files import claimed_output_file, claimed_output_folder
+from .util.files import claimed_output_file, claimed_output_folder
 from .options import PICTURES, OptionError, Options, given_flags
 from .presets import PRESETS
 from .version import __version__

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import onnx
 
-from .basis_file import load_basis
+from .analyses.basis_file import load_basis
 from .core.fitted import FittedBasis
-from . import bundled
+from .images import bundled
 from .errors import ModelError, PFVError
 from .graph import TappedOutputs, load_model, read_tapped_outputs
-from .in_graph import add_picture
+from .analyses.in_graph import add_picture
 from .options import Options
 from .pfv import PFV
-from .tapping import save_model, tap_model
+from .runtime.tapping import save_model, tap_model
 
 
 def export(
@@ -35,16 +35,16 @@ def export(
 ) -> TappedOutputs:
     """Write the tapped model of ``src`` (a path, a bundled model's name, bytes or a ``ModelProto``) to
     ``dst`` and return what it outputs. ``preset`` (a preset's name) and ``labels`` (class names, a labels
-    file, or ``imagenet``) are written into its metadata, where PFV finds them (:mod:`pfv_onnx.labels`).
+    file, or ``imagenet``) are written into its metadata, where PFV finds them (:mod:`pfv_onnx.images.labels`).
 
     The file outputs ``F_N``, the channel-sum map of every earlier tap, ``A^b`` ``(B, 1, H0, W0)`` and,
     with ``keep_logits``, the model's own outputs unchanged; with ``statistics``, what colours relative to the
     batch need of ``F_N`` on an accelerator (:func:`pfv_onnx.graph.add_pfv_outputs`). It is written as
-    :func:`pfv_onnx.tapping.save_model` writes. A model whose input size is open keeps it open and has no
+    :func:`pfv_onnx.runtime.tapping.save_model` writes. A model whose input size is open keeps it open and has no
     ``A^b`` output unless ``size`` fixes it (the per-layer maps and ``F_N`` are there either way).
 
     With ``basis`` (a basis file from ``pfv-onnx fit`` or a :class:`~pfv_onnx.core.FittedBasis` fitted on
-    this model) the model also outputs the PFV picture under that basis (:mod:`pfv_onnx.in_graph`),
+    this model) the model also outputs the PFV picture under that basis (:mod:`pfv_onnx.analyses.in_graph`),
     ``(B, 3, H0, W0)`` float32 in ``[0, 1]``, or ``(B, H0, W0, 3)`` uint8 with ``uint8``: any ONNX runtime
     then gives the picture of an image in the one forward pass, with the same colours as
     :meth:`pfv_onnx.PFV.transform`. The basis must have been fitted on this model (its weights, taps,

@@ -22,7 +22,7 @@ SOLVERS = ("auto", "covariance", "gram", "randomized")
 # The map that weights the components (pfv_onnx.core.activation): focus is the default, paper the paper's A^b.
 WEIGHTINGS = ("focus", "paper", "final")
 RESIZE_MODES = ("crop", "stretch")
-# The pictures a report can hold per image (pfv_onnx.report).
+# The pictures a report can hold per image (pfv_onnx.render.report).
 PICTURES = ("pfv", "overlay", "activation", "components")
 # model: what is tapped, at which input size; images: how photos become the model's input; method: how
 # features become colours (a fitted basis fixes these); runtime: how the model runs (never changes a
@@ -161,7 +161,7 @@ class Options:
         preset: pixel normalisation (:data:`pfv_onnx.presets.PRESETS`); ``None``: the model's metadata
             ``preset`` entry, else ``imagenet``.
         labels: class names for the model's outputs: a file with one per line, or ``imagenet``; ``None``:
-            the model's metadata ``labels`` entry, else none (:mod:`pfv_onnx.labels`).
+            the model's metadata ``labels`` entry, else none (:mod:`pfv_onnx.images.labels`).
         resize: ``crop`` (the ImageNet evaluation crop) or ``stretch`` (the whole photo).
         n_components: principal components kept (``rgb`` shows the first three).
         hierarchical: weight the components layer by layer (the reference code's variant).

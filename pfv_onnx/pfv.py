@@ -19,19 +19,19 @@ from typing import Any
 
 from PIL import Image
 
-from . import bundled
-from .basis_file import check_basis, load_basis, save_basis
-from .colouring import BatchResult, colour
+from .images import bundled
+from .analyses.basis_file import check_basis, load_basis, save_basis
+from .analyses.colouring import BatchResult, colour
 from .core import FittedBasis
-from .console import plural
+from .util.console import plural
 from .errors import PFVError
-from .features import Batch, Features
-from .featurizer import Featurizer, ImageLike, ModelLike
-from .fitting import basis_of, fit_basis
-from .files import output_folder
-from .notebook import result_html, result_text, to_pil
+from .runtime.features import Batch, Features
+from .runtime.featurizer import Featurizer, ImageLike, ModelLike
+from .analyses.fit import basis_of, fit_basis
+from .util.files import output_folder
+from .render.notebook import result_html, result_text, to_pil
 from .options import PICTURES, OptionError, Options
-from .report import build_summary, unique_names, write_batch, write_summary
+from .render.report import build_summary, unique_names, write_batch, write_summary
 from .version import __version__
 
 Images = ImageLike | Sequence[ImageLike] | Batch
@@ -56,11 +56,11 @@ def _featurizer_property(name: str) -> property:
 
 
 class PFVResult(BatchResult):
-    """PFV of one analysis batch (:class:`~pfv_onnx.colouring.BatchResult`), which can save and show itself."""
+    """PFV of one analysis batch (:class:`~pfv_onnx.analyses.colouring.BatchResult`), which can save and show itself."""
 
     def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
         """Write the pictures of this batch, its mosaic, ``summary.json`` and ``index.html`` to the folder
-        ``out`` (layout in :mod:`pfv_onnx.report`; images of the same name get ``_2``, ``_3``, ... as on the
+        ``out`` (layout in :mod:`pfv_onnx.render.report`; images of the same name get ``_2``, ``_3``, ... as on the
         command line); return the summary. A folder that holds anything is refused unless ``overwrite``."""
         out = output_folder(out, overwrite)
         unique = dataclasses.replace(self, names=unique_names(self.names))
@@ -119,7 +119,7 @@ class PFV:
             default in ``options``) must agree with the basis.
         basis: a fitted basis (a ``.npz`` file from :meth:`save_basis` or ``pfv-onnx fit``) for
             :meth:`transform`; refused when fitted on another model or other layers.
-        labels: class names for the model's output, a labels file or ``imagenet`` (default: see :mod:`pfv_onnx.labels`).
+        labels: class names for the model's output, a labels file or ``imagenet`` (default: see :mod:`pfv_onnx.images.labels`).
 
     Attributes:
         featurizer: the model side (:class:`~pfv_onnx.Featurizer`): session, taps, preprocessing.
@@ -173,7 +173,7 @@ class PFV:
 
         Args:
             images: paths or folders, PIL images, uint8 arrays, a preprocessed float batch in the
-                model's layout, or a :class:`~pfv_onnx.features.Batch` from ``featurizer.load``.
+                model's layout, or a :class:`~pfv_onnx.runtime.features.Batch` from ``featurizer.load``.
         """
         return self._run(images, None)
 
@@ -201,8 +201,8 @@ class PFV:
 
     def atlas(self, data: str | Path | Sequence[str | Path], top: int = 8, batch_size: int = 32, dask: str | None = None):
         """What each component responds to over ``data`` (files, folders or a folder-per-class root): a
-        :class:`pfv_onnx.atlas.Atlas`. Fits the basis on ``data`` first when there is none."""
-        from .atlas import atlas  # the atlas is built on PFV
+        :class:`pfv_onnx.analyses.atlas.Atlas`. Fits the basis on ``data`` first when there is none."""
+        from .analyses.atlas import atlas  # the atlas is built on PFV
 
         return atlas(self, data, top=top, batch_size=batch_size, dask=dask)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pfv_onnx import PFV, bundled
+from pfv_onnx import PFV
+from pfv_onnx.images import bundled
 
 
 def spiked_features(batch=4, channels=24, size=6, rank=5, seed=0, dtype=np.float32) -> np.ndarray:

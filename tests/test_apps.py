@@ -11,7 +11,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 import browser
-from pfv_onnx import bundled
+from pfv_onnx.images import bundled
 from pfv_onnx.apps.debug import region_of
 from pfv_onnx.cli import main
 from pfv_onnx.core.metrics import colour_distribution, foreground, ssim

@@ -12,9 +12,10 @@ import pytest
 
 import browser
 import graphs
-from pfv_onnx import PFV, bundled
+from pfv_onnx import PFV
+from pfv_onnx.images import bundled
 from pfv_onnx.apps.explain import explain
-from pfv_onnx.atlas import read_atlas
+from pfv_onnx.analyses.atlas import read_atlas
 from pfv_onnx.cli import main
 from pfv_onnx.core.atlas import Leaders, head_effects, image_strengths, patch_box, purity, ranked_classes, stability
 from pfv_onnx.graph.receptive import receptive_field

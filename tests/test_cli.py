@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from pfv_onnx import bundled
+from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
 from pfv_onnx.options import MAX_THREADS, OptionError, Options
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pfv_onnx import bundled
+from pfv_onnx.images import bundled
 from pfv_onnx.cli import build_parser, main
 
 PHOTOS = [str(p) for p in bundled.sample_images()[:3]]

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from pfv_onnx import PFV, ImageError, ModelError, PFVError, bundled
+from pfv_onnx import PFV, ImageError, ModelError, PFVError
+from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
 
 

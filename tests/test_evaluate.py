@@ -13,10 +13,12 @@ from PIL import Image
 
 import browser
 import graphs
-from pfv_onnx import PFVError, bundled, memory
+from pfv_onnx import PFVError
+from pfv_onnx.images import bundled
+from pfv_onnx.util import memory
 from pfv_onnx.cli import main
-from pfv_onnx.composites import Scene, composites, pairs
-from pfv_onnx.evaluation import CONTROLS, MAX_STEPS, class_probabilities, default_scenes, evaluate
+from pfv_onnx.images.composites import Scene, composites, pairs
+from pfv_onnx.analyses.evaluate import CONTROLS, MAX_STEPS, class_probabilities, default_scenes, evaluate
 
 OBJECTS, BACKGROUNDS = bundled.relevance_set()
 

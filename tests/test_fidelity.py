@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from benchmarks.models import vgg16_random
-from pfv_onnx import PFV, bundled
-from pfv_onnx.colouring import colour
+from pfv_onnx import PFV
+from pfv_onnx.images import bundled
+from pfv_onnx.analyses.colouring import colour
 
 
 def component_correlations(model, images) -> list[float]:

@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from conftest import spiked_features
-from pfv_onnx import PFV, PFVError, bundled, export
-from pfv_onnx.basis_file import VERSION, load_basis
+from pfv_onnx import PFV, PFVError, export
+from pfv_onnx.images import bundled
+from pfv_onnx.analyses.basis_file import VERSION, load_basis
 from pfv_onnx.cli import main
 from pfv_onnx.core import FeatureMoments, feature_matrix, fit_pca
 
@@ -74,7 +75,7 @@ def test_an_image_gets_the_same_colours_in_every_batch(fitted):
 
 def test_every_picture_is_fixed_by_the_basis(fitted, tmp_path):
     """Under a basis, the activation and component pictures share its scales too, whatever the batch."""
-    from pfv_onnx.report import batch_pictures
+    from pfv_onnx.render.report import batch_pictures
 
     dog = bundled.sample_image("dog")
     a = batch_pictures(fitted.transform([bundled.sample_image("chelsea"), dog]))

@@ -8,7 +8,8 @@ import onnx
 import pytest
 
 import graphs
-from pfv_onnx import PFV, LayerError, ModelError, PFVError, bundled, export, tap_model
+from pfv_onnx import PFV, LayerError, ModelError, PFVError, export, tap_model
+from pfv_onnx.images import bundled
 from pfv_onnx.core import total_activation
 from pfv_onnx.graph import infer_tensors, shape_candidates
 from pfv_onnx.graph.builder import bilinear_matrix

@@ -25,14 +25,17 @@ from PIL import Image
 import browser
 import graphs
 from conftest import write_basis
-from pfv_onnx import PFV, ModelError, PFVError, bundled, export, files, memory
-from pfv_onnx.basis_file import load_basis
+from pfv_onnx import PFV, ModelError, PFVError, export
+from pfv_onnx.images import bundled
+from pfv_onnx.util import files
+from pfv_onnx.util import memory
+from pfv_onnx.analyses.basis_file import load_basis
 from pfv_onnx.cli import INTERNAL_ERROR, main
-from pfv_onnx.featurizer import Featurizer
+from pfv_onnx.runtime.featurizer import Featurizer
 from pfv_onnx.graph import reinitialise
-from pfv_onnx.journal import LOCK
-from pfv_onnx.labels import parse_labels
-from pfv_onnx.preprocess import FORMATS, load_image
+from pfv_onnx.util.journal import LOCK
+from pfv_onnx.images.labels import parse_labels
+from pfv_onnx.images.preprocess import FORMATS, load_image
 from pfv_onnx.render.html import relative_link
 
 PHOTOS = [str(p) for p in bundled.sample_images()[:3]]
@@ -94,7 +97,7 @@ def test_decoding_memory_is_bounded(tmp_path):
     finally:
         Image.MAX_IMAGE_PIXELS = saved
     code = (  # VmHWM, the peak of this process since it started: ru_maxrss would count the parent's too
-        "from pathlib import Path\nfrom pfv_onnx.preprocess import load_image, fit_image\n"
+        "from pathlib import Path\nfrom pfv_onnx.images.preprocess import load_image, fit_image\n"
         f"fit_image(load_image({str(tmp_path / 'wide.png')!r}), (224, 224))\n"
         "print(next(int(l.split()[1]) // 1024 for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM')))"
     )
@@ -644,7 +647,7 @@ def test_ctrl_c_stops_a_forward_pass_that_never_ends(tmp_path):
 
 
 def test_a_dask_scheduler_that_never_answers_is_given_up(monkeypatch):
-    from pfv_onnx import fitting
+    from pfv_onnx.analyses import fit as fitting
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

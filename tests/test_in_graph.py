@@ -1,4 +1,4 @@
-"""The fitted PFV inside the graph (pfv_onnx.in_graph): the exported model's picture against the NumPy
+"""The fitted PFV inside the graph (pfv_onnx.analyses.in_graph): the exported model's picture against the NumPy
 transform, on the bundled models, a model-zoo graph with a fixed batch, a Keras NHWC export and a float16
 model, for every weighting."""
 
@@ -20,11 +20,12 @@ from conftest import write_basis
 from graphs import half_precision
 from onnx import TensorProto
 
-from pfv_onnx import PFV, bundled, export
+from pfv_onnx import PFV, export
+from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
 from pfv_onnx.errors import ModelError, PFVError
 from pfv_onnx.graph import read_tapped_outputs, reinitialise
-from pfv_onnx.in_graph import OUTPUTS_KEY, PICTURE_KEY, add_picture, read_picture_output
+from pfv_onnx.analyses.in_graph import OUTPUTS_KEY, PICTURE_KEY, add_picture, read_picture_output
 from pfv_onnx.render.images import to_uint8
 from pfv_onnx.runtime import Session
 

@@ -15,10 +15,11 @@ from PIL import Image
 
 import browser
 import corpus
-from pfv_onnx import PFV, PFVError, bundled, export
+from pfv_onnx import PFV, PFVError, export
+from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
 from pfv_onnx.errors import FolderWarning, PresetWarning
-from pfv_onnx.preprocess import find_images, stratified
+from pfv_onnx.images.preprocess import find_images, stratified
 from pfv_onnx.render import page
 
 DATASET = bundled.sample_images()[0].parent / "gcompris5"

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pfv_onnx import PFV, bundled, export
+from pfv_onnx import PFV, export
+from pfv_onnx.images import bundled
 from pfv_onnx.render.images import to_uint8
 
 ROOT = Path(__file__).resolve().parent.parent

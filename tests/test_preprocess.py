@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pfv_onnx.preprocess import LUMA, PRESETS, fit_image, to_model_input
+from pfv_onnx.images.preprocess import LUMA, PRESETS, fit_image, to_model_input
 
 
 def test_crop_keeps_the_centre_at_the_evaluation_scale():

@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 from scipy.stats import spearmanr
 
-from pfv_onnx import PFV, bundled
+from pfv_onnx import PFV
+from pfv_onnx.images import bundled
 from pfv_onnx.graph import reinitialise
 
 CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat

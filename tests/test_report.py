@@ -14,14 +14,15 @@ import pytest
 from PIL import Image
 
 import browser
-from pfv_onnx import PFV, bundled
+from pfv_onnx import PFV
+from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
 from pfv_onnx.apps.explain import MAX_BATCH, split_batches
-from pfv_onnx.preprocess import expand_inputs
-from pfv_onnx.progress import Progress
+from pfv_onnx.images.preprocess import expand_inputs
+from pfv_onnx.util.progress import Progress
 from pfv_onnx.render import Figure, Section, encode_png, page, png
 from pfv_onnx.render.html import EAGER_PICTURES
-from pfv_onnx.report import MOSAIC_GAP, MOSAIC_WIDTH, PICTURES, labelled_mosaic, unique_names
+from pfv_onnx.render.report import MOSAIC_GAP, MOSAIC_WIDTH, PICTURES, labelled_mosaic, unique_names
 
 STAGES = {"preprocess", "forward", "decomposition", "weighting", "render", "png_encode"}
 CAPTION = 20  # pixels of a caption under a mosaic's tile

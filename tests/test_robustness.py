@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 import graphs
-from pfv_onnx import PFV, Featurizer, ImageError, ModelError, PFVError, bundled, export, tap_model
+from pfv_onnx import PFV, Featurizer, ImageError, ModelError, PFVError, export, tap_model
+from pfv_onnx.images import bundled
 from pfv_onnx.apps import explain as explain_app
 from pfv_onnx.cli import main
 from pfv_onnx.graph import add_outputs
-from pfv_onnx.preprocess import MAX_PIXELS, load_image
+from pfv_onnx.images.preprocess import MAX_PIXELS, load_image
 from pfv_onnx.runtime import Session
 
 

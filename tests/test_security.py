@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from pfv_onnx import PFV, ModelError, bundled, export
+from pfv_onnx import PFV, ModelError, export
+from pfv_onnx.images import bundled
 from pfv_onnx.graph import load_model, reinitialise, weights_folder, with_weights
 
 

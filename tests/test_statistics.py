@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from pfv_onnx import PFV, bundled, export, tap_model
+from pfv_onnx import PFV, export, tap_model
+from pfv_onnx.images import bundled
 from pfv_onnx.core.visualise import feature_matrix
 from pfv_onnx.runtime import Session
 

@@ -13,48 +13,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pfv_onnx"
 
-# Each unit of the package and the units it may import (its own modules aside). Bottom to top: the data
-# flows graph -> runtime -> core -> render -> cli and the applications.
-BASE = {"errors", "version", "console", "memory", "presets", "files", "progress", "options", "threads"}
+# Each unit of the package (a folder, or a module at the top) and the units it may import, its own modules
+# aside. Bottom to top, as the data flows: images and graph -> runtime -> core maths -> analyses -> render
+# -> the facade -> the commands.
+BASE = {"errors", "version", "presets", "options"}  # the one-line errors, the options and their presets
 ALLOWED = {
     "errors": set(),
     "version": set(),
-    "console": set(),
-    "memory": {"errors"},
     "presets": {"errors"},
-    "files": {"errors"},
-    "progress": set(),
     "options": {"errors", "presets"},
-    "threads": set(),
-    "graph": {"errors"},
-    "runtime": {"errors", "graph"},
-    "core": set(),
-    "preprocess": {"errors", "presets", "options"},
-    "bundled": {"errors", "preprocess"},
-    "labels": {"errors", "bundled", "files"},
-    "tapping": BASE | {"graph", "runtime", "bundled", "labels"},
-    "features": set(),
-    "featurizer": BASE | {"graph", "runtime", "core", "preprocess", "bundled", "labels", "tapping", "features"},
-    "composites": {"errors", "console", "memory", "preprocess"},
-    "colouring": BASE | {"core", "features"},
-    "stream": BASE | {"features", "featurizer"},
-    "journal": BASE,
-    "fitting": BASE | {"core", "features", "featurizer", "stream"},
-    "basis_file": BASE | {"core"},
-    "render": BASE,
-    "report": BASE | {"core", "render", "colouring", "labels"},
-    "notebook": BASE | {"colouring", "render", "report", "labels"},
-    "atlas": BASE | {"core", "features", "graph", "preprocess", "stream", "labels"},
-    "pfv": BASE | {"bundled", "core", "features", "featurizer", "colouring", "fitting", "basis_file", "report", "notebook", "atlas"},
-    "in_graph": BASE | {"core", "graph"},
-    "exporting": BASE | {"basis_file", "bundled", "core", "graph", "in_graph", "pfv", "tapping"},
-    "evaluation": BASE | {"bundled", "core", "graph", "runtime", "preprocess", "composites", "featurizer", "colouring"},
-    "apps": BASE | {"bundled", "core", "graph", "preprocess", "features", "featurizer", "colouring", "stream", "journal",
-                    "fitting", "render", "report", "pfv", "tapping", "composites", "evaluation", "atlas", "labels", "exporting", "in_graph"},
-    "cli": BASE | {"bundled"},  # the applications are imported by name when their command runs
+    "util": {"errors"},  # atomic files and locks, the console, memory, progress, threads
+    "graph": {"errors"},  # ONNX surgery
+    "core": set(),  # the method on NumPy arrays
+    "images": BASE | {"util"},  # decoding, presets applied, labels, bundled files, composites
+    "runtime": BASE | {"util", "graph", "images", "core"},  # onnxruntime, the featurizer, the batch stream
+    "analyses": BASE | {"util", "graph", "images", "core", "runtime"},  # colouring, fit, atlas, evaluate, ...
+    "render": BASE | {"util", "images", "core", "analyses"},  # pictures and pages
+    "pfv": BASE | {"util", "images", "core", "runtime", "analyses", "render"},  # the facade
+    "exporting": BASE | {"util", "graph", "images", "core", "runtime", "analyses", "pfv"},
+    "apps": BASE | {"util", "graph", "images", "core", "runtime", "analyses", "render", "pfv", "exporting"},
+    "cli": BASE | {"util", "images"},  # the applications are imported by name when their command runs
     "__main__": {"cli"},
     "__init__": {"version"},  # the rest by name, when first used
 }
+# At the top of the package: only what a user imports or runs.
+TOP_MODULES = {"__init__", "__main__", "cli", "pfv", "exporting", "options", "presets", "errors", "version"}
 
 
 def unit(module: str) -> str:
@@ -100,6 +83,10 @@ def test_every_unit_imports_only_the_units_below_it():
         for target in targets:
             if unit(target) != unit(module):
                 assert unit(target) in ALLOWED[unit(module)], f"{module} imports {target}"
+
+
+def test_the_top_of_the_package_holds_only_what_users_import_or_run():
+    assert {path.stem for path in PACKAGE.glob("*.py")} <= TOP_MODULES
 
 
 def test_no_import_cycles():

@@ -8,7 +8,7 @@ import threading
 import cv2
 from threadpoolctl import threadpool_info
 
-from pfv_onnx.threads import single_threaded
+from pfv_onnx.util.threads import single_threaded
 
 
 def blas_threads() -> set[int]:

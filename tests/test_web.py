@@ -15,9 +15,10 @@ import numpy as np
 import onnx
 import pytest
 
-from pfv_onnx import PFV, bundled, export
-from pfv_onnx.in_graph import PICTURE_KEY
-from pfv_onnx.preprocess import fit_image, load_image
+from pfv_onnx import PFV, export
+from pfv_onnx.images import bundled
+from pfv_onnx.analyses.in_graph import PICTURE_KEY
+from pfv_onnx.images.preprocess import fit_image, load_image
 from pfv_onnx.render.images import to_uint8
 
 # onnxruntime-web's tarball is fetched from the npm registry once and kept with pytest's cache.

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pfv_onnx import PFV, PFVError, bundled
+from pfv_onnx import PFV, PFVError
+from pfv_onnx.images import bundled
 from pfv_onnx.core import BlankResponse, weighting_map, weighting_sources
 from pfv_onnx.core.activation import FOCUS_FLOOR, channel_sum
 from pfv_onnx.core.upsample import resize_bilinear

@@ -1,6 +1,6 @@
 """``pfv-onnx atlas``: one card per component of a fitted basis, saying what its colour responds to.
 
-The atlas itself is :mod:`pfv_onnx.atlas`'s; this module shows a progress bar and writes ``summary.json``,
+The atlas itself is :mod:`pfv_onnx.analyses.atlas`'s; this module shows a progress bar and writes ``summary.json``,
 one strip of leading images and one of leading patches per component and side under ``cards/``, and
 ``index.html``.
 """
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import cv2
 
-from ..atlas import Atlas, atlas, card_anchor
-from ..console import plural, say, warn
+from ..analyses.atlas import Atlas, atlas, card_anchor
+from ..util.console import plural, say, warn
 from ..errors import PFVError
-from ..files import check_apart, output_folder, write_report
-from ..labels import class_label
+from ..util.files import check_apart, output_folder, write_report
+from ..images.labels import class_label
 from ..options import Options, given_flags
 from ..pfv import PFV
-from ..progress import Progress
+from ..util.progress import Progress
 from ..render import Figure, Section, labelled_grid, page, write_png
 from ..render.legend import component_line, side_meaning
 

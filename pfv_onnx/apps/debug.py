@@ -23,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import say
+from ..util.console import say
 from ..core.metrics import FOREGROUND_SHARE, colour_distribution, foreground
 from ..errors import PFVError
-from ..files import check_apart, output_folder, write_report
-from ..labels import class_label
+from ..util.files import check_apart, output_folder, write_report
+from ..images.labels import class_label
 from ..options import Options
 from ..pfv import PFV
-from ..preprocess import expand_inputs
+from ..images.preprocess import expand_inputs
 from ..render import BAR_COLOURS, Figure, Section, bars, labelled_grid, mark, overlay, page, to_uint8, write_png
-from ..report import safe_name
+from ..render.report import safe_name
 
 EXAMPLES = 3
 DEFAULT_WEIGHTING = "paper"

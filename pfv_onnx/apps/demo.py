@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import bundled
-from ..colouring import BatchResult
-from ..console import say
+from ..images import bundled
+from ..analyses.colouring import BatchResult
+from ..util.console import say
 from ..core import WEIGHTINGS, class_activation_maps, eigen_cam
-from ..files import output_folder, write_atomic
+from ..util.files import output_folder, write_atomic
 from ..graph import load_with_weights, reinitialise
 from ..options import Options
 from ..pfv import PFV
 from ..render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
 from ..render.legend import colour_key
-from ..report import batch_pictures
+from ..render.report import batch_pictures
 
 ANIMALS = ("chelsea", "dog", "person", "horses", "giraffe")
 

@@ -1,6 +1,6 @@
 """``pfv-onnx evaluate``: do PFV's maps point at the object, and are they faithful to the model?
 
-The measurements are :mod:`pfv_onnx.evaluation`'s; this module makes the images (composites of cut-outs on
+The measurements are :mod:`pfv_onnx.analyses.evaluate`'s; this module makes the images (composites of cut-outs on
 photos, the shipped set by default, or a folder of images with their masks), shows a progress bar and
 writes ``summary.json``, the tables and curves as pictures, a few examples and ``index.html``. The exit
 code is 1 when the controls say the run is not trustworthy.
@@ -15,14 +15,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..composites import composites, pairs
-from ..console import plural, say, warn
+from ..images.composites import composites, pairs
+from ..util.console import plural, say, warn
 from ..errors import PFVError
-from ..evaluation import BATCH, COMPOSITES, GAUSSIAN, LOCALISATION, RANDOM, STEPS, Evaluation, component_name, evaluate, picture_name
-from ..files import check_apart, output_folder, write_report
+from ..analyses.evaluate import BATCH, COMPOSITES, GAUSSIAN, LOCALISATION, RANDOM, STEPS, Evaluation, component_name, evaluate, picture_name
+from ..util.files import check_apart, output_folder, write_report
 from ..options import Options
-from ..preprocess import expand_inputs
-from ..progress import Progress
+from ..images.preprocess import expand_inputs
+from ..util.progress import Progress
 from ..render import Figure, Section, colour_map, labelled_grid, line_chart, overlay, page, table_picture, to_uint8, write_png
 
 HEADINGS = {

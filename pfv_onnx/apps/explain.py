@@ -1,7 +1,7 @@
 """``pfv-onnx explain``: PFV of image files and folders, batch by batch, written as pictures and a report.
 
-The images stream (:mod:`pfv_onnx.stream`): decoded ahead of the forward pass, coloured, drawn and written
-behind it. A run keeps its progress in a journal (:mod:`pfv_onnx.journal`): an interrupted run (Ctrl-C, a
+The images stream (:mod:`pfv_onnx.runtime.stream`): decoded ahead of the forward pass, coloured, drawn and written
+behind it. A run keeps its progress in a journal (:mod:`pfv_onnx.util.journal`): an interrupted run (Ctrl-C, a
 crash) leaves only whole files behind, and the same command run again continues with the first unfinished
 batch. The journal goes once ``summary.json`` is written.
 """
@@ -17,19 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atlas import read_atlas
-from ..console import plural, say, warn
-from ..colouring import check_components
+from ..analyses.atlas import read_atlas
+from ..util.console import plural, say, warn
+from ..analyses.colouring import check_components
 from ..errors import PFVError
-from ..features import Features
-from ..files import check_apart
-from ..journal import RunJournal
+from ..runtime.features import Features
+from ..util.files import check_apart
+from ..util.journal import RunJournal
 from ..options import PICTURES, Options, given_flags
 from ..pfv import PFV
-from ..preprocess import find_images, stratified
-from ..progress import Progress
-from ..report import BatchWrite, build_summary, unique_names, write_batch, write_summary
-from ..stream import BatchStream, Decoded
+from ..images.preprocess import find_images, stratified
+from ..util.progress import Progress
+from ..render.report import BatchWrite, build_summary, unique_names, write_batch, write_summary
+from ..runtime.stream import BatchStream, Decoded
 
 # Without --batch, all inputs form one batch unless there are more than this; then they are split in order
 # into the fewest batches of at most this many images, as equal in size as possible.
@@ -67,7 +67,7 @@ def explain(
     compared; the report names each image's class. Inputs that
     cannot be decoded are skipped and listed in the summary (``skipped``) with the reason; the rest of
     their batch goes on. Raises :class:`PFVError` for usage errors (a missing input, a folder that holds
-    other things) before anything is written. ``atlas`` (:func:`pfv_onnx.atlas.read_atlas`, of ``pfv``'s
+    other things) before anything is written. ``atlas`` (:func:`pfv_onnx.analyses.atlas.read_atlas`, of ``pfv``'s
     basis): the report links each component to its card there.
     """
     started = time.perf_counter()
@@ -155,7 +155,7 @@ def _finished(entry: Any, index: int, sources: dict[str, str], out: Path) -> boo
 
 
 def _image_entry(image: Any, index: int, sources: dict[str, str], out: Path) -> bool:
-    """Whether a journal's image entry is one :func:`~pfv_onnx.report.write_batch` wrote for this input."""
+    """Whether a journal's image entry is one :func:`~pfv_onnx.render.report.write_batch` wrote for this input."""
     top = image.get("top5", [])
     return (
         sources.get(image.get("name")) == image.get("source") and image.get("batch") == index + 1

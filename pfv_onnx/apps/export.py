@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..console import plural, say
+from ..util.console import plural, say
 from ..options import Options
 from ..errors import PFVError
-from ..files import check_apart
+from ..util.files import check_apart
 from ..exporting import export
-from ..in_graph import SHAPES
+from ..analyses.in_graph import SHAPES
 
 
 def run(args: argparse.Namespace, options: Options) -> int:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 import time
 
-from ..console import plural, say, warn
-from ..files import check_apart
+from ..util.console import plural, say, warn
+from ..util.files import check_apart
 from ..options import Options
 from ..pfv import PFV
 

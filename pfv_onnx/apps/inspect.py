@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..console import plural, say
-from ..featurizer import Featurizer
+from ..util.console import plural, say
+from ..runtime.featurizer import Featurizer
 from ..graph import infer_tensors, load_model
-from ..in_graph import read_picture_output
+from ..analyses.in_graph import read_picture_output
 from ..options import WEIGHTINGS, Options
 from ..core.activation import EARLIER_TAPS
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..colouring import BatchResult
-from ..console import say
+from ..analyses.colouring import BatchResult
+from ..util.console import say
 from ..core.metrics import rank_correlation, ssim
 from ..errors import ModelError
-from ..files import check_apart, output_folder, write_report
+from ..util.files import check_apart, output_folder, write_report
 from ..graph import load_with_weights, reinitialise, weighted_nodes
 from ..options import Options, given_flags
 from ..pfv import PFV

@@ -20,17 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import say
+from ..util.console import say
 from ..core.linear_probe import confusion, fit_probe, stratified_split
 from ..core.metrics import foreground, rank_correlation
 from ..errors import ImageError, PFVError
-from ..featurizer import Featurizer
-from ..files import check_apart, output_folder, write_report
+from ..runtime.featurizer import Featurizer
+from ..util.files import check_apart, output_folder, write_report
 from ..options import Options
 from ..pfv import PFV
-from ..preprocess import find_images
+from ..images.preprocess import find_images
 from ..render import Figure, Section, labelled_grid, matrix_picture, overlay, page, to_uint8, write_png
-from ..stream import BatchStream, Decoded, plan_batches
+from ..runtime.stream import BatchStream, Decoded, plan_batches
 
 TEST_SHARE = 1 / 3
 CONFUSED_PAIRS = 3
@@ -38,7 +38,7 @@ PROBE_BATCH = 32
 
 
 def dataset_classes(folder: Path) -> dict[str, list[Path]]:
-    """``class name -> image paths`` of a folder-per-class root (:func:`~pfv_onnx.preprocess.find_images`)."""
+    """``class name -> image paths`` of a folder-per-class root (:func:`~pfv_onnx.images.preprocess.find_images`)."""
     if not folder.is_dir():
         raise PFVError(f"{folder}: no such folder (a dataset is a folder with one subfolder of images per class)")
     classes: dict[str, list[Path]] = {}

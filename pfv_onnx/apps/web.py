@@ -2,7 +2,7 @@
 browser (onnxruntime-web) and draws the PFV picture of the photos a user drops on it.
 
 The folder holds ``index.html`` and the scripts it loads: the page's config, the resize that matches
-:func:`pfv_onnx.preprocess.fit_image` bit for bit, onnxruntime-web, the model and optional sample photos,
+:func:`pfv_onnx.images.preprocess.fit_image` bit for bit, onnxruntime-web, the model and optional sample photos,
 each inlined as a classic script. A page opened from ``file://`` may neither fetch files nor import modules,
 so it works from the disk as well as from any static server, and fetches nothing when viewed.
 """
@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from .. import bundled
-from ..console import plural, say
+from ..images import bundled
+from ..util.console import plural, say
 from ..errors import ImageError, ModelError, PFVError
-from ..featurizer import Featurizer
-from ..files import read_file
+from ..runtime.featurizer import Featurizer
+from ..util.files import read_file
 from ..graph import load_with_weights
-from ..in_graph import PictureOutput, read_picture_output
+from ..analyses.in_graph import PictureOutput, read_picture_output
 from ..options import Options
-from ..preprocess import BACKGROUND, load_image
+from ..images.preprocess import BACKGROUND, load_image
 from ..render import ort_web
 
 PAGE = resources.files("pfv_onnx") / "render" / "webpage"

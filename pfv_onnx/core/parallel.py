@@ -1,7 +1,7 @@
 """The core's one way to use several threads, sized by its caller.
 
 OpenCV and NumPy release the GIL for the large work on each image, so threads share a batch's images.
-The caller says how many threads the machine gives (:func:`pfv_onnx.threads.worker_count`); small batches
+The caller says how many threads the machine gives (:func:`pfv_onnx.util.threads.worker_count`); small batches
 use fewer, as starting a thread costs more than a couple of images' work.
 """
 

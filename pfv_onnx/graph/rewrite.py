@@ -42,7 +42,7 @@ STATISTICS = (
 class TappedOutputs:
     """Output names of a tapped model: ``maps`` (one per tap ``l < N``), ``final`` (``F_N``),
     ``activation`` (``A^b`` or ``None``), ``original`` (the model's own outputs kept) and ``picture`` (the
-    PFV picture of a model exported with a fitted basis, :mod:`pfv_onnx.in_graph`, or ``None``) and
+    PFV picture of a model exported with a fitted basis, :mod:`pfv_onnx.analyses.in_graph`, or ``None``) and
     ``statistics`` (with ``statistics``: the outputs :data:`STATISTICS` describes, or ``None``)."""
 
     taps: tuple[str, ...]

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import PFVError
-from ..files import atomic_path, read_file
+from ..util.files import atomic_path, read_file
 
 VERSION = "1.30.0"
 # The registry's "integrity" of the tarball of VERSION (npm view onnxruntime-web@1.30.0 dist.integrity).

@@ -22,7 +22,7 @@ try:
 except ImportError:  # isal is a dependency; an install without it still writes PNGs
     isal_zlib = None
 
-from ..files import write_atomic
+from ..util.files import write_atomic
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UP = 2  # PNG filter type 2: each byte minus the byte above it, modulo 256

@@ -1,5 +1,5 @@
 """The model side of PFV: a model tapped, in one onnxruntime session, with the preprocessing its preset
-names; images in, :class:`~pfv_onnx.features.Features` out.
+names; images in, :class:`~pfv_onnx.runtime.features.Features` out.
 
 >>> featurizer = Featurizer("mobilenet_v2")
 >>> batch = featurizer.load(["cat.jpg", "dog.jpg"])     # paths, folders, PIL images, uint8 arrays
@@ -18,14 +18,15 @@ import numpy as np
 import onnx
 from PIL import Image
 
-from . import bundled, memory
-from .console import plural
-from .errors import ImageError, ModelError, PFVError, PresetWarning
-from .core.activation import EARLIER_TAPS, BlankResponse, channel_sum
-from .core.fitted import FeatureMoments
-from .core.visualise import feature_matrix
+from ..images import bundled
+from ..util import memory
+from ..util.console import plural
+from ..errors import ImageError, ModelError, PFVError, PresetWarning
+from ..core.activation import EARLIER_TAPS, BlankResponse, channel_sum
+from ..core.fitted import FeatureMoments
+from ..core.visualise import feature_matrix
 from .features import Batch, Features, FinalStatistics
-from .graph import (
+from ..graph import (
     InputSpec,
     LinearHead,
     bytes_sha256,
@@ -36,12 +37,12 @@ from .graph import (
     load_model,
     weights_folder,
 )
-from .labels import METADATA_KEY as LABELS_METADATA_KEY
-from .labels import resolve_labels
-from .options import Options
-from .preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
-from .presets import DEFAULT_PRESET, Preset, get_preset
-from .runtime import Session, default_chunk, probe_tensors, resolve_providers
+from ..images.labels import METADATA_KEY as LABELS_METADATA_KEY
+from ..images.labels import resolve_labels
+from ..options import Options
+from ..images.preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
+from ..presets import DEFAULT_PRESET, Preset, get_preset
+from . import Session, default_chunk, probe_tensors, resolve_providers
 from .tapping import TappedModel, tap_model
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
@@ -61,7 +62,7 @@ class Featurizer:
             :func:`pfv_onnx.export` or not).
         options: the ``model``, ``images``, ``runtime`` and ``export`` fields of :class:`~pfv_onnx.Options`
             are read here, and the weighting (which taps it reads).
-        labels: class names for the model's output (see :mod:`pfv_onnx.labels` for the default).
+        labels: class names for the model's output (see :mod:`pfv_onnx.images.labels` for the default).
     """
 
     def __init__(self, model: ModelLike = bundled.DEFAULT_MODEL, options: Options | None = None, labels: str | Path | Sequence[str] | None = None):
@@ -185,7 +186,7 @@ class Featurizer:
     @functools.cached_property
     def blank(self) -> BlankResponse:
         """The channel sums of ``F_N`` and of each earlier tap for a featureless image
-        (:func:`~pfv_onnx.preprocess.blank_image`): what the network responds to the frame and padding alone."""
+        (:func:`~pfv_onnx.images.preprocess.blank_image`): what the network responds to the frame and padding alone."""
         features = self.forward(self.model_input(blank_image(self.preset, self.size)[None]), maps=True)
         return BlankResponse(channel_sum(features.final)[0], tuple(m[0] for m in features.maps or []))
 
@@ -194,7 +195,7 @@ class Featurizer:
         return self.blank if weighting == "focus" else None
 
     def class_names(self, logits: np.ndarray | None) -> list[str] | None:
-        """Names for the classes of ``(B, K)`` ``logits`` (:mod:`pfv_onnx.labels`), ``None`` when unknown."""
+        """Names for the classes of ``(B, K)`` ``logits`` (:mod:`pfv_onnx.images.labels`), ``None`` when unknown."""
         return None if logits is None else self.class_names_for(logits.shape[1])
 
     def class_names_for(self, count: int) -> list[str] | None:

@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import ImageError
+from ..errors import ImageError
 from .features import Features
 from .featurizer import Featurizer, ImageLike
-from .threads import single_threaded, worker_count
+from ..util.threads import single_threaded, worker_count
 
 PREFETCH = 2  # batches decoded ahead of the one that runs
 IN_FLIGHT = 2  # batches still being finished behind it

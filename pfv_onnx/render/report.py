@@ -28,18 +28,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .colouring import BatchResult
-from .console import plural
-from .core import resize_bilinear
-from .core.atlas import image_strengths
-from .core.normalise import Scaling, ValueStats, apply_scaling, scaling
-from .core.visualise import RGB
-from .files import write_report
-from .labels import class_label
-from .options import PICTURES
-from .render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
-from .render.html import colour_bar, relative_link
-from .render.legend import colour_key, side_meaning
+from ..analyses.colouring import BatchResult
+from ..util.console import plural
+from ..core import resize_bilinear
+from ..core.atlas import image_strengths
+from ..core.normalise import Scaling, ValueStats, apply_scaling, scaling
+from ..core.visualise import RGB
+from ..util.files import write_report
+from ..images.labels import class_label
+from ..options import PICTURES
+from . import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
+from .html import colour_bar, relative_link
+from .legend import colour_key, side_meaning
 
 CAPTIONS = {
     "pfv": "PFV",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .errors import PFVError
+from ..errors import PFVError
 from .preprocess import IMAGE_SUFFIXES
 
 DEFAULT_MODEL = "mobilenet_v2"

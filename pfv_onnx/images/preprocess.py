@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import FolderWarning, ImageError, first_line
-from .options import RESIZE_MODES
-from .presets import PRESETS, Preset
+from ..errors import FolderWarning, ImageError, first_line
+from ..options import RESIZE_MODES
+from ..presets import PRESETS, Preset
 
 __all__ = [
     "IMAGE_SUFFIXES", "LUMA", "MAX_PIXELS", "PRESETS", "ImageFile", "Preset", "expand_inputs", "find_images", "stratified", "fit_image", "load_image", "to_image", "to_model_input",

@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .colouring import BatchResult
-from .console import plural
-from .labels import class_label
-from .render import encode_png, to_uint8
-from .render.legend import colour_key
+from ..analyses.colouring import BatchResult
+from ..util.console import plural
+from ..images.labels import class_label
+from . import encode_png, to_uint8
+from .legend import colour_key
 from .report import batch_scales, image_pictures
 
 THUMBNAIL = 128

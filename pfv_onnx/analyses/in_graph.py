@@ -27,16 +27,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .core.activation import FOCUS_FLOOR, BlankResponse, source_count
-from .core.fitted import FittedBasis
-from .core.normalise import FLAT_VALUE
-from .core.weighting import RGB
-from .errors import ModelError, first_line
-from .options import RESIZE_MODES, WEIGHTINGS, field_type_problem
-from .graph import Tap, TappedOutputs, external_tensors, read_tapped_outputs
-from .graph.builder import GraphBuilder
-from .graph.model_io import set_metadata
-from .graph.rewrite import METADATA_KEY, channel_sum
+from ..core.activation import FOCUS_FLOOR, BlankResponse, source_count
+from ..core.fitted import FittedBasis
+from ..core.normalise import FLAT_VALUE
+from ..core.weighting import RGB
+from ..errors import ModelError, first_line
+from ..options import RESIZE_MODES, WEIGHTINGS, field_type_problem
+from ..graph import Tap, TappedOutputs, external_tensors, read_tapped_outputs
+from ..graph.builder import GraphBuilder
+from ..graph.model_io import set_metadata
+from ..graph.rewrite import METADATA_KEY, channel_sum
 
 PICTURE = "pfv_rgb"
 PICTURE_KEY = "pfv_onnx_picture"

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import bundled
-from .errors import PFVError
-from .files import read_file
+from ..errors import PFVError
+from ..util.files import read_file
 
 IMAGENET = "imagenet"
 METADATA_KEY = "labels"

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import PFVError
+from ..errors import PFVError
 from .files import LOCK, claim_folder, release_lock, write_atomic
 
 NAME = ".pfv-run.jsonl"

@@ -1,5 +1,5 @@
 """Do the maps PFV makes point at the object, and are they faithful to the model? Numbers from one forward
-pass over images whose object is known to the pixel (:mod:`pfv_onnx.composites`).
+pass over images whose object is known to the pixel (:mod:`pfv_onnx.images.composites`).
 
 The maps compared (:data:`CONTROLS` know nothing of the image):
 
@@ -38,17 +38,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import bundled
+from ..images import bundled
 from .colouring import colour
-from .composites import Scene, composites
-from .core import WEIGHTINGS, centre_gaussian, class_activation_maps, eigen_cam, random_maps, relevance
-from .core.pairing import MASK_P_VALUE, mask_check, min_mask_images, other_images
-from .errors import PFVError
-from .featurizer import Featurizer, ModelLike
-from .graph import load_model, weights_folder
-from .options import Options
-from .preprocess import Preset, blank_image
-from .runtime import Session
+from ..images.composites import Scene, composites
+from ..core import WEIGHTINGS, centre_gaussian, class_activation_maps, eigen_cam, random_maps, relevance
+from ..core.pairing import MASK_P_VALUE, mask_check, min_mask_images, other_images
+from ..errors import PFVError
+from ..runtime.featurizer import Featurizer, ModelLike
+from ..graph import load_model, weights_folder
+from ..options import Options
+from ..images.preprocess import Preset, blank_image
+from ..runtime import Session
 
 CHANNEL_SUM, EIGENCAM, CAM = "channel sum of F_N", "EigenCAM", "CAM (top class)"
 GAUSSIAN, RANDOM = "Gaussian (control)", "random (control)"
@@ -269,7 +269,7 @@ def class_probabilities(outputs: np.ndarray) -> np.ndarray:
 
 def fill_canvas(image: np.ndarray, fill: str, preset: Preset) -> np.ndarray:
     """What deleted pixels of an ``(H, W, 3)`` uint8 image become: a blurred copy, or the preset's mean
-    colour (:func:`~pfv_onnx.preprocess.blank_image`)."""
+    colour (:func:`~pfv_onnx.images.preprocess.blank_image`)."""
     if fill == "mean":
         return blank_image(preset, image.shape[:2])
     return cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA * max(image.shape[:2]), borderType=cv2.BORDER_REFLECT)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import PFVError
+from ..errors import PFVError
 
 # Used when the platform does not say (no /proc/meminfo, no sysconf): a cautious 4 GiB.
 FALLBACK = 4 << 30

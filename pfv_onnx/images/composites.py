@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import memory
-from .console import plural
-from .errors import ImageError
+from ..util import memory
+from ..util.console import plural
+from ..errors import ImageError
 from .preprocess import _images_in, expand_inputs, load_image
 
 # An object's longer side, as a share of the image's shorter side.

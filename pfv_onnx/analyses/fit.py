@@ -2,7 +2,7 @@
 
 Two passes over the data (see :mod:`pfv_onnx.core.fitted`): moments of ``F_N`` to fix the components,
 then the statistics of the weighted components to fix the normalisation. Each pass streams the images
-(:mod:`pfv_onnx.stream`); each batch's partial result is small (a ``C x C`` matrix, a few numbers) and
+(:mod:`pfv_onnx.runtime.stream`); each batch's partial result is small (a ``C x C`` matrix, a few numbers) and
 partial results merge in any order. On Dask (the optional ``[dask]`` extra) the images are read in shards
 of a few batches: each task opens the model itself, reads its shard of files (the workers must see the
 same paths) and returns its partial result, and the results merge in a tree. A task lost with its worker
@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .core import BlankResponse, FeatureMoments, FittedBasis, ValueStats, feature_matrix, weighted_stats, weighting_sources
-from .errors import PFVError
-from .features import Features
-from .featurizer import Featurizer, ImageLike
-from .options import Options
-from .stream import BatchStream, Decoded, plan_batches
+from ..core import BlankResponse, FeatureMoments, FittedBasis, ValueStats, feature_matrix, weighted_stats, weighting_sources
+from ..errors import PFVError
+from ..runtime.features import Features
+from ..runtime.featurizer import Featurizer, ImageLike
+from ..options import Options
+from ..runtime.stream import BatchStream, Decoded, plan_batches
 
 SHARD_BATCHES = 4  # batches per Dask task
 # Seconds to wait for a Dask scheduler to answer: an address that accepts connections and never answers is

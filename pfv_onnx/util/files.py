@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import PFVError
+from ..errors import PFVError
 
 try:
     import fcntl

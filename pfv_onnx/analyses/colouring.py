@@ -9,15 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from . import memory
-from .core import BlankResponse, FittedBasis, PrincipalComponents, Visualisation, transform, visualise
-from .core.activation import channel_sum
-from .core.decomposition import pca_from_covariance
-from .console import plural
-from .errors import PFVError
-from .features import Features, FinalStatistics
-from .options import Options
-from .threads import single_threaded, worker_count
+from ..util import memory
+from ..core import BlankResponse, FittedBasis, PrincipalComponents, Visualisation, transform, visualise
+from ..core.activation import channel_sum
+from ..core.decomposition import pca_from_covariance
+from ..util.console import plural
+from ..errors import PFVError
+from ..runtime.features import Features, FinalStatistics
+from ..options import Options
+from ..util.threads import single_threaded, worker_count
 
 
 def colour(

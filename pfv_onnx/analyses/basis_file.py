@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from .core import FittedBasis, PrincipalComponents
-from .core.activation import source_count
-from .core.normalise import Scaling, ValueStats
-from .errors import PFVError
-from .files import atomic_path
-from .options import MIN_N_SIGMA, WEIGHTINGS, field_type_problem
-from .version import __version__
+from ..core import FittedBasis, PrincipalComponents
+from ..core.activation import source_count
+from ..core.normalise import Scaling, ValueStats
+from ..errors import PFVError
+from ..util.files import atomic_path
+from ..options import MIN_N_SIGMA, WEIGHTINGS, field_type_problem
+from ..version import __version__
 
 FORMAT = "pfv-onnx basis"
 VERSION = 2

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from .core import FeatureMoments, feature_matrix
-from .core.atlas import Leaders, head_effects, image_strengths, patch_box, purity, ranked_classes, stability
-from .core.decomposition import pca_from_covariance
-from .errors import ImageError, PFVError
-from .features import Features
-from .files import read_json
-from .graph.receptive import receptive_field
-from .labels import class_label
-from .preprocess import find_images
-from .stream import BatchStream, Decoded, plan_batches
+from ..core import FeatureMoments, feature_matrix
+from ..core.atlas import Leaders, head_effects, image_strengths, patch_box, purity, ranked_classes, stability
+from ..core.decomposition import pca_from_covariance
+from ..errors import ImageError, PFVError
+from ..runtime.features import Features
+from ..util.files import read_json
+from ..graph.receptive import receptive_field
+from ..images.labels import class_label
+from ..images.preprocess import find_images
+from ..runtime.stream import BatchStream, Decoded, plan_batches
 
 TOP_IMAGES = 8
 TOP_CLASSES = 5

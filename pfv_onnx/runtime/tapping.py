@@ -15,11 +15,11 @@ from pathlib import Path
 
 import onnx
 
-from . import memory
-from .console import plural
-from .errors import LayerError, ModelError, PFVError
-from .files import atomic_path, check_output_file
-from .graph import (
+from ..util import memory
+from ..util.console import plural
+from ..errors import LayerError, ModelError, PFVError
+from ..util.files import atomic_path, check_output_file
+from ..graph import (
     InputSpec,
     TappedOutputs,
     TapPlan,
@@ -36,10 +36,10 @@ from .graph import (
     with_metadata,
     with_weights,
 )
-from .labels import IMAGENET, read_labels
-from .labels import METADATA_KEY as LABELS_KEY
-from .presets import get_preset
-from .runtime import probe_tensors
+from ..images.labels import IMAGENET, read_labels
+from ..images.labels import METADATA_KEY as LABELS_KEY
+from ..presets import get_preset
+from . import probe_tensors
 
 
 # The largest input a model may declare or be given, in pixels (4096 x 4096).
