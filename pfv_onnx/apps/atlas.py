@@ -64,7 +64,8 @@ def write(out: Path, result: Atlas) -> None:
         sections.append(Section(f"Component {j}", paragraphs, cards=cards, anchor=card_anchor(j)))
     data, field = summary["data"], summary["receptive_field"]
     intro = [
-        f"Model <code>{escape(str(summary['model']['path']))}</code>; {plural(data['images'], 'image')}"
+        # the file's name only: the page is meant to be shared, and its folder says nothing to a reader
+        f"Model <code>{escape(Path(summary['model']['path']).name)}</code>; {plural(data['images'], 'image')}"
         + (f" of {plural(len(data['classes']), 'class')}" if data["classes"] else "")
         + (f"; the basis was fitted on them and saved as <code>{BASIS_FILE}</code> here (<code>pfv-onnx explain ... --basis "
            f"{BASIS_FILE} --atlas .</code> from this folder colours a report with it and links it here)"
