@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import onnx
 
-from pfv_onnx.core import WEIGHTINGS
+from pfv_onnx.options import WEIGHTINGS
 from pfv_onnx.analyses.evaluate import evaluate, map_name, picture_name
 
 from . import overhead

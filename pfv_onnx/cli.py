@@ -177,10 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _flag(option: str) -> str:
-    """The command-line flag of an :class:`Options` field (its name when it has none)."""
+def _flag(option: str, args: argparse.Namespace) -> str:
+    """The command-line flag of an :class:`Options` field, or of a keyword of the command's own that it
+    takes as a flag of the same name (``uint8`` -> ``--uint8``); else the name itself."""
     meta = next((f.metadata for f in dataclasses.fields(Options) if f.name == option), None)
-    return meta["flag"] if meta and meta["flag"] else option
+    if meta and meta["flag"]:
+        return meta["flag"]
+    return "--" + option.replace("_", "-") if option in vars(args) else option
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -201,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with claimed(getattr(args, name), args.overwrite):
                 return app.run(args, options)
     except OptionError as exc:
-        warn(f"error: {_flag(exc.option)} {exc.problem}")
+        warn(f"error: {_flag(exc.option, args)} {exc.worded(lambda name: _flag(name, args))}")
         return exc.exit_code
     except PFVError as exc:
         warn(f"error: {exc}")

@@ -10,10 +10,10 @@ import onnx
 from .analyses.basis_file import load_basis
 from .core.fitted import FittedBasis
 from .images import bundled
-from .errors import ModelError, PFVError
+from .errors import ModelError
 from .graph import TappedOutputs, load_model, read_tapped_outputs
 from .analyses.in_graph import add_picture
-from .options import Options
+from .options import OptionError, Options
 from .pfv import PFV
 from .runtime.tapping import save_model, tap_model
 
@@ -53,20 +53,17 @@ def export(
     """
     src = bundled.resolve_model(src) if isinstance(src, (str, Path)) else src
     if basis is not None and statistics:
-        raise PFVError("statistics are for colours relative to the batch: a model with a basis draws its own picture")
+        raise OptionError("statistics", "are for colours relative to the batch: a model exported with {} draws its own picture", mentions=["basis"])
     if basis is None:
         if uint8:
-            raise PFVError("uint8 is the picture's type: it needs a basis")
+            raise OptionError("uint8", "is the picture's type: give {} too", mentions=["basis"])
         tapped = tap_model(src, layers, final, keep_logits, activation_in_graph=True, size=size, statistics=statistics)
         save_model(tapped.model, dst, tapped, preset, labels)
         return tapped.outputs
     if read_tapped_outputs(load_model(src)) is not None:
         raise ModelError("this model was tapped already: export the original model with the basis")
-    if not isinstance(basis, FittedBasis):  # how the basis's images were made, unless given
-        header = load_basis(basis)[1]
-        preset = preset or header.get("preset")
-        size = size or (tuple(header["size"]) if isinstance(header.get("size"), list) else None)
-        resize = resize or header.get("resize")
+    if not isinstance(basis, FittedBasis):
+        preset, size, resize = _as_fitted(basis, preset, size, resize)
     # Tapped for the CPU whatever this machine has: the file is the same for every runtime, without the
     # outputs only an accelerator's run of PFV reads (A^b, F_N's statistics).
     options = Options(layers=tuple(layers) if layers else None, final=final, keep_logits=keep_logits, size=size, preset=preset,
@@ -81,3 +78,13 @@ def export(
     outputs = read_tapped_outputs(model)
     assert outputs is not None
     return outputs
+
+
+def _as_fitted(
+    basis: str | Path, preset: str | None, size: tuple[int, int] | None, resize: str | None
+) -> tuple[str | None, tuple[int, int] | None, str | None]:
+    """The preset, input size and resize mode the images of a basis file were made with, where not given."""
+    header = load_basis(basis)[1]
+    preset = preset or header.get("preset")
+    size = size or (tuple(header["size"]) if isinstance(header.get("size"), list) else None)
+    return preset, size, resize or header.get("resize")

@@ -19,7 +19,8 @@ from .errors import PFVError
 from .presets import PRESETS
 
 SOLVERS = ("auto", "covariance", "gram", "randomized")
-# The map that weights the components (pfv_onnx.core.activation): focus is the default, paper the paper's A^b.
+# The maps that weight the components (made in pfv_onnx.core.activation, which imports nothing of the package, so
+# the names are defined here): focus is the default, paper the paper's A^b.
 WEIGHTINGS = ("focus", "paper", "final")
 RESIZE_MODES = ("crop", "stretch")
 # The pictures a report can hold per image (pfv_onnx.render.report).
@@ -43,12 +44,20 @@ def given_flags(namespace: Any) -> dict[str, Any]:
 
 
 class OptionError(PFVError):
-    """An option with a value PFV cannot use: ``option`` names it, ``problem`` says what is wrong."""
+    """An option with a value PFV cannot use: ``option`` names it, ``problem`` says what is wrong. A problem
+    that names other options (``mentions``) holds a ``{}`` for each, which the message fills with their
+    names here, and the command line with their flags (:meth:`worded`)."""
 
-    def __init__(self, option: str, problem: str):
-        super().__init__(f"{option} {problem}")
+    def __init__(self, option: str, problem: str, *, mentions: Sequence[str] = ()):
         self.option = option
-        self.problem = problem
+        self.mentions = tuple(mentions)
+        self.template = problem
+        self.problem = self.worded(lambda name: name)
+        super().__init__(f"{option} {self.problem}")
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The problem, each option it mentions called ``name(option)``."""
+        return self.template.format(*map(name, self.mentions)) if self.mentions else self.template
 
 
 def field_type_problem(record: dict[str, Any], types: dict[str, type]) -> str | None:

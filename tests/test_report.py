@@ -17,7 +17,7 @@ import browser
 from pfv_onnx import PFV
 from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
-from pfv_onnx.apps.explain import MAX_BATCH, split_batches
+from pfv_onnx.runtime.stream import MAX_BATCH, split_batches
 from pfv_onnx.images.preprocess import expand_inputs
 from pfv_onnx.util.progress import Progress
 from pfv_onnx.render import Figure, Section, encode_png, page, png

@@ -86,10 +86,7 @@ def atlas(
         pfv.fit(paths, batch_size=batch_size, dask=dask)
     featurizer, basis = pfv.featurizer, pfv.basis
     scan = _scan(featurizer, basis, paths, top, batch_size, progress)
-    head = featurizer.head
-    names = featurizer.class_names_for(head.weight.shape[0]) if head is not None else None
-    # at most half the classes each way, so that no class is said to go both up and down
-    ranked = ranked_classes(head_effects(head.weight, basis.pca.components), min(TOP_CLASSES, head.weight.shape[0] // 2)) if head is not None else None
+    ranked, names = _head_classes(featurizer, basis)
     stable = _stability(scan.halves, basis.pca.n_components)
     field = receptive_field(featurizer.tapped.model, featurizer.final, featurizer.input.name)
     side_px = max(1, min(field.size, min(featurizer.size) // 2))
@@ -118,11 +115,23 @@ def atlas(
         "data": {"images": len(read), "classes": sorted({x for x in read if x is not None})},
         "basis_fitted_here": fitted_here,
         "receptive_field": {"size": field.size, "stride": field.stride, "patch": side_px},
-        "head": head is not None,
+        "head": ranked is not None,
         "components": components,
         "skipped": scan.skipped,
     }
     return Atlas(summary, images, patches)
+
+
+def _head_classes(featurizer, basis) -> tuple[np.ndarray | None, list[str] | None]:
+    """The classes the model's linear head moves most, up and down, by each side of each component (as
+    :func:`~pfv_onnx.core.atlas.ranked_classes` ranks them), and the class names; ``None`` for both without a
+    head."""
+    head = featurizer.head
+    if head is None:
+        return None, None
+    # at most half the classes each way, so that no class is said to go both up and down
+    ranked = ranked_classes(head_effects(head.weight, basis.pca.components), min(TOP_CLASSES, head.weight.shape[0] // 2))
+    return ranked, featurizer.class_names_for(head.weight.shape[0])
 
 
 def _side_entry(scan: _Scan, slot: int, boxes: list, paths: list[Path], labels: list[str | None], read: list[str | None]) -> dict[str, Any]:

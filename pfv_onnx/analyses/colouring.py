@@ -165,9 +165,20 @@ class BatchResult:
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax of each row, unless the rows are probabilities already (a softmax inside the model)."""
+    """``(B, K)`` float64: the softmax of each row of ``(B, K)`` scores, unless the rows are probabilities
+    already (a softmax inside the model)."""
     x = logits.astype(np.float64)
     if np.all(x >= 0) and np.allclose(x.sum(axis=1), 1.0, atol=1e-3):
         return x
     x = np.exp(x - x.max(axis=1, keepdims=True))
     return x / x.sum(axis=1, keepdims=True)
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """``(B, K)`` class scores as probabilities: a softmax, unless they are probabilities already. One
+    score per image is a binary classifier's: ``(B, 2)``, the sigmoid of a logit and its complement."""
+    scores = np.asarray(outputs, np.float64)
+    if scores.shape[1] == 1:
+        positive = scores[:, 0] if 0 <= scores.min() and scores.max() <= 1 else 1 / (1 + np.exp(-scores[:, 0]))
+        return np.stack([1 - positive, positive], axis=1)
+    return probabilities(scores)

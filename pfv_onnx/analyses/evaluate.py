@@ -39,14 +39,14 @@ import cv2
 import numpy as np
 
 from ..images import bundled
-from .colouring import colour
+from .colouring import class_probabilities, colour
 from ..images.composites import Scene, composites
-from ..core import WEIGHTINGS, centre_gaussian, class_activation_maps, eigen_cam, random_maps, relevance
+from ..core import centre_gaussian, class_activation_maps, eigen_cam, random_maps, relevance
 from ..core.pairing import MASK_P_VALUE, mask_check, min_mask_images, other_images
 from ..errors import PFVError
 from ..runtime.featurizer import Featurizer, ModelLike
 from ..graph import load_model, weights_folder
-from ..options import Options
+from ..options import WEIGHTINGS, Options
 from ..images.preprocess import Preset, blank_image
 from ..runtime import Session
 
@@ -142,12 +142,7 @@ def evaluate(
         examples: images whose maps are kept for pictures.
         progress: called with the images finished and their total after each image.
     """
-    if fill not in FILLS:
-        raise PFVError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
-    if batch < 1:
-        raise PFVError("evaluate needs at least 1 image per batch")
-    if not 2 <= steps <= MAX_STEPS:
-        raise PFVError(f"steps must be from 2 to {MAX_STEPS} (each step costs two forward passes of every map of every image), got {steps}")
+    _check_arguments(fill, batch, steps)
     options = options or Options()
     # Every earlier tap, so that each weighting is made from the same forward pass.
     featurizer = Featurizer(model, options.replace(weighting="paper", hierarchical=False, activation_in_graph=False))
@@ -159,44 +154,74 @@ def evaluate(
     scenes = _checked(scenes, size)
     scorer = _Scorer(model, featurizer, options.threads) if faithfulness else None
     started = time.perf_counter()
-    per_image: list[dict[str, Any]] = []
-    kept: dict[str, list[np.ndarray]] = {}
-    others = other_images(len(scenes))
-    aucs: list[np.ndarray] = []  # per image (maps, 1 + others): ROC-AUC against its own mask, then the others'
+    run = _Run(featurizer, options, scenes, scorer, fill=fill, steps=steps, seed=seed, examples=examples, progress=progress)
     for start in range(0, len(scenes), batch):
-        part = scenes[start : start + batch]
-        crops = np.stack([s.image for s in part])
-        features = featurizer.forward(featurizer.model_input(crops), maps=True)
-        picture, maps = batch_maps(featurizer, features, options, seed + start)
+        run.batch(start, batch)
+    summary = summarise(run.per_image, steps, np.stack(run.aucs), seed)
+    summary.update(model=featurizer.describe()["model"], weighting=options.weighting, hierarchical=options.hierarchical, batch=batch,
+                   fill=fill if faithfulness else None, seconds=round(time.perf_counter() - started, 1))
+    return Evaluation(summary, {key: np.stack(values) for key, values in run.kept.items()})
+
+
+def _check_arguments(fill: str, batch: int, steps: int) -> None:
+    """Refuse, with one line, a fill, batch or number of steps :func:`evaluate` does not take."""
+    if fill not in FILLS:
+        raise PFVError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    if batch < 1:
+        raise PFVError("evaluate needs at least 1 image per batch")
+    if not 2 <= steps <= MAX_STEPS:
+        raise PFVError(f"steps must be from 2 to {MAX_STEPS} (each step costs two forward passes of every map of every image), got {steps}")
+
+
+@dataclass
+class _Run:
+    """An evaluation under way: what it scores the scenes with (``scorer`` ``None``: localisation only), and
+    what it has measured so far, image by image."""
+
+    featurizer: Featurizer
+    options: Options
+    scenes: list[Scene]
+    scorer: _Scorer | None
+    fill: str
+    steps: int
+    seed: int
+    examples: int  # images whose maps are kept
+    progress: Callable[[int, int], None] | None
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+    kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    aucs: list[np.ndarray] = field(default_factory=list)  # per image (maps, 1 + others): ROC-AUC against its own mask, then the others'
+
+    def batch(self, start: int, size: int) -> None:
+        """Score the ``size`` scenes from ``start`` on, decomposed as one batch."""
+        part = self.scenes[start : start + size]
+        features = self.featurizer.forward(self.featurizer.model_input(np.stack([s.image for s in part])), maps=True)
+        picture, maps = batch_maps(self.featurizer, features, self.options, self.seed + start)
+        others = other_images(len(self.scenes))
         for i, scene in enumerate(part):
-            entry: dict[str, Any] = {"name": scene.name, "object_share": round(float(scene.mask.mean()), 4)}
+            own = {name: m[i] for name, m in maps.items()}
             # Against its own object and those of other images, from any batch: the masks' check.
-            masks = np.stack([scene.mask, *(scenes[j].mask for j in others[start + i])])
-            aucs.append(np.stack([relevance.roc_aucs(m[i], masks) for m in maps.values()]))
-            entry["maps"] = {name: {k: round(v, 4) for k, v in localisation(m[i], scene.mask, a).items()} for (name, m), a in zip(maps.items(), aucs[-1])}
-            if scorer is not None:
-                top = int(np.argmax(class_probabilities(features.logits[i : i + 1])[0]))
-                entry["top_class"] = top
-                canvas = fill_canvas(scene.image, fill, featurizer.preset)
-                curves = scorer.curves(scene.image, canvas, {name: m[i] for name, m in maps.items()}, top, steps, seed)
-                for name, (deletion, insertion) in curves.items():
-                    entry["maps"][name].update(deletion_curve=deletion, insertion_curve=insertion)
-            per_image.append(entry)
-            if len(per_image) <= examples:
-                for key, value in [("image", scene.image), ("mask", scene.mask), ("picture", picture[i]), *((n, m[i]) for n, m in maps.items())]:
-                    kept.setdefault(key, []).append(value)
-            if progress is not None:
-                progress(len(per_image), len(scenes))
-    summary = summarise(per_image, steps, np.stack(aucs), seed)
-    summary.update(
-        model=featurizer.describe()["model"],
-        weighting=options.weighting,
-        hierarchical=options.hierarchical,
-        batch=batch,
-        fill=fill if faithfulness else None,
-        seconds=round(time.perf_counter() - started, 1),
-    )
-    return Evaluation(summary, {key: np.stack(values) for key, values in kept.items()})
+            masks = np.stack([scene.mask, *(self.scenes[j].mask for j in others[start + i])])
+            self.aucs.append(np.stack([relevance.roc_aucs(m, masks) for m in own.values()]))
+            entry = {"name": scene.name, "object_share": round(float(scene.mask.mean()), 4)}
+            entry["maps"] = {name: {k: round(v, 4) for k, v in relevance.localisation(m, scene.mask, a).items()} for (name, m), a in zip(own.items(), self.aucs[-1])}
+            if self.scorer is not None:
+                entry["top_class"] = self._faithfulness(scene, own, features.logits[i : i + 1], entry["maps"])
+            self.per_image.append(entry)
+            if len(self.per_image) <= self.examples:
+                for key, value in [("image", scene.image), ("mask", scene.mask), ("picture", picture[i]), *own.items()]:
+                    self.kept.setdefault(key, []).append(value)
+            if self.progress is not None:
+                self.progress(len(self.per_image), len(self.scenes))
+
+    def _faithfulness(self, scene: Scene, maps: dict[str, np.ndarray], logits: np.ndarray, scores: dict[str, dict[str, Any]]) -> int:
+        """Add each map's deletion and insertion curves of the image's top class (``logits`` ``(1, K)``) to its
+        ``scores``; return that class."""
+        assert self.scorer is not None
+        top = int(np.argmax(class_probabilities(logits)[0]))
+        canvas = fill_canvas(scene.image, self.fill, self.featurizer.preset)
+        for name, (deletion, insertion) in self.scorer.curves(scene.image, canvas, maps, top, self.steps, self.seed).items():
+            scores[name].update(deletion_curve=deletion, insertion_curve=insertion)
+        return top
 
 
 def batch_maps(featurizer: Featurizer, features, options: Options, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -236,35 +261,6 @@ def _checked(scenes: Sequence[Scene], size: tuple[int, int]) -> list[Scene]:
     if not checked:
         raise PFVError("no images to evaluate")
     return checked
-
-
-def localisation(saliency: np.ndarray, mask: np.ndarray, aucs: np.ndarray | None = None) -> dict[str, float]:
-    """The localisation metrics of one ``(H, W)`` map for one ``(H, W)`` bool mask. ``aucs``, when given, are
-    the map's ROC-AUCs against that mask and then against other images' (:func:`relevance.roc_aucs`);
-    ``other_auc`` is the mean of the latter, what a wrong pairing of images and masks scores."""
-    aucs = relevance.roc_aucs(saliency, mask[None]) if aucs is None else aucs
-    scores = {
-        "pointing": float(relevance.pointing(saliency, mask)),
-        "border": float(relevance.on_border(saliency)),
-        "auc": float(aucs[0]),
-        "mass": relevance.mass_ratio(saliency, mask),
-    }
-    if len(aucs) > 1:
-        scores["other_auc"] = float(np.mean(aucs[1:]))
-    return scores
-
-
-def class_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """``(B, K)`` class scores as probabilities: a softmax, unless they are probabilities already. One
-    score per image is a binary classifier's: ``(B, 2)``, the sigmoid of a logit and its complement."""
-    scores = np.asarray(outputs, np.float64)
-    if scores.shape[1] == 1:
-        positive = scores[:, 0] if 0 <= scores.min() and scores.max() <= 1 else 1 / (1 + np.exp(-scores[:, 0]))
-        return np.stack([1 - positive, positive], axis=1)
-    if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
-        return scores
-    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return scores / scores.sum(axis=1, keepdims=True)
 
 
 def fill_canvas(image: np.ndarray, fill: str, preset: Preset) -> np.ndarray:

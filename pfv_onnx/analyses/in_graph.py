@@ -33,10 +33,11 @@ from ..core.normalise import FLAT_VALUE
 from ..core.weighting import RGB
 from ..errors import ModelError, first_line
 from ..options import RESIZE_MODES, WEIGHTINGS, field_type_problem
-from ..graph import Tap, TappedOutputs, external_tensors, read_tapped_outputs
+from ..graph import Tap, TappedOutputs, read_tapped_outputs
 from ..graph.builder import GraphBuilder
-from ..graph.model_io import set_metadata
+from ..graph.model_io import check_rewritten, set_metadata
 from ..graph.rewrite import METADATA_KEY, channel_sum
+from ..images.preprocess import MAX_INPUT_PIXELS
 
 PICTURE = "pfv_rgb"
 PICTURE_KEY = "pfv_onnx_picture"
@@ -44,10 +45,6 @@ OUTPUTS_KEY = "pfv_onnx_outputs"
 LAYOUTS = {"NCHW": "float32", "NHWC": "uint8"}
 # Each layout's picture, in words.
 SHAPES = {"NCHW": "(B, 3, H, W) float32 in [0, 1]", "NHWC": "(B, H, W, 3) uint8"}
-
-
-# The largest picture a record may describe, in pixels (as the largest input pfv-onnx takes).
-MAX_PIXELS = 4096 * 4096
 # The fields of the metadata record and the types they must have (the name is in the tapped outputs' record).
 RECORD_TYPES = {"layout": str, "basis": str, "weighting": str, "hierarchical": bool, "size": list, "neutral": float, "resize": str}
 
@@ -103,7 +100,7 @@ def read_picture_output(model: onnx.ModelProto) -> PictureOutput | None:
                                 (size[0], size[1]), float(data["neutral"]), data["resize"])
         if picture.layout not in LAYOUTS or picture.resize not in RESIZE_MODES or picture.weighting not in WEIGHTINGS:
             raise ValueError(f"layout {picture.layout!r}, resize {picture.resize!r}, weighting {picture.weighting!r}")
-        if not (0 < size[0] and 0 < size[1] and size[0] * size[1] <= MAX_PIXELS and 0.0 <= picture.neutral <= 1.0):
+        if not (0 < size[0] and 0 < size[1] and size[0] * size[1] <= MAX_INPUT_PIXELS and 0.0 <= picture.neutral <= 1.0):
             raise ValueError(f"size {size}, neutral {picture.neutral}")
     except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
         raise ModelError(f"the model's {PICTURE_KEY} metadata is unreadable ({first_line(exc)})") from None
@@ -172,11 +169,7 @@ def add_picture(
                            basis.scaling.neutral, resize)
     set_metadata(out, {PICTURE_KEY: record.to_json(), OUTPUTS_KEY: json.dumps(_describe(out, outputs, record)),
                        METADATA_KEY: replace(outputs, picture=picture).to_json()})
-    if not external_tensors(out):
-        try:
-            onnx.checker.check_model(out)
-        except onnx.checker.ValidationError as exc:  # a bug of ours, but say where
-            raise ModelError(f"the model with the picture does not validate: {str(exc).splitlines()[0]}") from None
+    check_rewritten(out, "the model with the picture")
     return out
 
 

@@ -22,10 +22,10 @@ import numpy as np
 from ..images import bundled
 from ..analyses.colouring import BatchResult
 from ..util.console import say
-from ..core import WEIGHTINGS, class_activation_maps, eigen_cam
+from ..core import class_activation_maps, eigen_cam
 from ..util.files import output_folder, write_atomic
 from ..graph import load_with_weights, reinitialise
-from ..options import Options
+from ..options import WEIGHTINGS, Options
 from ..pfv import PFV
 from ..render import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
 from ..render.legend import colour_key

@@ -9,11 +9,11 @@ batch. The journal goes once ``summary.json`` is written.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +29,7 @@ from ..pfv import PFV
 from ..images.preprocess import find_images, stratified
 from ..util.progress import Progress
 from ..render.report import BatchWrite, build_summary, unique_names, write_batch, write_summary
-from ..runtime.stream import BatchStream, Decoded
-
-# Without --batch, all inputs form one batch unless there are more than this; then they are split in order
-# into the fewest batches of at most this many images, as equal in size as possible.
-MAX_BATCH = 64
-
-
-def split_batches(count: int, batch: int | None = None) -> list[range]:
-    """Consecutive index ranges: ``batch`` images each (the last may be smaller), or by :data:`MAX_BATCH`."""
-    if count <= 0:
-        return []
-    if batch is not None:
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
-        return [range(start, min(start + batch, count)) for start in range(0, count, batch)]
-    parts = math.ceil(count / MAX_BATCH)
-    bounds = [round(i * count / parts) for i in range(parts + 1)]
-    return [range(bounds[i], bounds[i + 1]) for i in range(parts)]
+from ..runtime.stream import BatchStream, Decoded, split_batches
 
 
 def explain(
@@ -85,27 +68,47 @@ def explain(
         raise PFVError(f"{out}: holds a report already (use --overwrite to replace it)")
     if pfv.basis is None and pfv.featurizer.final_shape is not None and plan:  # before anything is written
         check_components(pfv.options.n_components, min(len(part) for part in plan), pfv.featurizer.final_shape)
+    run = _Run(pfv=pfv, paths=paths, names=names, classes=[f.label for f in files], plan=plan, description=description, pictures=pictures,
+               show_progress=show_progress, workers=workers, started=started)
     journal = RunJournal.start(out, key, overwrite)  # before any picture: a run stopped from here on can be resumed
     try:
-        return _run(pfv, paths, names, [f.label for f in files], plan, description, journal, show_progress, workers, pictures, started)
+        return _run(run, journal)
     finally:
         journal.unlock()
 
 
-def _run(pfv: PFV, paths: list[Path], names: list[str], classes: list[str | None], plan: list[range], description: dict[str, Any], journal: RunJournal,
-         show_progress: bool, workers: int | None, pictures: Sequence[str], started: float) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class _Run:
+    """What a run of :func:`explain` does, settled before its journal opens: the inputs in order with their
+    unique names and classes, the batches (``plan``, ranges of positions), the run's description for the
+    summary, the pictures written, and how (progress bar, worker threads); ``started``, its start time."""
+
+    pfv: PFV
+    paths: list[Path]
+    names: list[str]
+    classes: list[str | None]
+    plan: list[range]
+    description: dict[str, Any]
+    pictures: Sequence[str]
+    show_progress: bool
+    workers: int | None
+    started: float
+
+
+def _run(run: _Run, journal: RunJournal) -> dict[str, Any]:
     """:func:`explain` once its journal is open: the batches it has not finished whole, then the summary."""
+    pfv, paths, names, classes, plan = run.pfv, run.paths, run.names, run.classes, run.plan
     out = journal.out
-    progress = Progress(len(paths), enabled=show_progress)
+    progress = Progress(len(paths), enabled=run.show_progress)
     todo = [(i, plan[i]) for i in range(len(plan)) if not _finished(journal.batches.get(i), i, {names[p]: str(paths[p]) for p in plan[i]}, out)]
     progress.update(len(paths) - sum(len(part) for _, part in todo))
-    stream = BatchStream(pfv.featurizer, paths, todo, maps=pfv.needs_maps(pfv.basis), workers=workers, relative=pfv.basis is None)
+    stream = BatchStream(pfv.featurizer, paths, todo, maps=pfv.needs_maps(pfv.basis), workers=run.workers, relative=pfv.basis is None)
 
     def finish(decoded: Decoded, features: Features) -> tuple[dict[str, float], BatchWrite]:
         kept = decoded.positions
         result = pfv.colour(features, decoded.crops, [names[i] for i in kept], decoded.timings, pfv.basis, stream.core_threads)
         return dict(result.timings), write_batch(
-            out, result, decoded.index, [str(paths[i]) for i in kept], stream.pool, pictures, [classes[i] for i in kept]
+            out, result, decoded.index, [str(paths[i]) for i in kept], stream.pool, run.pictures, [classes[i] for i in kept]
         )
 
     def done(decoded: Decoded, outcome: tuple[dict[str, float], BatchWrite] | None) -> None:
@@ -123,7 +126,7 @@ def _run(pfv: PFV, paths: list[Path], names: list[str], classes: list[str | None
         stream.run(finish, done, whole=lambda outcome: outcome[1].complete())
     finally:
         progress.close()
-    summary = _summary(description, [journal.batches[i] for i in range(len(plan))], time.perf_counter() - started)
+    summary = _summary(run.description, [journal.batches[i] for i in range(len(plan))], time.perf_counter() - run.started)
     write_summary(out, summary)
     journal.close()
     return summary

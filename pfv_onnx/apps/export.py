@@ -8,17 +8,12 @@ from pathlib import Path
 
 from ..util.console import plural, say
 from ..options import Options
-from ..errors import PFVError
 from ..util.files import check_apart
 from ..exporting import export
 from ..analyses.in_graph import SHAPES
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    if args.uint8 and not args.basis:
-        raise PFVError("--uint8 is the picture's type: give --basis too")
-    if args.statistics and args.basis:
-        raise PFVError("--statistics are for colours relative to the batch: a model exported with --basis draws its own picture")
     dst = Path(args.dst)  # checked and held by the command line (OUTPUTS)
     check_apart(dst, [path for path in (args.src, args.basis) if path])
     outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size,

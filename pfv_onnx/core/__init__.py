@@ -15,7 +15,7 @@
 ``parallel``       the one helper that shares work between the threads a caller gives
 """
 
-from .activation import WEIGHTINGS, BlankResponse, channel_sum, total_activation, weighting_map, weighting_sources
+from .activation import BlankResponse, channel_sum, total_activation, weighting_map, weighting_sources
 from .baselines import centre_gaussian, class_activation_maps, eigen_cam, random_maps
 from .decomposition import PrincipalComponents, fit_pca, fit_transform_pca
 from .fitted import FeatureMoments, FittedBasis
@@ -24,7 +24,6 @@ from .upsample import resize_bilinear
 from .visualise import Visualisation, feature_matrix, transform, visualise, weighted_stats
 
 __all__ = [
-    "WEIGHTINGS",
     "BlankResponse",
     "FeatureMoments",
     "FittedBasis",

@@ -24,8 +24,8 @@ import numpy as np
 from .parallel import in_parallel
 from .upsample import resize_bilinear
 
-WEIGHTINGS = ("focus", "paper", "final")
-# How many of the last earlier taps each weighting reads (None: all of them).
+# How many of the last earlier taps each weighting reads (None: all of them). The names, in the order the
+# options offer them, are pfv_onnx.options.WEIGHTINGS (the core imports nothing of the package).
 EARLIER_TAPS = {"focus": 1, "paper": None, "final": 0}
 # Where the finer map is 0, the deep map still counts this much: an object the last tap misses stays visible.
 FOCUS_FLOOR = 0.1
@@ -107,7 +107,7 @@ def weighting_sources(
     if weighting in ("paper", "final"):
         return [final_sum]
     if weighting != "focus":
-        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+        raise ValueError(f"weighting must be one of {', '.join(EARLIER_TAPS)}, got {weighting!r}")
     if blank is None:
         raise ValueError("the focus weighting needs the channel sums of a featureless image (its blank)")
     sources = [np.maximum(final_sum - blank.final, 0, dtype=np.float32)]

@@ -12,15 +12,16 @@ import cv2
 import numpy as np
 from scipy.stats import spearmanr
 
-# The foreground is the share of an image's pixels with the highest activation map values, away from a
-# border of 1/16 of the side: zero padding inflates every convolution's response along the image's edges.
+from .relevance import BORDER
+
+# The foreground is the share of an image's pixels with the highest activation map values, away from the
+# border (relevance.BORDER) where zero padding inflates every convolution's response.
 FOREGROUND_SHARE = 0.3
-BORDER = 1 / 16
 
 
 def foreground(activation: np.ndarray, share: float = FOREGROUND_SHARE) -> np.ndarray:
     """``(H, W)`` bool mask of the ``share`` of the image's pixels with the highest activation (ties
-    included), taken inside a border of 1/16 of the side.
+    included), taken inside the border of :data:`~pfv_onnx.core.relevance.BORDER` of each side.
 
     A fixed share per image, rather than a threshold on the values, keeps images with weak and strong
     responses comparable: each contributes its own most active region.

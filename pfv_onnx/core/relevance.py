@@ -8,6 +8,7 @@ Localisation, for an ``(H, W)`` map and an ``(H, W)`` bool mask of the object:
 ``roc_auc``      the probability that a pixel of the object outranks one of the background (ties count half)
 ``mass_ratio``   the share of the map's mass (its values above their minimum) inside the mask, over the
                  share of the image the mask covers: 1 for a map that ignores the object, more when it points
+``localisation`` all four of one map for one mask, as an evaluation reports them
 
 Faithfulness (Petsiuk et al. 2018): ``deletion_order`` ranks the pixels most salient first; the caller
 removes (or restores) them in ``steps`` equal parts, runs the model, and ``curve_area`` integrates the top
@@ -19,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+# The outer 1/16 of each side: zero padding inflates every convolution's response along the image's edges, so
+# a map that peaks there points at the padding, not at the image (foregrounds are taken inside it too).
 BORDER = 1 / 16
 
 
@@ -46,6 +49,22 @@ def on_border(saliency: np.ndarray, share: float = BORDER) -> float:
     """Whether the map's largest value lies on the outer ``share`` of the image (on a tie, the share of
     the largest pixels there)."""
     return float(border_mask(saliency.shape, share)[peaks(saliency)].mean())
+
+
+def localisation(saliency: np.ndarray, mask: np.ndarray, aucs: np.ndarray | None = None) -> dict[str, float]:
+    """The localisation metrics of one ``(H, W)`` map for one ``(H, W)`` bool mask. ``aucs``, when given, are
+    the map's ROC-AUCs against that mask and then against other images' (:func:`roc_aucs`);
+    ``other_auc`` is the mean of the latter, what a wrong pairing of images and masks scores."""
+    aucs = roc_aucs(saliency, mask[None]) if aucs is None else aucs
+    scores = {
+        "pointing": float(pointing(saliency, mask)),
+        "border": float(on_border(saliency)),
+        "auc": float(aucs[0]),
+        "mass": mass_ratio(saliency, mask),
+    }
+    if len(aucs) > 1:
+        scores["other_auc"] = float(np.mean(aucs[1:]))
+    return scores
 
 
 def roc_auc(saliency: np.ndarray, mask: np.ndarray) -> float:

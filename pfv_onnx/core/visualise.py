@@ -19,7 +19,7 @@ first read.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -103,20 +103,9 @@ def feature_matrix(final: np.ndarray) -> np.ndarray:
 
 
 def visualise(
-    final: np.ndarray,
-    maps: Sequence[np.ndarray],
-    size: tuple[int, int],
-    *,
-    n_components: int = 3,
-    hierarchical: bool = False,
-    n_sigma: float = 1.0,
-    solver: str = "auto",
-    random_state: int = 0,
-    activation: np.ndarray | None = None,
-    threads: int = 1,
-    weighting: str = "paper",
-    blank: BlankResponse | None = None,
-    decomposed: tuple[PrincipalComponents, np.ndarray] | None = None,
+    final: np.ndarray, maps: Sequence[np.ndarray], size: tuple[int, int], *, n_components: int = 3, hierarchical: bool = False,
+    n_sigma: float = 1.0, solver: str = "auto", random_state: int = 0, activation: np.ndarray | None = None, threads: int = 1,
+    weighting: str = "paper", blank: BlankResponse | None = None, decomposed: tuple[PrincipalComponents, np.ndarray] | None = None,
 ) -> Visualisation:
     """Run PFV on one analysis batch, its colours relative to this batch (the paper's method).
 
@@ -143,28 +132,23 @@ def visualise(
         The :class:`Visualisation` of the batch.
     """
     size, maps = _checked(final, maps, size, activation, decomposed is not None)
-    batch, (height, width) = final.shape[0], final.shape[-2:]
+    batch = final.shape[0]
     if hierarchical and weighting != "paper":
         raise ValueError("the hierarchical weighting is the paper's, layer by layer")
     sources = weighting_sources(final, maps, weighting, blank)
     peaks = [float(np.abs(m).max()) or 1.0 for m in sources]
     started = time.perf_counter()
-    found: list = []
-
-    def decompose() -> None:
-        found.extend(fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False))
-
-    tasks = [decompose] if decomposed is None else []
+    alongside = []
     if activation is None:
         activation = np.empty((batch, *size), dtype=np.float32)
-        tasks.append(lambda: weighting_map(weighting, sources, size, peaks, out=activation))
+        alongside.append(lambda: weighting_map(weighting, sources, size, peaks, out=activation))
     # A^b does not depend on the decomposition, which keeps one core busy: summed meanwhile (from a few
     # images on: below that a thread costs more than it saves).
-    run_all(tasks, threads if batch >= 2 * IMAGES_PER_THREAD else 1)
+    beside = threads if batch >= 2 * IMAGES_PER_THREAD else 1
     if decomposed is None:
-        pca, projected = found
-        scores = projected.astype(np.float32).reshape(batch, height, width, n_components)
+        pca, scores = _decompose(final, alongside, beside, n_components=n_components, solver=solver, random_state=random_state)
     else:
+        run_all(alongside, beside)
         pca, scores = decomposed
     done = time.perf_counter()
 
@@ -176,6 +160,22 @@ def visualise(
     _rescale(rgb, min(n_components, RGB), scale, threads)
     timings = {"decomposition": done - started, "weighting": time.perf_counter() - done}
     return Visualisation(rgb, activation, scores, pca, scale, timings)
+
+
+def _decompose(
+    final: np.ndarray, alongside: list[Callable[[], None]], threads: int, *, n_components: int, solver: str, random_state: int
+) -> tuple[PrincipalComponents, np.ndarray]:
+    """The PCA of ``F_N`` ``(B, C, h, w)`` and its ``(B, h, w, k)`` float32 scores, with the tasks ``alongside``
+    run in other threads meanwhile (``threads`` in all)."""
+    batch, (height, width) = final.shape[0], final.shape[-2:]
+    found: list = []
+
+    def decompose() -> None:
+        found.extend(fit_transform_pca(feature_matrix(final), n_components, solver, random_state, copy=False))
+
+    run_all([decompose, *alongside], threads)
+    pca, projected = found
+    return pca, projected.astype(np.float32).reshape(batch, height, width, n_components)
 
 
 def transform(

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from .constants import attribute, constant_array, constant_tensors
-from .taps import _reduce_axes
+from .taps import _reduce_axes, consumers_of
 
 # Ops between the pooling and the linear layer that do not change the values.
 PASS_THROUGH = {"Flatten", "Reshape", "Squeeze", "Dropout", "Identity"}
@@ -37,10 +37,7 @@ def linear_head(model: onnx.ModelProto, final: str, size: tuple[int, int] | None
         weights_dir: the folder of the model file, where weights in external files are read from
             (:func:`~pfv_onnx.graph.weights_folder`).
     """
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = consumers_of(model)
     constants = constant_tensors(model)
 
     def only_consumer(name: str) -> onnx.NodeProto | None:

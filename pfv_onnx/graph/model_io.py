@@ -48,6 +48,22 @@ def load_model(src: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def check_rewritten(model: onnx.ModelProto, what: str) -> None:
+    """Run onnx's checker on a model we rewrote (``what`` names it in the error): a failure is a bug of ours,
+    but the one line says where. A model with external weights is not checked: the checker cannot follow
+    them in memory.
+
+    Raises:
+        ModelError: ``"{what} does not validate: ..."``.
+    """
+    if external_tensors(model):
+        return
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ModelError(f"{what} does not validate: {str(exc).splitlines()[0]}") from None
+
+
 def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     """The initializers whose data lives in external files."""
     return [init for init in model.graph.initializer if uses_external_data(init)]

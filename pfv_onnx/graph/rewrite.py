@@ -24,7 +24,7 @@ from ..errors import ModelError
 from .builder import GraphBuilder
 from .constants import constant_array
 from .inputs import InputSpec
-from .model_io import external_tensors, set_metadata
+from .model_io import check_rewritten, set_metadata
 from .taps import Tap, TapPlan
 
 METADATA_KEY = "pfv_onnx"
@@ -143,13 +143,7 @@ def add_pfv_outputs(
     first_added = len(graph.node)
 
     maps = [channel_sum(build, tap, f"pfv_map_{i}") for i, tap in enumerate(plan.layers)]
-    activation = None
-    if activation_in_graph:
-        assert spec.size is not None
-        # With no earlier layer, F_N's own channel sum stands in for A^b (as in the core).
-        sources = list(zip(plan.layers, maps)) or [(plan.final, channel_sum(build, plan.final, "pfv/final_sum"))]
-        upsampled = [build.resize(name, (tap.height, tap.width), spec.size, f"pfv/upsample_{i}") for i, (tap, name) in enumerate(sources)]
-        activation = build.node("Sum", upsampled, ACTIVATION)
+    activation = _total_activation(build, plan, maps, spec.size) if activation_in_graph and spec.size is not None else None
 
     batch = spec.batch if spec.batch is not None else _batch_param(model, spec.name)
     added = _statistics(build, plan.final, batch) if statistics else None
@@ -165,21 +159,19 @@ def add_pfv_outputs(
     _schedule_early(graph, first_added)
     if not keep_logits:
         _prune(graph)
-    tapped = TappedOutputs(
-        taps=tuple(plan.layer_names),
-        final=plan.final.name,
-        maps=tuple(maps),
-        activation=activation,
-        original=tuple(original),
-        statistics=added,
-    )
+    tapped = TappedOutputs(taps=tuple(plan.layer_names), final=plan.final.name, maps=tuple(maps), activation=activation,
+                           original=tuple(original), statistics=added)
     set_metadata(out, {METADATA_KEY: tapped.to_json()})
-    if not external_tensors(out):  # the checker cannot follow external weights of an in-memory model
-        try:
-            onnx.checker.check_model(out)
-        except onnx.checker.ValidationError as exc:  # a bug of ours, but say where
-            raise ModelError(f"the tapped model does not validate: {str(exc).splitlines()[0]}") from None
+    check_rewritten(out, "the tapped model")
     return out
+
+
+def _total_activation(build: GraphBuilder, plan: TapPlan, maps: list[str], size: tuple[int, int]) -> str:
+    """Append eq. 2's ``A^b`` ``(B, 1, H0, W0)``: the earlier taps' channel-sum ``maps`` upsampled to ``size``
+    and added. With no earlier layer, F_N's own channel sum stands in for them (as in the core)."""
+    sources = list(zip(plan.layers, maps)) or [(plan.final, channel_sum(build, plan.final, "pfv/final_sum"))]
+    upsampled = [build.resize(name, (tap.height, tap.width), size, f"pfv/upsample_{i}") for i, (tap, name) in enumerate(sources)]
+    return build.node("Sum", upsampled, ACTIVATION)
 
 
 def channel_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str:

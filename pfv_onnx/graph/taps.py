@@ -93,10 +93,7 @@ def _candidates(model: onnx.ModelProto) -> list[_Candidate]:
     rescales the tensor it pooled (squeeze-and-excitation) is left out: it does not reduce the map."""
     constants = constant_tensors(model)
     producer = {out: node for node in model.graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = consumers_of(model)
     found = []
     for index, node in enumerate(model.graph.node):
         if not node.input or not node.output:
@@ -130,6 +127,15 @@ def _entering(name: str, producer: dict[str, onnx.NodeProto]) -> str:
         name = node.input[0]
         node = producer.get(name)
     return name
+
+
+def consumers_of(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """The nodes of the main graph that read each tensor, by the tensor's name, in graph order."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
 
 
 def _only_rescales(pool: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> bool:

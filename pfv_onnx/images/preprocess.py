@@ -17,7 +17,7 @@ from ..options import RESIZE_MODES
 from ..presets import PRESETS, Preset
 
 __all__ = [
-    "IMAGE_SUFFIXES", "LUMA", "MAX_PIXELS", "PRESETS", "ImageFile", "Preset", "expand_inputs", "find_images", "stratified", "fit_image", "load_image", "to_image", "to_model_input",
+    "IMAGE_SUFFIXES", "LUMA", "MAX_INPUT_PIXELS", "MAX_PIXELS", "PRESETS", "ImageFile", "Preset", "expand_inputs", "find_images", "stratified", "fit_image", "load_image", "to_image", "to_model_input",
     "to_rgb",
 ]
 
@@ -116,6 +116,12 @@ FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP", "PPM")
 # Larger images are refused: a small file can decode to gigabytes (a "decompression bomb"). 64 megapixels
 # (8000 x 8000) is below Pillow's own warning level (about 89.5), so refusals between the two are quiet.
 MAX_PIXELS = 64_000_000
+# The largest model input, in pixels: what a model may declare, --size may ask for, or a picture output
+# describe. A photo may be larger (it is resized down to the input), but the input is allocated per image
+# and per batch, in float32, with feature maps to match: 4096 x 4096 (192 MiB an RGB image) is beyond any
+# vision model's and bounds what a model's metadata can make us allocate.
+MAX_INPUT_SIDE = 4096
+MAX_INPUT_PIXELS = MAX_INPUT_SIDE * MAX_INPUT_SIDE
 # Memory one decode may take: the decoded image and its 8-bit RGB copy, if it needs one. An 8000 x 8000 RGB
 # photo fits; a float image of that size, which also needs a float32 copy, does not. Decodes of more than BIG_DECODE
 # bytes run one at a time, whatever the number of decoding threads.

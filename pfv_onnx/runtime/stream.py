@@ -9,6 +9,7 @@ applications share it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -31,6 +32,9 @@ IN_FLIGHT = 2  # batches still being finished behind it
 # Measured on 2 cores: 10 steps below the forward pass, the workers take the idle time it leaves (its
 # single-threaded stretches) and a folder run is 5-10% faster than with the workers at equal priority.
 WORKER_NICENESS = 10
+# Without a batch size, all images form one batch unless there are more than this; then they are split in
+# order into the fewest batches of at most this many images, as equal in size as possible.
+MAX_BATCH = 64
 
 T = TypeVar("T")
 
@@ -56,9 +60,22 @@ class Decoded:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def plan_batches(count: int, size: int) -> list[tuple[int, range]]:
-    """``(index, positions)`` of consecutive batches of ``size`` items (the last may be smaller)."""
-    return [(i, range(start, min(start + size, count))) for i, start in enumerate(range(0, count, size))]
+def split_batches(count: int, batch: int | None = None) -> list[range]:
+    """Consecutive index ranges: ``batch`` images each (the last may be smaller), or by :data:`MAX_BATCH`."""
+    if count <= 0:
+        return []
+    if batch is not None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        return [range(start, min(start + batch, count)) for start in range(0, count, batch)]
+    parts = math.ceil(count / MAX_BATCH)
+    bounds = [round(i * count / parts) for i in range(parts + 1)]
+    return [range(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def plan_batches(count: int, batch: int | None = None) -> list[tuple[int, range]]:
+    """``(index, positions)`` of each batch of :func:`split_batches`, as :class:`BatchStream` takes them."""
+    return list(enumerate(split_batches(count, batch)))
 
 
 class BatchStream:

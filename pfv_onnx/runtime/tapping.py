@@ -37,20 +37,17 @@ from ..graph import (
     with_weights,
 )
 from ..images.labels import IMAGENET, read_labels
+from ..images.preprocess import MAX_INPUT_PIXELS, MAX_INPUT_SIDE
 from ..images.labels import METADATA_KEY as LABELS_KEY
 from ..presets import get_preset
 from . import probe_tensors
-
-
-# The largest input a model may declare or be given, in pixels (4096 x 4096).
-MAX_INPUT_PIXELS = 4096 * 4096
 
 
 def check_input(spec: InputSpec, size: tuple[int, int]) -> None:
     """Refuse an input size over :data:`MAX_INPUT_PIXELS`, and a fixed batch whose input alone would not fit
     in memory, before anything of that size is made."""
     if size[0] * size[1] > MAX_INPUT_PIXELS:
-        raise ModelError(f"an input of {size[0]} x {size[1]} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels (4096 x 4096)")
+        raise ModelError(f"an input of {size[0]} x {size[1]} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels ({MAX_INPUT_SIDE} x {MAX_INPUT_SIDE})")
     if spec.batch is not None:
         per_image = spec.channels * size[0] * size[1] * spec.dtype.itemsize
         memory.require(spec.batch * per_image, f"the model's fixed batch of {plural(spec.batch, 'image')}", "the model runs a whole batch at a time")
