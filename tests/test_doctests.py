@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import tempfile
 
 import pytest
 
@@ -11,7 +12,9 @@ import pfv_onnx.pfv
 
 
 @pytest.mark.parametrize("module", [pfv_onnx.pfv, pfv_onnx.exporting], ids=lambda module: module.__name__)
-def test_the_facade_examples_run(module):
+def test_the_facade_examples_run(module, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # what the examples write stays in the test's folder
     results = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert results.attempted > 0
     assert results.failed == 0
+    assert any(tmp_path.iterdir())
