@@ -3,36 +3,47 @@
 One onnxruntime pass of a tapped graph gives the features; a NumPy core turns them into one RGB picture per
 image whose colours are the principal contrasting features of the batch.
 
-The names below are imported when first used, so that ``import pfv_onnx`` (and the command line's
-``--help``) stays cheap.
+The public names are the imports under ``TYPE_CHECKING`` below, which IDEs and type checkers read. At run
+time each is imported when first used, so that ``import pfv_onnx`` (and the command line's ``--help``)
+stays cheap: the table of where each name lives is read from those same imports.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .version import __version__
 
-# Public name -> the module that defines it.
-_EXPORTS = {
-    "PFV": "pfv",
-    "PFVResult": "pfv",
-    "Options": "options",
-    "OptionError": "options",
-    "Features": "runtime.features",
-    "Featurizer": "runtime.featurizer",
-    "PRESETS": "presets",
-    "export": "exporting",
-    "evaluate": "analyses.evaluate",
-    "tap_model": "runtime.tapping",
-    "PFVError": "errors",
-    "ModelError": "errors",
-    "LayerError": "errors",
-    "ImageError": "errors",
-}
+if TYPE_CHECKING:  # the public API ("X as X": exported, for a type checker)
+    from .analyses.evaluate import evaluate as evaluate
+    from .errors import ImageError as ImageError
+    from .errors import LayerError as LayerError
+    from .errors import ModelError as ModelError
+    from .errors import PFVError as PFVError
+    from .exporting import export as export
+    from .options import OptionError as OptionError
+    from .options import Options as Options
+    from .pfv import PFV as PFV
+    from .pfv import PFVResult as PFVResult
+    from .presets import PRESETS as PRESETS
+    from .runtime.features import Features as Features
+    from .runtime.featurizer import Featurizer as Featurizer
+    from .runtime.tapping import tap_model as tap_model
 
+
+def _lazy_names() -> dict[str, str]:
+    """Public name -> the module that defines it (``"pfv"``, ``"runtime.tapping"``), read from the imports
+    under ``TYPE_CHECKING`` in this file's source, so that the names are written once."""
+    with open(__file__, encoding="utf-8") as source:  # not pathlib: importing it would double this import's time
+        tree = ast.parse(source.read())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING")
+    return {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+
+
+_EXPORTS = _lazy_names()
 __all__ = ["__version__", *_EXPORTS]
 
 
@@ -42,3 +53,7 @@ def __getattr__(name: str) -> Any:
     if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a module: pfv_onnx.render, pfv_onnx.images
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

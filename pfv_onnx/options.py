@@ -1,8 +1,8 @@
 """The options of PFV: one frozen object, validated once, that every layer reads.
 
-``describe()``, ``config()``, a basis file's header and the command line are views of it: the fields are
-grouped (:data:`GROUPS`), and each field's metadata names its command-line flag, so adding an option is one
-field here. Values are checked and normalised as the object is made (NumPy integers become ``int``, lists
+``PFV.describe()``, the keywords that open the same PFV elsewhere, a basis file's header and the command line
+are views of it: the fields are grouped (:data:`GROUPS`), and each field's metadata names its command-line
+flag, so adding an option is one field here. Values are checked and normalised as the object is made (NumPy integers become ``int``, lists
 become tuples); a bad value raises :class:`OptionError`, one line naming the option.
 """
 

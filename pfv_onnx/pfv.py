@@ -1,8 +1,12 @@
 """``PFV``: the object users call. A featurizer (the model side), the colouring, and a fitted basis.
 
->>> pfv = PFV()                                  # the bundled MobileNetV2
->>> result = pfv(["cat.jpg", "dog.jpg"])        # one batch: colours contrast these images
->>> result.rgb.shape                             # (2, 224, 224, 3) float32 in [0, 1]
+>>> from pfv_onnx import PFV
+>>> from pfv_onnx.images import bundled
+>>> photos = bundled.sample_images()            # the photos that come with the package
+>>> pfv = PFV()                                 # the bundled MobileNetV2
+>>> result = pfv(photos[:2])                    # one batch: colours contrast these images
+>>> result.rgb.shape, result.rgb.dtype          # in [0, 1]
+((2, 224, 224, 3), dtype('float32'))
 
 Its verbs mean what scikit-learn's mean: :meth:`PFV.fit` fits a basis on images, :meth:`PFV.transform`
 colours images with it (the same colours in every batch), :meth:`PFV.fit_transform` does both on the same
@@ -51,12 +55,35 @@ def check_method(options: Options, method: dict[str, Any], given: set[str]) -> N
             raise OptionError(name, f"is {value!r} here but {fixed!r} in the basis, which fixes the method: leave it out, or fit another basis")
 
 
+def options_given(options: Options | None, option_values: dict[str, Any]) -> tuple[Options, set[str]]:
+    """The options of a call that takes an :class:`Options` and its fields as keywords (:class:`PFV`,
+    :func:`pfv_onnx.export`), and the names of those the caller set (as a keyword, or away from its default)."""
+    if options is not None and not isinstance(options, Options):
+        raise OptionError("options", f"must be a pfv_onnx.Options (or give the options as keywords), got {type(options).__name__}")
+    given = (options.set_fields() if options is not None else set()) | set(option_values)
+    return (options or Options()).replace(**option_values), given
+
+
 def _featurizer_property(name: str) -> property:
     return property(lambda self: getattr(self.featurizer, name), doc=getattr(Featurizer, name).__doc__)
 
 
 class PFVResult(BatchResult):
-    """PFV of one analysis batch (:class:`~pfv_onnx.analyses.colouring.BatchResult`), which can save and show itself."""
+    """PFV of one analysis batch (:class:`~pfv_onnx.analyses.colouring.BatchResult`), which can save and show itself.
+
+    >>> import tempfile
+    >>> result = PFV()(bundled.sample_images()[:2])
+    >>> result
+    PFV of 2 images: astronaut, chelsea
+      model ...mobilenet_v2.onnx
+      rgb (2, 224, 224, 3) float32, weighting map (2, 224, 224)
+      ...
+    >>> [picture.size for picture in result.to_pil("overlay")]
+    [(224, 224), (224, 224)]
+    >>> summary = result.save(tempfile.mkdtemp())   # pictures, mosaic, summary.json, index.html
+    >>> [image["name"] for image in summary["images"]]
+    ['astronaut', 'chelsea']
+    """
 
     def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
         """Write the pictures of this batch, its mosaic, ``summary.json`` and ``index.html`` to the folder
@@ -126,6 +153,19 @@ class PFV:
         options: the options in force: the model's preset and input size filled in, the method fixed by
             the basis once there is one.
         basis: the fitted basis, or ``None``.
+        fit_skipped: the images :meth:`fit` could not read, one record each.
+
+    A fitted basis gives an image the same colours in every batch, and is saved and opened again:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> photos = bundled.sample_images()
+    >>> pfv = PFV(n_components=4).fit(photos)
+    >>> alone, together = pfv.transform(photos[3:4]), pfv.transform(photos[:4])
+    >>> np.allclose(alone.rgb[0], together.rgb[3], atol=1e-4)
+    True
+    >>> PFV(basis=pfv.save_basis(f"{tempfile.mkdtemp()}/basis.npz"))
+    PFV(...mobilenet_v2.onnx: input 224 x 224 NCHW, preset imagenet, ..., 4 components, weighting focus, a basis fitted on 8 images)
     """
 
     def __init__(
@@ -137,10 +177,7 @@ class PFV:
         labels: str | Path | Sequence[str] | None = None,
         **option_values: Any,
     ):
-        if options is not None and not isinstance(options, Options):
-            raise OptionError("options", f"must be a pfv_onnx.Options (or give the options as keywords), got {type(options).__name__}")
-        given = (options.set_fields() if options is not None else set()) | set(option_values)
-        options = (options or Options()).replace(**option_values)
+        options, given = options_given(options, option_values)
         if basis is not None:  # the basis fixes the method, and with it the taps the featurizer reads
             method = method_of(load_basis(basis)[0] if not isinstance(basis, FittedBasis) else basis)
             check_method(options, method, given)
@@ -151,7 +188,7 @@ class PFV:
         self.basis: FittedBasis | None = None
         self.fit_skipped: list[dict] = []
         if basis is not None:
-            self.use_basis(basis)
+            self._use_basis(basis)
 
     # The model's taps, F_N and input size, as the featurizer reads them.
     taps = _featurizer_property("taps")
@@ -183,7 +220,7 @@ class PFV:
         Images that cannot be read are skipped (listed in ``fit_skipped``). Returns ``self``."""
         items = self.featurizer.items(images)
         basis, self.fit_skipped = fit_basis(self.featurizer, items, self.options, batch_size, dask)
-        self.use_basis(basis)
+        self._use_basis(basis)
         return self
 
     def transform(self, images: Images) -> PFVResult:
@@ -196,8 +233,8 @@ class PFV:
         """Fit the basis on ``images`` and colour them with it, from one forward pass."""
         batch, features, timings = self._forward(images, maps=True)
         self.fit_skipped = []
-        self.use_basis(basis_of(features, self.size, self.options, len(batch.names), self.featurizer.blank_for(self.options.weighting)))
-        return self.colour(features, batch.crops, batch.names, timings, self.basis)
+        self._use_basis(basis_of(features, self.size, self.options, len(batch.names), self.featurizer.blank_for(self.options.weighting)))
+        return self._colour(features, batch.crops, batch.names, timings, self.basis)
 
     def atlas(self, data: str | Path | Sequence[str | Path], top: int = 8, batch_size: int = 32, dask: str | None = None):
         """What each component responds to over ``data`` (files, folders or a folder-per-class root): a
@@ -206,7 +243,9 @@ class PFV:
 
         return atlas(self, data, top=top, batch_size=batch_size, dask=dask)
 
-    def colour(
+    # ---- for the commands, which run the forward pass themselves (explain's stream, survey) ---------------
+
+    def _colour(
         self,
         features: Features,
         images: Any = None,
@@ -248,16 +287,16 @@ class PFV:
         return batch, features, {"preprocess": loaded - started, "forward": time.perf_counter() - loaded}
 
     def _run(self, images: Images, basis: FittedBasis | None) -> PFVResult:
-        batch, features, timings = self._forward(images, self.needs_maps(basis), relative=basis is None)
-        return self.colour(features, batch.crops, batch.names, timings, basis)
+        batch, features, timings = self._forward(images, self._needs_maps(basis), relative=basis is None)
+        return self._colour(features, batch.crops, batch.names, timings, basis)
 
-    def needs_maps(self, basis: FittedBasis | None = None) -> bool:
+    def _needs_maps(self, basis: FittedBasis | None = None) -> bool:
         """Whether colouring (relative, or with ``basis``) needs the per-layer maps from the forward pass."""
         return basis.hierarchical if basis is not None else self.options.hierarchical
 
     # ---- the basis --------------------------------------------------------------------------------------
 
-    def use_basis(self, basis: str | Path | FittedBasis) -> None:
+    def _use_basis(self, basis: str | Path | FittedBasis) -> None:
         """Colour :meth:`transform` calls with ``basis`` from now on (a file is checked against this model,
         its layers and its inputs). The basis fixes the method's options."""
         loaded, header = (basis, None) if isinstance(basis, FittedBasis) else load_basis(basis)
@@ -280,9 +319,9 @@ class PFV:
         """Write the fitted basis to ``path`` (``.npz``); :class:`PFV` reads it back with ``basis=``."""
         if self.basis is None:
             raise PFVError("no fitted basis to save: call fit() first")
-        return save_basis(path, self.basis, self.basis_header(self.basis))
+        return save_basis(path, self.basis, self._basis_header(self.basis))
 
-    def basis_header(self, basis: FittedBasis) -> dict[str, Any]:
+    def _basis_header(self, basis: FittedBasis) -> dict[str, Any]:
         """What a basis file records of the model, its layers and the options that shaped the basis."""
         return {
             "features_sha256": self.featurizer.features_sha256,
@@ -310,7 +349,7 @@ class PFV:
             "basis": None if self.basis is None else {"images": self.basis.images, "fingerprint": self.basis.fingerprint()},
         }
 
-    def config(self) -> dict[str, Any]:
+    def _config(self) -> dict[str, Any]:
         """Keyword arguments that open this same PFV elsewhere (another process, a Dask worker)."""
         if self.featurizer.model_path is None:
             raise PFVError("this PFV was opened from bytes or a ModelProto; give a model file to run it elsewhere")

@@ -16,7 +16,7 @@ def component_correlations(model, images) -> list[float]:
     the paper's weighting."""
     pfv = PFV(model, weighting="paper")
     features = pfv.featurizer.forward(pfv.featurizer.load(images).inputs)
-    default = pfv.colour(features)
+    default = pfv._colour(features)
     exact = colour(features, pfv.size, pfv.options.replace(solver="covariance"))
     assert default.visualisation.pca.solver == "randomized"  # the fast solver ran, and reached its tolerance
     return [abs(float(np.corrcoef(default.rgb[..., k].ravel(), exact.rgb[..., k].ravel())[0, 1])) for k in range(3)]

@@ -121,12 +121,12 @@ def test_activation_in_graph_equals_numpy():
     assert len(results[0].features.maps) == len(tapped.outputs.maps)
     np.testing.assert_allclose(results[0].rgb, results[1].rgb, atol=1e-5)
     with pytest.raises(PFVError, match="per-layer maps"):
-        hierarchical[0].colour(hierarchical[0].featurizer.forward(x, maps=False))
+        hierarchical[0]._colour(hierarchical[0].featurizer.forward(x, maps=False))
     # A fitted basis colours features without their maps the same as with them.
     basis = PFV(model, activation_in_graph=False, weighting="paper").fit([str(p) for p in bundled.sample_images()[:4]]).basis
     assert basis is not None and not basis.hierarchical
-    without = in_graph.colour(in_graph.featurizer.forward(x), basis=basis)
-    np.testing.assert_allclose(without.rgb, in_graph.colour(in_graph.featurizer.forward(x, maps=True), basis=basis).rgb, atol=1e-6)
+    without = in_graph._colour(in_graph.featurizer.forward(x), basis=basis)
+    np.testing.assert_allclose(without.rgb, in_graph._colour(in_graph.featurizer.forward(x, maps=True), basis=basis).rgb, atol=1e-6)
 
 
 @pytest.mark.parametrize("n_in, n_out", [(7, 224), (13, 32), (32, 13), (1, 5), (55, 224)])

@@ -182,7 +182,7 @@ def test_a_basis_binds_to_what_is_run(tmp_path):
     swapped = PFV(folder / "model.onnx")
     assert swapped.describe()["model"]["sha256"] != before
     with pytest.raises(PFVError, match="fitted on another model"):
-        swapped.use_basis(fitted)
+        swapped._use_basis(fitted)
     # The model itself and its tapped export still take the basis.
     PFV(basis=basis)
     export("mobilenet_v2", tmp_path / "tapped.onnx", keep_logits=False)

@@ -82,10 +82,10 @@ def test_the_options_agree_everywhere_after_a_basis_is_used(basis_file, tmp_path
     pfv = PFV(basis=basis_file)
     method = {"n_components": 2, "hierarchical": True, "n_sigma": 2.0}
     assert {k: getattr(pfv.options, k) for k in method} == method
-    config = pfv.config()
+    config = pfv._config()
     assert {k: config[k] for k in method} == method
     assert {k: pfv.describe()["options"][k] for k in method} == method
-    header = pfv.basis_header(pfv.basis)
+    header = pfv._basis_header(pfv.basis)
     assert {k: header[k] for k in method} == method
     assert Options.from_dict({k: v for k, v in config.items() if k != "model"}) == pfv.options
     pfv.save_basis(tmp_path / "again.npz")

@@ -60,4 +60,4 @@ def test_a_basis_keeps_its_weighting(tmp_path):
     assert reopened.options.weighting == "focus" and reopened.taps == focus.taps
     np.testing.assert_array_equal(reopened.transform(photos).rgb, focus.transform(photos).rgb)
     with pytest.raises(PFVError, match="weights by focus"):
-        PFV(weighting="paper").use_basis(path)
+        PFV(weighting="paper")._use_basis(path)

@@ -102,11 +102,11 @@ def _run(run: _Run, journal: RunJournal) -> dict[str, Any]:
     progress = Progress(len(paths), enabled=run.show_progress)
     todo = [(i, plan[i]) for i in range(len(plan)) if not _finished(journal.batches.get(i), i, {names[p]: str(paths[p]) for p in plan[i]}, out)]
     progress.update(len(paths) - sum(len(part) for _, part in todo))
-    stream = BatchStream(pfv.featurizer, paths, todo, maps=pfv.needs_maps(pfv.basis), workers=run.workers, relative=pfv.basis is None)
+    stream = BatchStream(pfv.featurizer, paths, todo, maps=pfv._needs_maps(pfv.basis), workers=run.workers, relative=pfv.basis is None)
 
     def finish(decoded: Decoded, features: Features) -> tuple[dict[str, float], BatchWrite]:
         kept = decoded.positions
-        result = pfv.colour(features, decoded.crops, [names[i] for i in kept], decoded.timings, pfv.basis, stream.core_threads)
+        result = pfv._colour(features, decoded.crops, [names[i] for i in kept], decoded.timings, pfv.basis, stream.core_threads)
         return dict(result.timings), write_batch(
             out, result, decoded.index, [str(paths[i]) for i in kept], stream.pool, run.pictures, [classes[i] for i in kept]
         )

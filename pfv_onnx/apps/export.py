@@ -16,8 +16,7 @@ from ..analyses.in_graph import SHAPES
 def run(args: argparse.Namespace, options: Options) -> int:
     dst = Path(args.dst)  # checked and held by the command line (OUTPUTS)
     check_apart(dst, [path for path in (args.src, args.basis) if path])
-    outputs = export(args.src, dst, layers=options.layers, final=options.final, keep_logits=options.keep_logits, size=options.size,
-                     preset=options.preset, labels=options.labels, basis=args.basis, uint8=args.uint8, statistics=args.statistics)
+    outputs = export(args.src, dst, options, basis=args.basis, uint8=args.uint8, statistics=args.statistics, overwrite=args.overwrite)
     if args.quiet:
         return 0
     taps = plural(len(outputs.taps), "tap")

@@ -55,7 +55,7 @@ def sanity(pfv: PFV, images: Sequence[str | Path], out: Path, steps: int = STEPS
 
     Every picture, the trained model's and the randomised models', is coloured relative to its batch with
     the same options (those of ``pfv``, which a fitted basis fixes)."""
-    options = pfv.config()
+    options = pfv._config()
     source = load_with_weights(options.pop("model"))  # its weights are about to be replaced
     layers = [node.name or f"{node.op_type} #{i + 1}" for i, node in enumerate(weighted_nodes(source))]
     if not layers:

@@ -71,8 +71,8 @@ def survey(pfv: PFV, dataset: Path, out: Path, per_class: int = 1, seed: int = 0
     if probe and min(len(paths) for paths in classes.values()) < 2:
         raise PFVError("--probe needs at least two images per class (one to train on, one to test)")
     crops, sample, labels, skipped = _sample(pfv.featurizer, classes, per_class, seed)
-    features = pfv.featurizer.forward(pfv.featurizer.model_input(crops), maps=pfv.needs_maps())
-    result = pfv.colour(features, crops, [p.stem for p in sample])
+    features = pfv.featurizer.forward(pfv.featurizer.model_input(crops), maps=pfv._needs_maps())
+    result = pfv._colour(features, crops, [p.stem for p in sample])
     colours = class_colours(result.rgb, result.activation, labels, len(names))
     sim = similarity(colours)
     pairs = sorted(((float(sim[i, j]), names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))), reverse=True)
