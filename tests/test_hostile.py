@@ -22,9 +22,8 @@ import onnx
 import pytest
 from PIL import Image
 
-import browser
-import graphs
-from conftest import write_basis
+from helpers import browser, graphs
+from helpers.basis import write_basis
 from pfv_onnx import PFV, ModelError, PFVError, export
 from pfv_onnx.images import bundled
 from pfv_onnx.util import files

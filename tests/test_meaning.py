@@ -13,8 +13,7 @@ import onnx
 import pytest
 from PIL import Image
 
-import browser
-import corpus
+from helpers import browser, corpus
 from pfv_onnx import PFV, PFVError, export
 from pfv_onnx.images import bundled
 from pfv_onnx.cli import main

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from PIL import Image
 
-import graphs
+from helpers import graphs
 from pfv_onnx import PFV, Featurizer, ImageError, ModelError, PFVError, export, tap_model
 from pfv_onnx.images import bundled
 from pfv_onnx.apps import explain as explain_app

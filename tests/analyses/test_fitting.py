@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import spiked_features
+from helpers.features import spiked_features
 from pfv_onnx import PFV, PFVError, export
 from pfv_onnx.images import bundled
 from pfv_onnx.analyses.basis_file import VERSION, load_basis

@@ -11,13 +11,12 @@ from dataclasses import replace
 import sys
 from pathlib import Path
 
-import corpus
-import graphs
+from helpers import corpus, graphs
 import numpy as np
 import onnx
 import pytest
-from conftest import write_basis
-from graphs import half_precision
+from helpers.basis import write_basis
+from helpers.graphs import half_precision
 from onnx import TensorProto
 
 from pfv_onnx import PFV, export

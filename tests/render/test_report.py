@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import browser
+from helpers import browser
 from pfv_onnx import PFV
 from pfv_onnx.images import bundled
 from pfv_onnx.cli import main

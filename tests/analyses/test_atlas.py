@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import browser
-import graphs
+from helpers import browser, graphs
 from pfv_onnx import PFV
 from pfv_onnx.images import bundled
 from pfv_onnx.apps.explain import explain

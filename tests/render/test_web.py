@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import browser
+from helpers import browser
 import numpy as np
 import onnx
 import pytest
@@ -22,7 +22,7 @@ from pfv_onnx.images.preprocess import fit_image, load_image
 from pfv_onnx.render.images import to_uint8
 
 # onnxruntime-web's tarball is fetched from the npm registry once and kept with pytest's cache.
-CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "pfv-onnx"
+CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "pfv-onnx"
 SAMPLES = [bundled.sample_image(stem) for stem in ("chelsea", "coffee", "dog")]
 DONE = """(() => {
   const status = document.getElementById("status");
