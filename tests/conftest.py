@@ -28,6 +28,13 @@ def animals_result(mobilenet, animals):
 
 
 @pytest.fixture(scope="session")
+def fitted_pfv() -> PFV:
+    """The bundled MobileNetV2 with the default options, fitted on all the sample photos in batches of 3; read
+    only (a test that needs other options fits its own)."""
+    return PFV().fit(bundled.sample_images(), batch_size=3)
+
+
+@pytest.fixture(scope="session")
 def basis_file(tmp_path_factory):
     """A basis file of the bundled MobileNetV2 (default options, the first four sample photos); read only: a
     test that changes a basis writes a copy (``helpers.basis.write_basis``)."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``pfv-onnx ARGS...`` in a subprocess; its exit code and text output (stdout, stderr) are captured."""
-    return subprocess.run([sys.executable, "-m", "pfv_onnx", *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``pfv-onnx ARGS...`` in a subprocess, with ``env`` added to the environment; its exit code and text
+    output (stdout, stderr) are captured."""
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pfv_onnx", *args], capture_output=True, text=True, timeout=timeout, env=environment)
 
 
 def one_line(text: str) -> str:
