@@ -14,10 +14,12 @@ from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
 from pfv_onnx.options import MAX_THREADS, OptionError, Options
 
+from helpers.cli import run_cli
+
 
 def test_export_command(tmp_path):
     dst = tmp_path / "tapped.onnx"
-    proc = subprocess.run([sys.executable, "-m", "pfv_onnx", "export", "mobilenet_v2", str(dst)], capture_output=True, text=True, timeout=300)
+    proc = run_cli("export", "mobilenet_v2", str(dst))
     assert proc.returncode == 0, proc.stderr
     assert "4 taps feed A^b" in proc.stdout
     saved = onnx.load(str(dst))

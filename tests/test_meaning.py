@@ -13,8 +13,7 @@ import onnx
 import pytest
 from PIL import Image
 
-import browser
-import corpus
+from helpers import browser, corpus
 from pfv_onnx import PFV, PFVError, export
 from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
@@ -235,9 +234,8 @@ def test_inspect_lists_what_pfv_sees(capsys):
 # ---- options never silently dropped -----------------------------------------------------------------
 
 
-def test_a_basis_refuses_conflicting_method_options(tmp_path, capsys):
-    basis = tmp_path / "basis.npz"
-    PFV().fit(bundled.sample_images()[:4]).save_basis(basis)
+def test_a_basis_refuses_conflicting_method_options(tmp_path, capsys, basis_file):
+    basis = basis_file
     with pytest.raises(PFVError, match="n_components is 5 here but 3 in the basis"):
         PFV(basis=basis, n_components=5)
     assert PFV(basis=basis, n_components=3).options.n_components == 3  # agreeing is fine

@@ -43,7 +43,7 @@ def test_exported_model_on_openvino(tmp_path, openvino_python):
     outputs = export("mobilenet_v2", model, basis=basis)
     np.save(tmp_path / "x.npy", pfv.featurizer.load(PHOTOS).inputs)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    done = subprocess.run([str(openvino_python), str(Path(__file__).parent / "openvino_run.py"), str(model), outputs.picture, str(tmp_path / "x.npy"),
+    done = subprocess.run([str(openvino_python), str(Path(__file__).parent / "helpers" / "openvino_run.py"), str(model), outputs.picture, str(tmp_path / "x.npy"),
                            str(basis), str(tmp_path / "out.npz"), *map(str, PHOTOS)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     got = np.load(tmp_path / "out.npz")

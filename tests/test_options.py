@@ -71,15 +71,15 @@ def test_the_options_offer_every_solver_and_weighting_the_core_has():
 
 
 @pytest.fixture(scope="module")
-def basis_file(tmp_path_factory):
+def hierarchical_basis(tmp_path_factory):
     """A basis fitted with other method options than the defaults: 2 components, hierarchical, clip 2."""
     path = tmp_path_factory.mktemp("basis") / "basis.npz"
     PFV(n_components=2, hierarchical=True, n_sigma=2.0).fit(bundled.sample_images()[:4]).save_basis(path)
     return path
 
 
-def test_the_options_agree_everywhere_after_a_basis_is_used(basis_file, tmp_path):
-    pfv = PFV(basis=basis_file)
+def test_the_options_agree_everywhere_after_a_basis_is_used(hierarchical_basis, tmp_path):
+    pfv = PFV(basis=hierarchical_basis)
     method = {"n_components": 2, "hierarchical": True, "n_sigma": 2.0}
     assert {k: getattr(pfv.options, k) for k in method} == method
     config = pfv._config()
@@ -93,7 +93,7 @@ def test_the_options_agree_everywhere_after_a_basis_is_used(basis_file, tmp_path
     assert {k: saved[k] for k in method} == method
 
 
-def test_sanity_with_a_basis_randomises_the_same_method(basis_file, tmp_path, monkeypatch):
+def test_sanity_with_a_basis_randomises_the_same_method(hierarchical_basis, tmp_path, monkeypatch):
     opened: list[Options] = []
 
     class Recording(PFV):
@@ -103,7 +103,7 @@ def test_sanity_with_a_basis_randomises_the_same_method(basis_file, tmp_path, mo
 
     monkeypatch.setattr(sanity_app, "PFV", Recording)
     photos = [str(p) for p in bundled.sample_images()[:3]]
-    assert main(["sanity", "mobilenet_v2", *photos, "--out", str(tmp_path / "s"), "--steps", "2", "--basis", str(basis_file), "--quiet"]) in (0, 1)
+    assert main(["sanity", "mobilenet_v2", *photos, "--out", str(tmp_path / "s"), "--steps", "2", "--basis", str(hierarchical_basis), "--quiet"]) in (0, 1)
     assert len(opened) == 4  # the trained model's PFV, two cascade steps, all layers at once
     for options in opened:
         assert (options.n_components, options.hierarchical, options.n_sigma) == (2, True, 2.0)

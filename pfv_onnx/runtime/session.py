@@ -28,7 +28,7 @@ DEVICES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
 # activations in the cache: measured on 2 cores, MobileNetV2 and EfficientNet-Lite0 run 12-16% faster per
 # image in chunks of 8 than in one call of 32 (20% in chunks of 4), while VGG16 and ResNet50 stay within
 # 2.5% (chunks of 4 cost them up to 4%). On the CPU the outputs of all four were the same to the bit
-# whatever the chunk (tests/test_real_models.py checks MobileNetV2). Accelerators take larger batches.
+# whatever the chunk (tests/runtime/test_real_models.py checks MobileNetV2). Accelerators take larger batches.
 DEFAULT_CHUNK = {"CPUExecutionProvider": 8}
 ACCELERATOR_CHUNK = 32
 # How long an interrupted run may take to stop after onnxruntime is told to.

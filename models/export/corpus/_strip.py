@@ -2,7 +2,7 @@
 
 The corpus tests the graphs that frameworks write (their Pads, squeeze-and-excitation blocks, layouts and
 names), not their weights, which are random anyway: emptied, a ResNet-50 export is a few hundred KB.
-``tests/corpus.py`` fills every emptied tensor with seeded random values before a test runs it.
+``tests/helpers/corpus.py`` fills every emptied tensor with seeded random values before a test runs it.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-import graphs
-import reference
+from helpers import graphs, reference
 from pfv_onnx.core import class_activation_maps, eigen_cam
 from pfv_onnx.graph import linear_head
 

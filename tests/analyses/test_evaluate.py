@@ -11,8 +11,7 @@ import pytest
 from onnx import numpy_helper
 from PIL import Image
 
-import browser
-import graphs
+from helpers import browser, graphs
 from pfv_onnx import PFVError
 from pfv_onnx.images import bundled
 from pfv_onnx.util import memory

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import browser
-import graphs
+from helpers import browser, graphs
 from pfv_onnx import PFV
 from pfv_onnx.images import bundled
 from pfv_onnx.apps.explain import explain
@@ -111,12 +110,20 @@ def test_atlas_classes_come_from_the_heads_weights(atlas_run, tmp_path):
         assert [x["label"] for x in c["sides"][1]["classes_up"]] == [names[k] for k in np.argsort(effect)[:5]]
 
 
-def test_atlas_with_a_given_basis_and_its_page(atlas_run, tmp_path):
-    out, summary = atlas_run
-    basis = tmp_path / "basis.npz"
+@pytest.fixture(scope="module")
+def given_basis_atlas(tmp_path_factory):
+    """``pfv-onnx fit`` on the shipped set, then ``pfv-onnx atlas --basis`` with that basis and ``--top 4``: the
+    basis file and the atlas's folder (read only: a test that changes the atlas copies it)."""
+    folder = tmp_path_factory.mktemp("given")
+    basis, again = folder / "basis.npz", folder / "again"
     assert main(["fit", "mobilenet_v2", str(DATASET), "--out", str(basis), "--quiet"]) == 0
-    again = tmp_path / "again"
     assert main(["atlas", "mobilenet_v2", str(DATASET), "--basis", str(basis), "--out", str(again), "--quiet", "--top", "4"]) == 0
+    return basis, again
+
+
+def test_atlas_with_a_given_basis_and_its_page(atlas_run, given_basis_atlas, tmp_path):
+    out, summary = atlas_run
+    basis, again = given_basis_atlas
     given = json.loads((again / "summary.json").read_text())
     assert not given["basis_fitted_here"] and summary["basis_fitted_here"]
     for c, d in zip(summary["components"], given["components"]):  # the same basis: the same leaders
@@ -130,12 +137,12 @@ def test_atlas_with_a_given_basis_and_its_page(atlas_run, tmp_path):
                 assert f"cards/{name}" in html and (out / "cards" / name).stat().st_size > 1000
 
 
-def test_a_report_links_each_component_to_its_atlas_card(tmp_path, capsys):
-    basis, other = tmp_path / "basis.npz", tmp_path / "other.npz"
-    assert main(["fit", "mobilenet_v2", str(DATASET), "--out", str(basis), "--quiet"]) == 0
+def test_a_report_links_each_component_to_its_atlas_card(given_basis_atlas, tmp_path, capsys):
+    basis, given = given_basis_atlas
+    other = tmp_path / "other.npz"
     assert main(["fit", "mobilenet_v2", str(bundled.sample_images()[0].parent), "--out", str(other), "--quiet"]) == 0
     atlas = tmp_path / "atlas"
-    assert main(["atlas", "mobilenet_v2", str(DATASET), "--basis", str(basis), "--out", str(atlas), "--quiet", "--top", "4"]) == 0
+    shutil.copytree(given, atlas)  # this test damages its atlas at the end
     report = tmp_path / "report"
     photos = [str(DATASET / "tools"), str(DATASET / "fishes")]
     assert main(["explain", "mobilenet_v2", *photos, "--basis", str(basis), "--atlas", str(atlas), "--out", str(report), "--quiet", "--pictures", "pfv"]) == 0

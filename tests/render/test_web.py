@@ -7,22 +7,22 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import browser
+from helpers import browser
+from helpers.cli import run_cli
 import numpy as np
 import onnx
 import pytest
 
-from pfv_onnx import PFV, export
+from pfv_onnx import export
 from pfv_onnx.images import bundled
 from pfv_onnx.analyses.in_graph import PICTURE_KEY
 from pfv_onnx.images.preprocess import fit_image, load_image
 from pfv_onnx.render.images import to_uint8
 
 # onnxruntime-web's tarball is fetched from the npm registry once and kept with pytest's cache.
-CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "pfv-onnx"
+CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "pfv-onnx"
 SAMPLES = [bundled.sample_image(stem) for stem in ("chelsea", "coffee", "dog")]
 DONE = """(() => {
   const status = document.getElementById("status");
@@ -33,15 +33,13 @@ DONE = """(() => {
 
 
 def web(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pfv_onnx", "web", *args], capture_output=True, text=True, env={**os.environ, "PFV_ONNX_CACHE": str(CACHE)},
-                          timeout=300)
+    return run_cli("web", *args, env={"PFV_ONNX_CACHE": str(CACHE)})
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+def fitted(tmp_path_factory, fitted_pfv):
     folder = tmp_path_factory.mktemp("fitted")
-    pfv = PFV("mobilenet_v2").fit(bundled.sample_images())
-    return pfv, pfv.save_basis(folder / "basis.npz")
+    return fitted_pfv, fitted_pfv.save_basis(folder / "basis.npz")
 
 
 @pytest.mark.parametrize("uint8", [False, True], ids=["float32", "uint8"])
@@ -99,7 +97,7 @@ def test_a_damaged_picture_record_is_refused_before_anything_is_written(tmp_path
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
     assert not (tmp_path / "page").exists()
     # pfv-onnx inspect prints the record: it reads it through the same check.
-    shown = subprocess.run([sys.executable, "-m", "pfv_onnx", "inspect", str(model)], capture_output=True, text=True)
+    shown = run_cli("inspect", str(model))
     assert shown.returncode == 2 and message in shown.stderr and len(shown.stderr.splitlines()) == 1, shown.stderr
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-import browser
+from helpers import browser
+from helpers.cli import run_cli
 from pfv_onnx import PFV
 from pfv_onnx.images import bundled
 from pfv_onnx.cli import main
@@ -221,10 +220,7 @@ def test_progress_bar_only_on_terminals():
 
 def test_explain_prints_one_closing_line_and_no_progress_when_piped(tmp_path):
     photos = [str(p) for p in bundled.sample_images()[:3]]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pfv_onnx", "explain", "mobilenet_v2", *photos, "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=300,
-    )
+    proc = run_cli("explain", "mobilenet_v2", *photos, "--out", str(tmp_path / "o"))
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.count("\n") == 1 and proc.stdout.startswith("explained 3 images in 1 batch")
 
@@ -246,7 +242,7 @@ def test_explain_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
     (tmp_path / "report" / "summary.json").write_text("{}")
     photo = str(bundled.sample_images()[0])
     argv = [a.format(tmp=tmp_path, photo=photo) for a in args]
-    proc = subprocess.run([sys.executable, "-m", "pfv_onnx", *argv], capture_output=True, text=True, timeout=300)
+    proc = run_cli(*argv)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pfv-onnx: error:") and message in lines[0], proc.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 STRIPPED = "pfv-onnx corpus: values removed, to be filled with seeded random weights"
 # BatchNormalization's inputs 1-4: scale, bias, mean, variance.
 NORM_ROLES = {1: "scale", 2: "bias", 3: "mean", 4: "variance"}

@@ -308,3 +308,16 @@ def half_precision(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.value_info[:]
     onnx.checker.check_model(out)
     return out
+
+
+def vgg16_random(classes: int = 10, size: int = 224):
+    """VGG16's convolutions (torchvision's "D": 3x3 conv + ReLU, 2x2 max-pools) with He-normal random weights,
+    dynamic batch, then global average pooling and one linear layer to ``classes`` logits."""
+    net, x, channels = Net(), "image", 3
+    for item in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]:
+        if item == "M":
+            x = net.maxpool(x)
+        else:
+            x, channels = net.conv(x, channels, item), item
+    logits = net.gemm(net.op("Flatten", [net.op("GlobalAveragePool", [x])], axis=1), channels, classes)
+    return net.model([image(size=size)], [output(logits, ["N", classes])], opset=17)

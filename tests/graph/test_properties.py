@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import graphs
+from helpers import graphs
 from pfv_onnx import PFV, tap_model
 from pfv_onnx.core import visualise
 from pfv_onnx.runtime import Session

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-import graphs
+from helpers import graphs
 from pfv_onnx import PFV, LayerError, ModelError, PFVError, export, tap_model
 from pfv_onnx.images import bundled
 from pfv_onnx.core import total_activation

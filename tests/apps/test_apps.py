@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-import browser
+from helpers import browser
 from pfv_onnx.images import bundled
 from pfv_onnx.apps.debug import region_of
 from pfv_onnx.cli import main

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import spiked_features
+from helpers.features import spiked_features
 from pfv_onnx import PFV, PFVError, export
 from pfv_onnx.images import bundled
 from pfv_onnx.analyses.basis_file import VERSION, load_basis
@@ -49,9 +49,9 @@ def test_moments_of_batches_equal_moments_of_their_concatenation_in_any_order():
     np.testing.assert_allclose(basis.pca.explained_variance_ratio, exact.explained_variance_ratio, rtol=1e-8)
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    return PFV().fit(bundled.sample_images(), batch_size=3)
+@pytest.fixture
+def fitted(fitted_pfv):
+    return fitted_pfv
 
 
 def test_fit_does_not_depend_on_batch_size_or_order(fitted):

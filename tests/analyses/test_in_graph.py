@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import replace
-import sys
 from pathlib import Path
 
-import corpus
-import graphs
+from helpers import corpus, graphs
 import numpy as np
 import onnx
 import pytest
-from conftest import write_basis
-from graphs import half_precision
+from helpers.basis import write_basis
+from helpers.graphs import half_precision
+from helpers.cli import run_cli
 from onnx import TensorProto
 
 from pfv_onnx import PFV, export
@@ -123,33 +121,31 @@ def test_float16_model(tmp_path):
 
 def test_a_basis_of_another_model_is_refused_and_nothing_written(tmp_path):
     basis = PFV("efficientnet_lite0").fit(PHOTOS[:4]).save_basis(tmp_path / "lite.npz")
-    cli = [sys.executable, "-m", "pfv_onnx", "export", "mobilenet_v2", str(tmp_path / "m.onnx")]
-    done = subprocess.run([*cli, "--basis", str(basis)], capture_output=True, text=True)
+    done = run_cli("export", "mobilenet_v2", str(tmp_path / "m.onnx"), "--basis", str(basis))
     assert done.returncode == 2 and "fitted on another model" in done.stderr and len(done.stderr.splitlines()) == 1
-    done = subprocess.run([*cli, "--uint8"], capture_output=True, text=True)
+    done = run_cli("export", "mobilenet_v2", str(tmp_path / "m.onnx"), "--uint8")
     assert done.returncode == 2 and "give --basis" in done.stderr
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_command_line_export_with_a_basis(tmp_path):
-    basis = PFV("mobilenet_v2").fit(PHOTOS[:4]).save_basis(tmp_path / "b.npz")
+def test_command_line_export_with_a_basis(tmp_path, basis_file):
+    basis = basis_file
     dst = tmp_path / "m.pfv.onnx"
-    done = subprocess.run([sys.executable, "-m", "pfv_onnx", "export", "mobilenet_v2", str(dst), "--basis", str(basis), "--uint8"],
-                          capture_output=True, text=True)
+    done = run_cli("export", "mobilenet_v2", str(dst), "--basis", str(basis), "--uint8")
     assert done.returncode == 0, done.stderr
     assert "pfv_rgb" in done.stdout and "uint8" in done.stdout
     record = read_picture_output(onnx.load(str(dst)))
     assert record.layout == "NHWC" and record.dtype == "uint8"
-    shown = subprocess.run([sys.executable, "-m", "pfv_onnx", "inspect", str(dst)], capture_output=True, text=True)
+    shown = run_cli("inspect", str(dst))
     assert shown.returncode == 0 and "PFV picture output: pfv_rgb, (B, H, W, 3) uint8, focus weighting" in shown.stdout
 
 
-def test_damaged_picture_metadata_is_refused(tmp_path):
+def test_damaged_picture_metadata_is_refused(tmp_path, basis_file):
     model = onnx.load(str(bundled.model_path()))
     model.metadata_props.add(key=PICTURE_KEY, value="{}")
     with pytest.raises(ModelError, match="the model outputs none"):
         read_picture_output(model)
-    basis = PFV("mobilenet_v2").fit(PHOTOS[:4]).save_basis(tmp_path / "b.npz")
+    basis = basis_file
     export("mobilenet_v2", tmp_path / "m.onnx", basis=basis)
     exported = onnx.load(str(tmp_path / "m.onnx"))
     record = next(p for p in exported.metadata_props if p.key == PICTURE_KEY)
@@ -181,11 +177,6 @@ def test_a_tapped_model_or_a_basis_that_does_not_fit_is_refused(tmp_path):
     with pytest.raises(ModelError, match="weights 1 layers"):
         add_picture(featurizer.tapped.model, featurizer.tapped.outputs, narrow, featurizer.blank, featurizer.size)
     assert not (tmp_path / "m.onnx").exists()
-
-
-@pytest.fixture(scope="module")
-def basis_file(tmp_path_factory):
-    return PFV("mobilenet_v2").fit(PHOTOS[:3]).save_basis(tmp_path_factory.mktemp("basis") / "basis.npz")
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 from pfv_onnx.core import channel_sum, normalise, resize_bilinear, total_activation, visualise
 from pfv_onnx.core.normalise import FLAT_VALUE, ValueStats
 
-import reference
-from conftest import spiked_features
+from helpers import reference
+from helpers.features import spiked_features
 
 SIZE = (30, 27)  # not a multiple of the feature sizes, and not square
 

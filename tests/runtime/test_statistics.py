@@ -4,7 +4,7 @@ On a GPU this is the default; here it runs on the CPU provider, through the same
 
 from __future__ import annotations
 
-import graphs
+from helpers import graphs
 import numpy as np
 import onnx
 import pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-import corpus
+from helpers import corpus
 import numpy as np
 import onnx
 import pytest
