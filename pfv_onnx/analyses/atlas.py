@@ -14,7 +14,7 @@ negative: it loses it) the atlas finds, in one streamed pass over the data:
 
 Memory stays flat: a batch at a time, the leaders kept, the two halves' moments merged as they come. When
 the data is a folder-per-class root, each side's leading images get a purity (the share of their most
-common class). :mod:`pfv_onnx.apps.atlas` writes it as a page.
+common class). :mod:`pfv_onnx.render.atlas` writes it as a page.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import FeatureMoments, feature_matrix
+from ..core import FeatureMoments, FittedBasis, feature_matrix
 from ..core.atlas import Leaders, head_effects, image_strengths, patch_box, purity, ranked_classes, stability
 from ..core.decomposition import pca_from_covariance
 from ..errors import ImageError, PFVError
@@ -54,11 +54,15 @@ class Atlas:
             side, the leading images (paths, classes, strengths), patches (boxes) and head classes.
         images: per ``(component, side)``, the leading images' ``(H0, W0, 3)`` uint8 crops.
         patches: per ``(component, side)``, the leading patches, ``(s, s, 3)`` uint8.
+        basis: the basis described, and ``basis_header`` what its file records (both written beside the
+            page when the atlas fitted the basis itself).
     """
 
     summary: dict[str, Any]
     images: dict[tuple[int, int], list[np.ndarray]]
     patches: dict[tuple[int, int], list[np.ndarray]]
+    basis: FittedBasis | None = None
+    basis_header: dict[str, Any] | None = None
 
 
 def atlas(
@@ -122,7 +126,7 @@ def atlas(
         "components": components,
         "skipped": scan.skipped,
     }
-    return Atlas(summary, images, patches)
+    return Atlas(summary, images, patches, basis, pfv.basis_header(basis))
 
 
 def _side_entry(scan: _Scan, slot: int, boxes: list, paths: list[Path], labels: list[str | None], read: list[str | None]) -> dict[str, Any]:
