@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warn(f"error: {_flag(exc.option)} {exc.problem}")
         return exc.exit_code
     except PFVError as exc:
-        warn(f"error: {exc}")
+        warn(f"error: {exc.on_command_line()}")
         return exc.exit_code
     except OSError as exc:  # a folder that cannot be written, a full disk
         where = f": {exc.filename}" if exc.filename else ""

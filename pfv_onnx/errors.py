@@ -4,9 +4,36 @@ from __future__ import annotations
 
 
 class PFVError(Exception):
-    """Base class: bad input from the user (a model, an image, an option), never a bug of ours."""
+    """Base class: bad input from the user (a model, an image, an option), never a bug of ours.
+
+    Its message speaks to a Python caller: advice names keyword arguments (``overwrite=True``). ``flags``
+    maps each such wording to the command line's (``{"overwrite=True": "--overwrite"}``), and
+    :meth:`on_command_line` is the message the command line prints.
+    """
 
     exit_code = 2
+
+    def __init__(self, *args: object, flags: dict[str, str] | None = None):
+        super().__init__(*args)
+        self.flags = flags or {}
+
+    def on_command_line(self) -> str:
+        """The message with the advice in flags. Advice comes last: the last occurrence of each wording is the
+        one replaced, never a path or a name that happens to hold the same text."""
+        text = str(self)
+        for keyword, flag in self.flags.items():
+            before, found, after = text.rpartition(keyword)
+            text = before + flag + after if found else text
+        return text
+
+
+class OutputExistsError(PFVError):
+    """An output (a folder or a file) holds something already: replaced only when the caller says so
+    (``overwrite=True`` in Python, ``--overwrite`` on the command line). ``problem`` says what it holds
+    (``"is not empty"``), ``otherwise`` what else the caller may do (``", or another folder"``)."""
+
+    def __init__(self, path: object, problem: str, otherwise: str):
+        super().__init__(f"{path}: {problem} (use overwrite=True{otherwise})", flags={"overwrite=True": "--overwrite"})
 
 
 class ModelError(PFVError):
