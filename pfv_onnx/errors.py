@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
+# The package's own files: a warning points past them, at the caller's line.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
 
 class PFVError(Exception):
     """Base class: bad input from the user (a model, an image, an option), never a bug of ours.
@@ -62,6 +69,18 @@ class PresetWarning(PFVWarning):
 
 class FolderWarning(PFVWarning):
     """A folder holds images and subfolders of images: its own images were read, the subfolders not."""
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """Warn with ``message`` at the line that called into pfv_onnx (the first frame outside the package), as
+    Python reports it to the user: not at the line of pfv_onnx that noticed it, however deep that is."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=(_PACKAGE,))
+        return
+    frame, level = sys._getframe(1), 2  # stacklevel 2 is this function's caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level if frame is not None else 2)
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
