@@ -30,6 +30,7 @@ from .runtime.features import Batch, Features
 from .runtime.featurizer import Featurizer, ImageLike, ModelLike
 from .analyses.fit import basis_of, fit_basis
 from .util.files import output_folder
+from .util.progress import progress_bar
 from .render.atlas import write_atlas
 from .render.notebook import atlas_html, atlas_text, result_html, result_text, to_pil
 from .options import PICTURES, OptionError, Options
@@ -222,8 +223,10 @@ class PFV:
               progress: Callable[[int, int], None] | None = None) -> AtlasResult:
         """What each component responds to over ``data`` (files, folders or a folder-per-class root): an
         :class:`AtlasResult`. Fits the basis on ``data`` first when there is none. ``progress`` is called
-        with the images each finished batch held and the number in all."""
-        found = atlas(self, data, top=top, batch_size=batch_size, dask=dask, progress=progress)
+        with the images each finished batch held and the number in all; by default a progress bar shows
+        them, in a notebook or a terminal."""
+        with progress_bar() as bar:
+            found = atlas(self, data, top=top, batch_size=batch_size, dask=dask, progress=progress or bar)
         return AtlasResult(**{f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
 
     def colour(

@@ -15,7 +15,7 @@ from ..options import Options, given_flags
 from ..pfv import PFV
 from ..util.console import say, warn
 from ..util.files import check_apart
-from ..util.progress import Progress
+from ..util.progress import progress_bar
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
@@ -25,18 +25,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if args.dask and args.basis:
         raise PFVError("--dask fits a basis, and --basis gives one: choose one")
     pfv = PFV(args.model, basis=args.basis, **given_flags(args))
-    bar: list[Progress] = []
-
-    def progress(done: int, total: int) -> None:
-        if not bar:
-            bar.append(Progress(total, enabled=not args.quiet))
-        bar[0].update(done)
-
-    try:
+    with progress_bar(enabled=not args.quiet) as progress:
         result = pfv.atlas(args.data, top=args.top, batch_size=args.batch, dask=args.dask, progress=progress)
-    finally:
-        if bar:
-            bar[0].close()
     result.save(out, overwrite=True)  # the command line claimed the folder, refusing a used one without --overwrite
     skipped = result.summary["skipped"]
     if not args.quiet:
