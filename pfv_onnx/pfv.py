@@ -197,12 +197,15 @@ class PFV:
         """
         return self._run(images, None)
 
-    def fit(self, images: Images, batch_size: int = 32, dask: str | None = None) -> PFV:
+    def fit(self, images: Images, batch_size: int = 32, dask: str | None = None, progress: Callable[[int, int], None] | None = None) -> PFV:
         """Fit the basis on every image of ``images`` (as :meth:`__call__` takes them), streamed in constant
         memory. ``dask``: ``"local"`` or a scheduler address to fit on Dask (files and folders only).
-        Images that cannot be read are skipped (listed in ``fit_skipped``). Returns ``self``."""
+        Images that cannot be read are skipped (listed in ``fit_skipped``). ``progress`` (in this process) is
+        called with the images each finished batch held and the number the two passes read in all; by
+        default a progress bar shows them, in a notebook or a terminal. Returns ``self``."""
         items = self.featurizer.items(images)
-        basis, self.fit_skipped = fit_basis(self.featurizer, items, self.options, batch_size, dask)
+        with progress_bar(unit="image reads") as bar:
+            basis, self.fit_skipped = fit_basis(self.featurizer, items, self.options, batch_size, dask, progress or bar)
         self.use_basis(basis)
         return self
 
@@ -223,9 +226,9 @@ class PFV:
               progress: Callable[[int, int], None] | None = None) -> AtlasResult:
         """What each component responds to over ``data`` (files, folders or a folder-per-class root): an
         :class:`AtlasResult`. Fits the basis on ``data`` first when there is none. ``progress`` is called
-        with the images each finished batch held and the number in all; by default a progress bar shows
-        them, in a notebook or a terminal."""
-        with progress_bar() as bar:
+        with the images each finished batch held and the number of image reads in all (the fit, when there
+        is one, reads the data twice); by default a progress bar shows them, in a notebook or a terminal."""
+        with progress_bar(unit="image reads") as bar:
             found = atlas(self, data, top=top, batch_size=batch_size, dask=dask, progress=progress or bar)
         return AtlasResult(**{f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
 

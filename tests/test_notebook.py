@@ -103,7 +103,7 @@ def test_the_atlas_shows_itself_briefly(notebook):
     assert len(text) < 1000 and "Atlas of 3 components over 80 images of 5 classes" in text and ".save(folder)" in text
     assert len(html.encode()) < MAX_ATLAS_HTML and html.count("<img") == 3 * 2 * 2 and "stability" in html
     bars = [o["data"]["text/plain"] for o in outputs[2] if o.get("output_type") == "display_data"]
-    assert len(bars) == 1 and bars[0].startswith("[######") and "80/80 images" in bars[0]  # the progress, redrawn in place
+    assert len(bars) == 1 and bars[0].startswith("[######") and "240/240 image reads" in bars[0]  # the progress, redrawn in place
 
 
 def test_an_error_in_python_names_the_keyword_and_on_the_command_line_the_flag(notebook, capsys):

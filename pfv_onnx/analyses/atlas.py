@@ -79,17 +79,21 @@ def atlas(
 
     Args:
         top: leading images and patches kept per component and side.
-        progress: called with the number of images each finished batch held and the number in all.
+        progress: called with the number of images each finished batch held and the number of image reads in
+            all (three per image when the basis is fitted here: the fit reads the data twice).
     """
     if top < 1:
         raise PFVError(f"top must be at least 1, got {top}")
     files = find_images([data] if isinstance(data, (str, Path)) else data)
     paths, labels = [f.path for f in files], [f.label for f in files]
     fitted_here = pfv.basis is None
+    # One count over the whole work: the fit's two passes over the data when it fits here, then the scan.
+    reads = (3 if fitted_here else 1) * len(paths)
+    step = (lambda done, _total: progress(done, reads)) if progress is not None else (lambda done, total: None)
     if fitted_here:
-        pfv.fit(paths, batch_size=batch_size, dask=dask)
+        pfv.fit(paths, batch_size=batch_size, dask=dask, progress=step)
     featurizer, basis = pfv.featurizer, pfv.basis
-    scan = _scan(featurizer, basis, paths, top, batch_size, progress)
+    scan = _scan(featurizer, basis, paths, top, batch_size, step)
     head = featurizer.head
     names = featurizer.class_names_for(head.weight.shape[0]) if head is not None else None
     # at most half the classes each way, so that no class is said to go both up and down

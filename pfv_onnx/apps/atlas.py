@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if args.dask and args.basis:
         raise PFVError("--dask fits a basis, and --basis gives one: choose one")
     pfv = PFV(args.model, basis=args.basis, **given_flags(args))
-    with progress_bar(enabled=not args.quiet) as progress:
+    with progress_bar(enabled=not args.quiet, unit="image reads") as progress:
         result = pfv.atlas(args.data, top=args.top, batch_size=args.batch, dask=args.dask, progress=progress)
     result.save(out, overwrite=True)  # the command line claimed the folder, refusing a used one without --overwrite
     skipped = result.summary["skipped"]

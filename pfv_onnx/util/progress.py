@@ -46,14 +46,14 @@ class Progress:
 
 
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(enabled: bool = True, unit: str = "images") -> Iterator[Callable[[int, int], None]]:
     """For the block, a callback ``(done, total)`` (the images a finished batch held, the number in all)
     that draws a :class:`Progress` bar, made at the first call, when the total is known."""
     bar: list[Progress] = []
 
     def update(done: int, total: int) -> None:
         if not bar:
-            bar.append(Progress(total, enabled=enabled))
+            bar.append(Progress(total, enabled=enabled, unit=unit))
         bar[0].update(done)
 
     try:
