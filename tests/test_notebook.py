@@ -10,13 +10,15 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import onnx
 import pytest
 from nbclient import NotebookClient
 
 import browser
+import corpus
 from pfv_onnx import PFV, PFVError
 from pfv_onnx.cli import main
-from pfv_onnx.errors import FolderWarning
+from pfv_onnx.errors import FolderWarning, PresetWarning
 from pfv_onnx.images import bundled
 from pfv_onnx.render import overlay, to_uint8
 from pfv_onnx.render.notebook import MAX_ATLAS_HTML
@@ -138,6 +140,19 @@ def test_a_folder_warning_points_at_the_callers_line(mobilenet, tmp_path):
     with pytest.warns(FolderWarning) as record:
         mobilenet(tmp_path / "mixed")
     assert [Path(w.filename).name for w in record] == [Path(__file__).name]
+
+
+def test_a_warning_gives_python_advice_in_python_and_flags_on_the_command_line(tmp_path, capsys):
+    keras = tmp_path / "keras.onnx"  # a Keras export, which names no preset
+    onnx.save(corpus.load("keras_mobilenet_v2_slim"), keras)
+    with pytest.warns(PresetWarning) as record:
+        PFV(str(keras))
+    said = str(record[0].message)
+    assert "give preset=, or write it into the model with export(..., preset=)" in said and "--preset" not in said
+    assert Path(record[0].filename).name == Path(__file__).name
+    assert main(["explain", str(keras), str(bundled.sample_image("dog")), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "give --preset, or write it into the model with pfv-onnx export --preset" in err and "preset=" not in err
 
 
 def test_overlay_checks_its_arguments_and_takes_the_image_first(animals_result):

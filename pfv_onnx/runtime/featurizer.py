@@ -53,6 +53,10 @@ PICTURE_BYTES_PER_PIXEL = 31
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
+# What a model that names no preset needs, in Python (the command line names the flags).
+PRESET_ADVICE = "give preset=, or write it into the model with export(..., preset=)"
+
+
 class Featurizer:
     """A model made ready for PFV.
 
@@ -100,7 +104,7 @@ class Featurizer:
         if preset is None:
             warn_caller(
                 f"{self.model_path or 'the model'} does not name its pixel normalisation: using {DEFAULT_PRESET} "
-                "(give --preset, or write it into the model with pfv-onnx export --preset)", PresetWarning,
+                f"({PRESET_ADVICE})", PresetWarning, flags={PRESET_ADVICE: "give --preset, or write it into the model with pfv-onnx export --preset"},
             )
         self.preset: Preset = get_preset(preset or DEFAULT_PRESET)
         self.resize = options.resize
