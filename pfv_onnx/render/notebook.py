@@ -3,7 +3,7 @@
 The inline views are self-contained (pictures as ``data:`` URIs, styles inline) and small. A batch's: thumbnails
 of at most :data:`THUMBNAIL` pixels, inputs as JPEG and PFV pictures as PNG, at most :data:`MAX_SHOWN` images.
 An atlas's: per component and side one JPEG strip of its leading images and one of its patches, each picture
-:data:`ATLAS_THUMBNAIL` pixels, so that it stays under :data:`MAX_ATLAS_HTML` bytes at the default ``top``.
+:data:`ATLAS_THUMBNAIL` pixels, at most :data:`ATLAS_SHOWN` a strip: under :data:`MAX_ATLAS_HTML` bytes for 3 components.
 """
 
 from __future__ import annotations
@@ -130,8 +130,9 @@ def atlas_html(atlas: Atlas) -> str:
         parts.append(f"<p style='margin:.6em 0 .2em'><b>{component_line(j, c['explained_variance_ratio'])}</b>, stability {stability}</p>")
         for s, side in enumerate(c["sides"]):
             note = f": {side['purity']:.0%} <i>{escape(str(side['majority']))}</i> (chance {side['chance']:.0%})" if side["purity"] is not None else ""
-            strips = "".join(f'<img src="{_data_uri(_strip(pictures), jpeg=True)}" style="display:block;margin:1px">'
-                             for pictures in (atlas.images[j - 1, s][:ATLAS_SHOWN], atlas.patches[j - 1, s][:ATLAS_SHOWN]) if pictures)
+            strips = "".join(f'<img src="{_data_uri(_strip(pictures), jpeg=True)}" title="{title}" alt="{title}" style="display:block;margin:1px">'
+                             for pictures, title in ((atlas.images[j - 1, s][:ATLAS_SHOWN], "the images where it is strongest"),
+                                                     (atlas.patches[j - 1, s][:ATLAS_SHOWN], "where it peaks")) if pictures)
             parts.append(f"<div style='display:inline-block;vertical-align:top;margin:0 1em .4em 0;font-size:12px'>"
                          f"{escape(side_meaning(j, side['side']))} ({side['side']} side){note}{strips}</div>")
     return f"<div>{''.join(parts)}</div>"
