@@ -18,7 +18,7 @@ from typing import Any
 
 from .images import bundled
 from .util.console import warn
-from .errors import PFVError, first_line
+from .errors import PFVError, PFVWarning, first_line
 from .util.files import claimed_output_file, claimed_output_folder
 from .options import PICTURES, OptionError, Options, given_flags
 from .presets import PRESETS
@@ -188,7 +188,8 @@ def _flag(option: str, args: argparse.Namespace) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Python warnings as one line each, without the source line."""
-    warn(f"warning: {first_line(message if isinstance(message, Warning) else Warning(message))}")
+    text = message.on_command_line() if isinstance(message, PFVWarning) else str(message)
+    warn(f"warning: {first_line(Warning(text))}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warn(f"error: {_flag(exc.option, args)} {exc.worded(lambda name: _flag(name, args))}")
         return exc.exit_code
     except PFVError as exc:
-        warn(f"error: {exc}")
+        warn(f"error: {exc.on_command_line()}")
         return exc.exit_code
     except OSError as exc:  # a folder that cannot be written, a full disk
         where = f": {exc.filename}" if exc.filename else ""

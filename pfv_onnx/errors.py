@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 
-class PFVError(Exception):
-    """Base class: bad input from the user (a model, an image, an option), never a bug of ours."""
+# The package's own files: a warning points past them, at the caller's line.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class Advice:
+    """A message that speaks to a Python caller: its advice names keyword arguments (``overwrite=True``).
+    ``flags`` maps each such wording to the command line's (``{"overwrite=True": "--overwrite"}``), and
+    :meth:`on_command_line` is the message the command line prints."""
+
+    def __init__(self, *args: object, flags: dict[str, str] | None = None):
+        super().__init__(*args)
+        self.flags = flags or {}
+
+    def on_command_line(self) -> str:
+        """The message with the advice in flags. Advice comes last: the last occurrence of each wording is the
+        one replaced, never a path or a name that happens to hold the same text."""
+        text = str(self)
+        for keyword, flag in self.flags.items():
+            before, found, after = text.rpartition(keyword)
+            text = before + flag + after if found else text
+        return text
+
+
+class PFVError(Advice, Exception):
+    """Base class: bad input from the user (a model, an image, an option), never a bug of ours. Its advice
+    speaks Python; the command line prints :meth:`~Advice.on_command_line`."""
 
     exit_code = 2
+
+
+class OutputExistsError(PFVError):
+    """An output (a folder or a file) holds something already: replaced only when the caller says so
+    (``overwrite=True`` in Python, ``--overwrite`` on the command line). ``problem`` says what it holds
+    (``"is not empty"``), ``otherwise`` what else the caller may do (``", or another folder"``)."""
+
+    def __init__(self, path: object, problem: str, otherwise: str):
+        super().__init__(f"{path}: {problem} (use overwrite=True{otherwise})", flags={"overwrite=True": "--overwrite"})
 
 
 class ModelError(PFVError):
@@ -25,8 +61,9 @@ class RuntimeMissingError(PFVError):
     """No onnxruntime package is installed."""
 
 
-class PFVWarning(UserWarning):
-    """Something PFV went on with but the user should know; the command line prints it as one line."""
+class PFVWarning(Advice, UserWarning):
+    """Something PFV went on with but the user should know; the command line prints it as one line
+    (:meth:`~Advice.on_command_line`)."""
 
 
 class PresetWarning(PFVWarning):
@@ -35,6 +72,20 @@ class PresetWarning(PFVWarning):
 
 class FolderWarning(PFVWarning):
     """A folder holds images and subfolders of images: its own images were read, the subfolders not."""
+
+
+def warn_caller(message: str, category: type[PFVWarning], flags: dict[str, str] | None = None) -> None:
+    """Warn with ``message`` (its advice in Python, ``flags`` as :class:`Advice` takes them) at the line that
+    called into pfv_onnx (the first frame outside the package), as Python reports it to the user: not at the
+    line of pfv_onnx that noticed it, however deep that is."""
+    warning = category(message, flags=flags)
+    if sys.version_info >= (3, 12):
+        warnings.warn(warning, skip_file_prefixes=(_PACKAGE,))
+        return
+    frame, level = sys._getframe(1), 2  # stacklevel 2 is this function's caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(warning, stacklevel=level if frame is not None else 2)
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from .images import bundled
+from .analyses.atlas import Atlas, atlas
 from .analyses.basis_file import check_basis, load_basis, save_basis
 from .analyses.colouring import BatchResult, colour
 from .core import FittedBasis
@@ -33,7 +34,9 @@ from .runtime.features import Batch, Features
 from .runtime.featurizer import Featurizer, ImageLike, ModelLike
 from .analyses.fit import basis_of, fit_basis
 from .util.files import output_folder
-from .render.notebook import result_html, result_text, to_pil
+from .util.progress import progress_bar
+from .render.atlas import write_atlas
+from .render.notebook import atlas_html, atlas_text, result_html, result_text, to_pil
 from .options import PICTURES, OptionError, Options
 from .render.report import build_summary, unique_names, write_batch, write_summary
 from .version import __version__
@@ -126,6 +129,23 @@ class PFVResult(BatchResult):
         return result_html(self)
 
 
+class AtlasResult(Atlas):
+    """An atlas (:class:`~pfv_onnx.analyses.atlas.Atlas`) that can save and show itself."""
+
+    def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
+        """Write what ``pfv-onnx atlas`` writes to the folder ``out`` (layout in :mod:`pfv_onnx.render.atlas`):
+        the cards, ``summary.json``, ``index.html`` and the basis when the atlas fitted it; return the summary.
+        A folder that holds anything is refused unless ``overwrite``."""
+        write_atlas(output_folder(out, overwrite), self)
+        return self.summary
+
+    def __repr__(self) -> str:
+        return atlas_text(self)
+
+    def _repr_html_(self) -> str:
+        return atlas_html(self)
+
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
@@ -214,12 +234,15 @@ class PFV:
         """
         return self._run(images, None)
 
-    def fit(self, images: Images, batch_size: int = 32, dask: str | None = None) -> PFV:
+    def fit(self, images: Images, batch_size: int = 32, dask: str | None = None, progress: Callable[[int, int], None] | None = None) -> PFV:
         """Fit the basis on every image of ``images`` (as :meth:`__call__` takes them), streamed in constant
         memory. ``dask``: ``"local"`` or a scheduler address to fit on Dask (files and folders only).
-        Images that cannot be read are skipped (listed in ``fit_skipped``). Returns ``self``."""
+        Images that cannot be read are skipped (listed in ``fit_skipped``). ``progress`` (in this process) is
+        called with the images each finished batch held and the number the two passes read in all; by
+        default a progress bar shows them, in a notebook or a terminal. Returns ``self``."""
         items = self.featurizer.items(images)
-        basis, self.fit_skipped = fit_basis(self.featurizer, items, self.options, batch_size, dask)
+        with progress_bar(unit="image reads") as bar:
+            basis, self.fit_skipped = fit_basis(self.featurizer, items, self.options, batch_size, dask, progress or bar)
         self._use_basis(basis)
         return self
 
@@ -236,12 +259,15 @@ class PFV:
         self._use_basis(basis_of(features, self.size, self.options, len(batch.names), self.featurizer.blank_for(self.options.weighting)))
         return self._colour(features, batch.crops, batch.names, timings, self.basis)
 
-    def atlas(self, data: str | Path | Sequence[str | Path], top: int = 8, batch_size: int = 32, dask: str | None = None):
-        """What each component responds to over ``data`` (files, folders or a folder-per-class root): a
-        :class:`pfv_onnx.analyses.atlas.Atlas`. Fits the basis on ``data`` first when there is none."""
-        from .analyses.atlas import atlas  # the atlas is built on PFV
-
-        return atlas(self, data, top=top, batch_size=batch_size, dask=dask)
+    def atlas(self, data: str | Path | Sequence[str | Path], top: int = 8, batch_size: int = 32, dask: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> AtlasResult:
+        """What each component responds to over ``data`` (files, folders or a folder-per-class root): an
+        :class:`AtlasResult`. Fits the basis on ``data`` first when there is none. ``progress`` is called
+        with the images each finished batch held and the number of image reads in all (the fit, when there
+        is one, reads the data twice); by default a progress bar shows them, in a notebook or a terminal."""
+        with progress_bar(unit="image reads") as bar:
+            found = atlas(self, data, top=top, batch_size=batch_size, dask=dask, progress=progress or bar)
+        return AtlasResult(**{f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
 
     # ---- for the commands, which run the forward pass themselves (explain's stream, survey) ---------------
 

@@ -14,7 +14,7 @@ negative: it loses it) the atlas finds, in one streamed pass over the data:
 
 Memory stays flat: a batch at a time, the leaders kept, the two halves' moments merged as they come. When
 the data is a folder-per-class root, each side's leading images get a purity (the share of their most
-common class). :mod:`pfv_onnx.apps.atlas` writes it as a page.
+common class). :mod:`pfv_onnx.render.atlas` writes it as a page.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import FeatureMoments, feature_matrix
+from ..core import FeatureMoments, FittedBasis, feature_matrix
 from ..core.atlas import Leaders, head_effects, image_strengths, patch_box, purity, ranked_classes, stability
 from ..core.decomposition import pca_from_covariance
 from ..errors import ImageError, PFVError
@@ -54,11 +54,15 @@ class Atlas:
             side, the leading images (paths, classes, strengths), patches (boxes) and head classes.
         images: per ``(component, side)``, the leading images' ``(H0, W0, 3)`` uint8 crops.
         patches: per ``(component, side)``, the leading patches, ``(s, s, 3)`` uint8.
+        basis: the basis described, and ``basis_header`` what its file records (both written beside the
+            page when the atlas fitted the basis itself).
     """
 
     summary: dict[str, Any]
     images: dict[tuple[int, int], list[np.ndarray]]
     patches: dict[tuple[int, int], list[np.ndarray]]
+    basis: FittedBasis | None = None
+    basis_header: dict[str, Any] | None = None
 
 
 def atlas(
@@ -75,17 +79,21 @@ def atlas(
 
     Args:
         top: leading images and patches kept per component and side.
-        progress: called with the number of images each finished batch held and the number in all.
+        progress: called with the number of images each finished batch held and the number of image reads in
+            all (three per image when the basis is fitted here: the fit reads the data twice).
     """
     if top < 1:
         raise PFVError(f"top must be at least 1, got {top}")
     files = find_images([data] if isinstance(data, (str, Path)) else data)
     paths, labels = [f.path for f in files], [f.label for f in files]
     fitted_here = pfv.basis is None
+    # One count over the whole work: the fit's two passes over the data when it fits here, then the scan.
+    reads = (3 if fitted_here else 1) * len(paths)
+    step = (lambda done, _total: progress(done, reads)) if progress is not None else (lambda done, total: None)
     if fitted_here:
-        pfv.fit(paths, batch_size=batch_size, dask=dask)
+        pfv.fit(paths, batch_size=batch_size, dask=dask, progress=step)
     featurizer, basis = pfv.featurizer, pfv.basis
-    scan = _scan(featurizer, basis, paths, top, batch_size, progress)
+    scan = _scan(featurizer, basis, paths, top, batch_size, step)
     ranked, names = _head_classes(featurizer, basis)
     stable = _stability(scan.halves, basis.pca.n_components)
     field = receptive_field(featurizer.tapped.model, featurizer.final, featurizer.input.name)
@@ -119,7 +127,7 @@ def atlas(
         "components": components,
         "skipped": scan.skipped,
     }
-    return Atlas(summary, images, patches)
+    return Atlas(summary, images, patches, basis, pfv._basis_header(basis))
 
 
 def _head_classes(featurizer, basis) -> tuple[np.ndarray | None, list[str] | None]:

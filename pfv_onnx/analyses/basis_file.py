@@ -179,7 +179,8 @@ def check_basis(
     model file, or with other inputs (preset, size, resize) than the PFV it is given to."""
     same_layers = header.get("taps") == taps and header.get("final") == final
     if not same_layers and header.get("model_sha256") == model_sha256:
-        raise PFVError(f"{where}: fitted on other layers (final {header.get('final')}); use the same --layers/--final")
+        raise PFVError(f"{where}: fitted on other layers (final {header.get('final')}); use the same layers=/final=",
+                       flags={"layers=/final=": "--layers/--final"})
     if not same_layers or header.get("features_sha256") != features_sha256:
         raise PFVError(
             f"{where}: fitted on another model ({header.get('model_path')}, features {str(header.get('features_sha256'))[:12]}), "

@@ -280,7 +280,8 @@ class _Scorer:
         self.featurizer = featurizer
         self.output = featurizer.logits_output
         if self.output is None or self.output not in [o.name for o in source.graph.output]:
-            raise PFVError("the model has no class scores among its outputs: faithfulness needs them (use --no-faithfulness)")
+            raise PFVError("the model has no class scores among its outputs: faithfulness needs them (use faithfulness=False)",
+                           flags={"faithfulness=False": "--no-faithfulness"})
         self.session = Session(source, featurizer.providers, threads, spin=False, weights_dir=weights_folder(resolved, source))
 
     def probabilities(self, crops: np.ndarray, klass: int) -> np.ndarray:

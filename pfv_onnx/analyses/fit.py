@@ -33,7 +33,8 @@ DASK_CONNECT_TIMEOUT_S = 20
 
 
 def fit_basis(
-    featurizer: Featurizer, items: Sequence[ImageLike], options: Options, batch_size: int = 32, dask: str | None = None
+    featurizer: Featurizer, items: Sequence[ImageLike], options: Options, batch_size: int = 32, dask: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[FittedBasis, list[dict]]:
     """Fit a basis on every image of ``items`` with the ``method`` options; returns it and the items
     that could not be read (``{"source", "reason"}``).
@@ -41,14 +42,22 @@ def fit_basis(
     Args:
         batch_size: images per forward pass (any size gives the same basis).
         dask: ``None`` to fit in this process, ``"local"`` for a local Dask cluster, or a scheduler address.
+        progress: in this process, called with the images each finished batch held and the number the two
+            passes read in all (twice the items).
     """
     if batch_size < 1:
         raise PFVError(f"batch size must be at least 1, got {batch_size}")
     if dask is not None:
         return _fit_on_dask(featurizer, items, options, batch_size, dask)
-    moments, skipped = shard_moments(featurizer, items, batch_size)
+    counted = _counted(progress, 2 * len(items))
+    moments, skipped = shard_moments(featurizer, items, batch_size, counted)
     basis = _basis(moments, options)
-    return _complete(basis, shard_stats(featurizer, items, batch_size, basis)), skipped
+    return _complete(basis, shard_stats(featurizer, items, batch_size, basis, counted)), skipped
+
+
+def _counted(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None] | None:
+    """``progress`` with its total bound: called with the images of each finished batch."""
+    return None if progress is None else lambda done: progress(done, total)
 
 
 def basis_of(features: Features, size: tuple[int, int], options: Options, images: int, blank: BlankResponse | None = None) -> FittedBasis:
@@ -62,7 +71,9 @@ def basis_of(features: Features, size: tuple[int, int], options: Options, images
     return _complete(basis, _checked(weighted_stats, features.final, features.maps, size, basis, 1, blank))
 
 
-def shard_moments(featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int) -> tuple[FeatureMoments | None, list[dict]]:
+def shard_moments(
+    featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, progress: Callable[[int], None] | None = None
+) -> tuple[FeatureMoments | None, list[dict]]:
     """Pass 1 over ``items``: the merged :class:`FeatureMoments` of their batches (with the peaks of the
     featurizer's weighting's sources), and the skipped items."""
     weighting = featurizer.weighting
@@ -72,10 +83,12 @@ def shard_moments(featurizer: Featurizer, items: Sequence[ImageLike], batch_size
         sources = _checked(weighting_sources, features.final, features.maps, weighting, blank)
         return _checked(FeatureMoments.of, feature_matrix(features.final), sources, len(decoded.positions))
 
-    return _reduce(featurizer, items, batch_size, moments, FeatureMoments.merge)
+    return _reduce(featurizer, items, batch_size, moments, FeatureMoments.merge, progress)
 
 
-def shard_stats(featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
+def shard_stats(
+    featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, basis: FittedBasis, progress: Callable[[int], None] | None = None
+) -> tuple[ValueStats, ValueStats]:
     """Pass 2 over ``items``: the statistics of their weighted components under ``basis`` and of their
     activation maps."""
     blank = featurizer.blank_for(basis.weighting)
@@ -83,15 +96,16 @@ def shard_stats(featurizer: Featurizer, items: Sequence[ImageLike], batch_size: 
     def stats(_decoded: Decoded, features: Features) -> tuple[ValueStats, ValueStats]:
         return _checked(weighted_stats, features.final, features.maps, featurizer.size, basis, 1, blank)
 
-    merged, _ = _reduce(featurizer, items, batch_size, stats, _merge_stats)
+    merged, _ = _reduce(featurizer, items, batch_size, stats, _merge_stats, progress)
     return merged if merged is not None else (ValueStats(), ValueStats())
 
 
 def _reduce(
-    featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, finish: Callable[[Decoded, Features], Any], merge: Callable
+    featurizer: Featurizer, items: Sequence[ImageLike], batch_size: int, finish: Callable[[Decoded, Features], Any], merge: Callable,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Any, list[dict]]:
     """``finish`` on each batch (in the stream's workers), the outcomes merged in order as they come; and
-    the items that could not be read."""
+    the items that could not be read. ``progress``: called with the items of each finished batch."""
     merged: list = [None]
     skipped: list[dict] = []
 
@@ -99,6 +113,8 @@ def _reduce(
         skipped.extend(decoded.skipped)
         if outcome is not None:
             merged[0] = outcome if merged[0] is None else merge(merged[0], outcome)
+        if progress is not None:
+            progress(len(decoded.positions) + len(decoded.skipped))
 
     BatchStream(featurizer, items, plan_batches(len(items), batch_size), maps=True).run(finish, done)
     return merged[0], skipped

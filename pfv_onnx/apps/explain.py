@@ -20,7 +20,7 @@ from typing import Any
 from ..analyses.atlas import read_atlas
 from ..util.console import plural, say, warn
 from ..analyses.colouring import check_components
-from ..errors import PFVError
+from ..errors import OutputExistsError, PFVError
 from ..runtime.features import Features
 from ..util.files import check_apart
 from ..util.journal import RunJournal
@@ -65,7 +65,7 @@ def explain(
     key = {field: description[field] for field in ("model", "options", "taps", "final", "basis")}
     key["inputs"] = [str(p) for p in paths]
     if not overwrite and (out / "summary.json").exists():
-        raise PFVError(f"{out}: holds a report already (use --overwrite to replace it)")
+        raise OutputExistsError(out, "holds a report already", " to replace it")
     if pfv.basis is None and pfv.featurizer.final_shape is not None and plan:  # before anything is written
         check_components(pfv.options.n_components, min(len(part) for part in plan), pfv.featurizer.final_shape)
     run = _Run(pfv=pfv, paths=paths, names=names, classes=[f.label for f in files], plan=plan, description=description, pictures=pictures,

@@ -8,6 +8,7 @@ import time
 
 from ..util.console import plural, say, warn
 from ..util.files import check_apart
+from ..util.progress import progress_bar
 from ..options import Options
 from ..pfv import PFV
 
@@ -17,7 +18,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     check_apart(out, args.inputs)
     started = time.perf_counter()
-    pfv = PFV(args.model, options).fit(args.inputs, batch_size=args.batch, dask=args.dask)
+    with progress_bar(enabled=not args.quiet, unit="image reads") as progress:
+        pfv = PFV(args.model, options).fit(args.inputs, batch_size=args.batch, dask=args.dask, progress=progress)
     pfv.save_basis(out)
     if not args.quiet:
         ratios = ", ".join(f"{r:.1%}" for r in pfv.basis.pca.explained_variance_ratio)

@@ -213,7 +213,7 @@ def find_taps(
             if last is None:
                 raise ModelError(
                     "no layer to tap: the model has no pooling or strided convolution on a feature map "
-                    "(name the layers with --layers/--final)"
+                    "(name the layers with layers=/final=)", flags={"layers=/final=": "--layers/--final"}
                 )
             return TapPlan(tuple(earlier), last)
         final_tap = _named_tap(model, tensors, final, order)
@@ -224,7 +224,7 @@ def find_taps(
     named.sort(key=lambda tap: order[tap.name])
     if final is None:
         if not named:
-            raise LayerError("--layers needs at least one tensor name")
+            raise LayerError("layers= needs at least one tensor name", flags={"layers=": "--layers"})
         return TapPlan(tuple(named[:-1]), named[-1])
     final_tap = _named_tap(model, tensors, final, order)
     later = [t.name for t in named if order[t.name] > order[final_tap.name]]

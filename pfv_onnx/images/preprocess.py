@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import FolderWarning, ImageError, first_line
+from ..errors import FolderWarning, ImageError, first_line, warn_caller
 from ..options import RESIZE_MODES
 from ..presets import PRESETS, Preset
 
@@ -52,8 +51,8 @@ def find_images(inputs: Iterable[str | Path]) -> list[ImageFile]:
             if images:
                 found += [ImageFile(p) for p in images]
                 if any(_holds_images(sub) for sub in _subfolders(path)):
-                    warnings.warn(f"{path}: holds images, so its subfolders were not read (a folder-per-class root holds "
-                                  "only subfolders; give the subfolders too to read them)", FolderWarning, stacklevel=2)
+                    warn_caller(f"{path}: holds images, so its subfolders were not read (a folder-per-class root holds "
+                                "only subfolders; give the subfolders too to read them)", FolderWarning)
                 continue
             classes = [(sub.name, _images_below(sub)) for sub in _subfolders(path)]
             classes = [(name, images) for name, images in classes if images]

@@ -25,7 +25,6 @@ figcaption { font-size: .85em; margin-top: .25em; max-width: 240px; }
 figure.wide figcaption { max-width: none; }
 table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
 td, th { border: 1px solid #ddd; padding: .2em .6em; text-align: left; }
-.swatch { display: inline-block; width: 1em; height: 1em; vertical-align: middle; margin-right: .3em; border: 1px solid #999; }
 .card { display: inline-block; vertical-align: top; margin: .5em 1em .5em 0; }
 .card h3 { font-size: 1em; margin: .2em 0; }
 .colourbar { display: flex; align-items: center; gap: .3em; font-size: .8em; }
@@ -94,8 +93,13 @@ def relative_link(path: str, anchor: str | None = None) -> str:
     return f"{url}#{quote(anchor, safe='')}" if anchor else url
 
 
+# A swatch's look, inline: it shows wherever its HTML goes (a page, a notebook), with no stylesheet.
+SWATCH_STYLE = "display:inline-block;width:1em;height:1em;vertical-align:middle;margin-right:.3em;border:1px solid #999"
+
+
 def swatch(colour: str) -> str:
-    return f'<span class="swatch" style="background:{colour}"></span>'
+    """HTML: a square of ``colour`` (a CSS colour), for a colour key."""
+    return f'<span class="swatch" style="{SWATCH_STYLE};background:{colour}"></span>'
 
 
 def colour_bar(lo: float, hi: float, stops: int = 9) -> str:

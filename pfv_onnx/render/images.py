@@ -31,9 +31,30 @@ _VIRIDIS_RGB = np.ascontiguousarray(cv2.applyColorMap(np.arange(256, dtype=np.ui
 
 
 def overlay(colours: np.ndarray, image: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """Blend ``(H, W, 3)`` uint8 colours over a greyscale copy of an ``(H, W, 3)`` uint8 RGB image."""
+    """Blend ``(H, W, 3)`` colours (uint8, or float in ``[0, 1]`` as ``result.rgb[i]``) over a greyscale copy of
+    an ``(H, W, 3)`` uint8 RGB image of the same size; an ``(H, W, 3)`` uint8 picture.
+
+    The image first, as other libraries take it (``overlay(image, result.rgb[i])``), is taken too where the
+    arrays say which is which (a float picture is the colours); anything else is refused with a ValueError.
+    """
+    colours, image = _overlay_arguments(np.asarray(colours), np.asarray(image))
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return cv2.addWeighted(colours, alpha, cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), 1.0 - alpha, 0.0)
+
+
+def _overlay_arguments(colours: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(colours, image)`` as uint8, swapped when the image came first and the colours are float; else ValueError."""
+    if colours.dtype == np.uint8 and image.dtype.kind == "f":  # overlay(image, rgb): only the colours are float
+        colours, image = image, colours
+    expected = "overlay(colours, image) takes (H, W, 3) colours (uint8, or float in [0, 1]) and an (H, W, 3) uint8 image of the same size"
+    for array in (colours, image):
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"{expected}; got shapes {colours.shape} and {image.shape}")
+    if colours.shape != image.shape:
+        raise ValueError(f"{expected}; got shapes {colours.shape} and {image.shape}")
+    if image.dtype != np.uint8 or colours.dtype != np.uint8 and colours.dtype.kind != "f":
+        raise ValueError(f"{expected}; got {colours.dtype} colours and a {image.dtype} image")
+    return (to_uint8(colours) if colours.dtype.kind == "f" else colours), image
 
 
 def mosaic(rows: Sequence[Sequence[np.ndarray]], gap: int = 4, background: int = 255) -> np.ndarray:

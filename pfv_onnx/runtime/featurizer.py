@@ -9,7 +9,6 @@ names; images in, :class:`~pfv_onnx.runtime.features.Features` out.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -21,7 +20,7 @@ from PIL import Image
 from ..images import bundled
 from ..util import memory
 from ..util.console import plural
-from ..errors import ImageError, ModelError, PFVError, PresetWarning
+from ..errors import ImageError, ModelError, PFVError, PresetWarning, warn_caller
 from ..core.activation import EARLIER_TAPS, BlankResponse, channel_sum
 from ..core.fitted import FeatureMoments
 from ..core.visualise import feature_matrix
@@ -52,6 +51,10 @@ PRESET_METADATA_KEY = "preset"
 # (3), PFV in float32 (12), A^b (4) and the weighting's scratch (12).
 PICTURE_BYTES_PER_PIXEL = 31
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+# What a model that names no preset needs, in Python (the command line names the flags).
+PRESET_ADVICE = "give preset=, or write it into the model with export(..., preset=)"
 
 
 class Featurizer:
@@ -99,9 +102,9 @@ class Featurizer:
         preset = options.preset or _metadata(source, PRESET_METADATA_KEY)
         self.preset_source = "--preset" if options.preset else "model metadata" if preset else "default"
         if preset is None:
-            warnings.warn(
+            warn_caller(
                 f"{self.model_path or 'the model'} does not name its pixel normalisation: using {DEFAULT_PRESET} "
-                "(give --preset, or write it into the model with pfv-onnx export --preset)", PresetWarning, stacklevel=3,
+                f"({PRESET_ADVICE})", PresetWarning, flags={PRESET_ADVICE: "give --preset, or write it into the model with pfv-onnx export --preset"},
             )
         self.preset: Preset = get_preset(preset or DEFAULT_PRESET)
         self.resize = options.resize

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import PFVError
+from ..errors import OutputExistsError, PFVError
 
 try:
     import fcntl
@@ -64,7 +64,7 @@ def check_output_folder(path: str | Path, overwrite: bool = False) -> Path:
     if out.exists() and not out.is_dir():
         raise PFVError(f"{out}: exists and is not a folder")
     if not overwrite and out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
-        raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
+        raise OutputExistsError(out, "is not empty", ", or another folder")
     return out
 
 
@@ -82,7 +82,7 @@ def check_output_file(path: str | Path, overwrite: bool = False) -> Path:
     if out.is_dir():
         raise PFVError(f"{out}: is a folder; give the path of the file to write")
     if out.exists() and not overwrite:
-        raise PFVError(f"{out}: exists already (use --overwrite to replace it)")
+        raise OutputExistsError(out, "exists already", " to replace it")
     if not out.parent.is_dir():
         raise PFVError(f"{out.parent}: no such folder")
     return out

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import PFVError
+from ..errors import OutputExistsError, PFVError
 from .files import LOCK, claim_folder, release_lock, write_atomic
 
 NAME = ".pfv-run.jsonl"
@@ -55,9 +55,9 @@ class RunJournal:
             return previous
         if not overwrite:
             if previous is not None:
-                raise PFVError(f"{out}: holds an unfinished run of other inputs or options (use --overwrite, or the same command)")
+                raise OutputExistsError(out, "holds an unfinished run of other inputs or options", ", or the same command")
             if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
-                raise PFVError(f"{out}: is not empty (use --overwrite, or another folder)")
+                raise OutputExistsError(out, "is not empty", ", or another folder")
         return None
 
     def unlock(self) -> None:
