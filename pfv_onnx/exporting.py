@@ -8,7 +8,7 @@ from typing import Any
 
 import onnx
 
-from .analyses.basis_file import load_basis
+from .analyses.basis import header_inputs, load_basis
 from .core.fitted import FittedBasis
 from .images import bundled
 from .errors import ModelError
@@ -88,9 +88,7 @@ def _export_picture(
     if read_tapped_outputs(load_model(src)) is not None:
         raise ModelError("this model was tapped already: export the original model with the basis")
     if not isinstance(basis, FittedBasis):  # how the basis's images were made, unless given
-        header = load_basis(basis)[1]
-        size = tuple(header["size"]) if isinstance(header.get("size"), list) else None
-        taken = {"preset": header.get("preset"), "size": size, "resize": header.get("resize")}
+        taken = header_inputs(load_basis(basis)[1])
         options = options.replace(**{name: value for name, value in taken.items() if name not in given and value is not None})
     # Tapped for the CPU whatever this machine has: the file is the same for every runtime, without the
     # outputs only an accelerator's run of PFV reads (A^b, F_N's statistics).

@@ -25,14 +25,13 @@ from PIL import Image
 
 from .images import bundled
 from .analyses.atlas import Atlas, atlas
-from .analyses.basis_file import check_basis, load_basis, save_basis
+from .analyses.basis import basis_of, check_fits, check_method, fit_basis, header_of, inputs_of, load_basis, method_of, save_basis
 from .analyses.colouring import BatchResult, colour
 from .core import FittedBasis
 from .util.console import plural
 from .errors import PFVError
 from .runtime.features import Batch, Features
 from .runtime.featurizer import Featurizer, ImageLike, ModelLike
-from .analyses.fit import basis_of, fit_basis
 from .util.files import output_folder
 from .util.progress import progress_bar
 from .render.atlas import write_atlas
@@ -42,20 +41,6 @@ from .render.report import build_summary, unique_names, write_batch, write_summa
 from .version import __version__
 
 Images = ImageLike | Sequence[ImageLike] | Batch
-
-
-def method_of(basis: FittedBasis) -> dict[str, Any]:
-    """The method options a basis was fitted with."""
-    return {"n_components": basis.pca.n_components, "hierarchical": basis.hierarchical, "n_sigma": basis.n_sigma, "weighting": basis.weighting}
-
-
-def check_method(options: Options, method: dict[str, Any], given: set[str]) -> None:
-    """Refuse, with one line, a method option in ``given`` (the options set by the caller) that a basis
-    fixes to another value."""
-    for name, fixed in method.items():
-        value = getattr(options, name)
-        if name in given and value != fixed:
-            raise OptionError(name, f"is {value!r} here but {fixed!r} in the basis, which fixes the method: leave it out, or fit another basis")
 
 
 def options_given(options: Options | None, option_values: dict[str, Any]) -> tuple[Options, set[str]]:
@@ -326,20 +311,10 @@ class PFV:
         """Colour :meth:`transform` calls with ``basis`` from now on (a file is checked against this model,
         its layers and its inputs). The basis fixes the method's options."""
         loaded, header = (basis, None) if isinstance(basis, FittedBasis) else load_basis(basis)
-        if loaded.weighting != self.featurizer.weighting:  # it reads other taps than this PFV's model was tapped for
-            raise PFVError(f"this basis weights by {loaded.weighting}, this PFV by {self.featurizer.weighting}: open PFV(model, basis=...) to use it")
-        if header is not None:
-            featurizer = self.featurizer
-            check_basis(header, featurizer.model_sha256, featurizer.features_sha256, self.taps, self.final, self._inputs(), str(basis))
-        # A file's header may say anything of the model: its channels are checked against the model itself.
-        channels = self.featurizer.final_channels
-        if loaded.pca.mean.shape[0] != channels:
-            raise PFVError(f"{basis if header is not None else 'the basis'}: the basis has {loaded.pca.mean.shape[0]} channels, "
-                           f"this model's F_N ({self.final}) has {channels}")
-        basis = loaded
+        check_fits(loaded, header, self.featurizer, inputs_of(self.options, self.size), str(basis))
         # What the colours mean depends on these: they come from the basis.
-        self.options = self.options.replace(**method_of(basis))
-        self.basis = basis
+        self.options = self.options.replace(**method_of(loaded))
+        self.basis = loaded
 
     def save_basis(self, path: str | Path) -> Path:
         """Write the fitted basis to ``path`` (``.npz``); :class:`PFV` reads it back with ``basis=``."""
@@ -349,20 +324,7 @@ class PFV:
 
     def _basis_header(self, basis: FittedBasis) -> dict[str, Any]:
         """What a basis file records of the model, its layers and the options that shaped the basis."""
-        return {
-            "features_sha256": self.featurizer.features_sha256,
-            "model_sha256": self.featurizer.model_sha256,
-            "model_path": self.featurizer.model_path,
-            "taps": self.taps,
-            "final": self.final,
-            "channels": int(basis.pca.mean.shape[0]),
-            **self._inputs(),
-            **self.options.view("method"),
-        }
-
-    def _inputs(self) -> dict[str, Any]:
-        """How images become the model's input: a basis fits only inputs made the same way."""
-        return {**self.options.view("images"), "size": list(self.size)}
+        return header_of(self.featurizer, self.options, basis)
 
     # ---- views of the options -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from PIL import Image
 from pfv_onnx import PFV, OptionError, Options
 from pfv_onnx.images import bundled
 from pfv_onnx.apps import sanity as sanity_app
-from pfv_onnx.analyses.basis_file import load_basis
+from pfv_onnx.analyses.basis.file import load_basis
 from pfv_onnx.cli import build_parser, main, options_from
 from pfv_onnx.core import activation, decomposition
 from pfv_onnx.options import SOLVERS, WEIGHTINGS

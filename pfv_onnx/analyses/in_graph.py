@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..core.activation import FOCUS_FLOOR, BlankResponse, source_count
+from ..core.activation import FOCUS_FLOOR, BlankResponse
 from ..core.fitted import FittedBasis
 from ..core.normalise import FLAT_VALUE
 from ..core.weighting import RGB
@@ -38,6 +38,7 @@ from ..graph.builder import GraphBuilder
 from ..graph.model_io import check_rewritten, set_metadata
 from ..graph.rewrite import METADATA_KEY, channel_sum
 from ..images.preprocess import MAX_INPUT_PIXELS
+from .basis.checks import check_channels, check_fitted, check_layers
 
 PICTURE = "pfv_rgb"
 PICTURE_KEY = "pfv_onnx_picture"
@@ -186,18 +187,15 @@ def _by_layers(build: GraphBuilder, scores: str, final_hw, sources: list[str], s
 
 def _check(model: onnx.ModelProto, outputs: TappedOutputs, basis: FittedBasis, blank: BlankResponse, channels: int | None) -> None:
     """Refuse, with one line, a basis that does not fit the tapped model (``F_N`` of ``channels``, when
-    declared), and a graph older than opset 9."""
-    if basis.scaling is None:
-        raise ModelError("the basis has no normalisation yet (fit it on data first)")
+    declared: :mod:`pfv_onnx.analyses.basis.checks`), and a graph older than opset 9."""
+    check_fitted(basis)
     if outputs.picture is not None:
         raise ModelError("the model outputs a PFV picture already: export the original model")
     if len(blank.maps) != len(outputs.maps):
         raise ModelError(f"the model outputs {len(outputs.maps)} maps, the blank response has {len(blank.maps)}")
-    sources = source_count(basis.weighting, len(outputs.maps))
-    if len(basis.layer_peaks) != sources:
-        raise ModelError(f"the basis weights {len(basis.layer_peaks)} layers, the model's {basis.weighting} weighting reads {sources}")
-    if channels is not None and basis.pca.mean.shape[0] != channels:
-        raise ModelError(f"the basis has {basis.pca.mean.shape[0]} channels, the model's F_N {channels}")
+    check_layers(basis, len(outputs.maps))
+    if channels is not None:
+        check_channels(basis, channels, outputs.final)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 9:
         raise ModelError(f"the picture needs operators of opset 9 or later; the model is opset {opset}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 from ..analyses.atlas import Atlas, card_anchor
-from ..analyses.basis_file import save_basis
+from ..analyses.basis import save_basis
 from ..images.labels import class_label
 from ..util.console import plural
 from ..util.files import write_report

@@ -19,7 +19,7 @@ from PIL import Image
 from helpers.features import spiked_features
 from pfv_onnx import PFV, PFVError, export
 from pfv_onnx.images import bundled
-from pfv_onnx.analyses.basis_file import VERSION, load_basis
+from pfv_onnx.analyses.basis.file import VERSION, load_basis
 from pfv_onnx.cli import main
 from pfv_onnx.core import FeatureMoments, feature_matrix, fit_pca
 

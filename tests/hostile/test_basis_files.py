@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 from pfv_onnx import PFV, Featurizer, PFVError, export
-from pfv_onnx.analyses.basis_file import load_basis
+from pfv_onnx.analyses.basis.file import load_basis
 from pfv_onnx.cli import main
 from pfv_onnx.graph import reinitialise
 from pfv_onnx.images import bundled

@@ -107,7 +107,7 @@ def test_class_names_end_only_at_a_line_feed(tmp_path, capsys):
 
 
 def test_a_dask_scheduler_that_never_answers_is_given_up(monkeypatch):
-    from pfv_onnx.analyses import fit as fitting
+    from pfv_onnx.analyses.basis import fit as fitting
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

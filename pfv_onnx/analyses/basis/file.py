@@ -1,4 +1,4 @@
-"""A fitted basis as one ``.npz`` file: arrays plus a small JSON header, refused when it does not fit.
+"""A fitted basis as one ``.npz`` file: arrays plus a small JSON header, refused when it is not a basis.
 
 Header fields: ``format``, ``version``, ``features_sha256`` (the part of the model that computes the taps
 and ``F_N``, weights included: :mod:`pfv_onnx.graph.identity`), ``model_sha256`` and ``model_path`` (the
@@ -6,9 +6,10 @@ file it was fitted with, for the message), ``taps``, ``final``, ``channels``, ``
 ``solver``, and the options that shaped it (``n_components``, ``hierarchical``, ``n_sigma``, ``preset``,
 ``size``, ``resize``). Loading refuses, with one line each: a file that is not a basis (or is truncated,
 damaged, or declares more data than a basis holds), values the float32 arithmetic of the pictures cannot
-hold, a header whose fields have the wrong types or values, a basis from another format version, and a
-basis from another model, other layers, or other inputs (preset, size, resize). The method's options (components, hierarchical weighting, clip) come from the
-basis itself.
+hold, a header whose fields have the wrong types or values, and a basis from another format version.
+Whether a basis fits a model, its layers and its inputs (preset, size, resize) is checked where it is
+given to one (:mod:`pfv_onnx.analyses.basis.checks`). The method's options (components, hierarchical
+weighting, clip) come from the basis itself.
 """
 
 from __future__ import annotations
@@ -17,17 +18,21 @@ import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core import FittedBasis, PrincipalComponents
-from ..core.activation import source_count
-from ..core.normalise import Scaling, ValueStats
-from ..errors import PFVError
-from ..util.files import atomic_path
-from ..options import MIN_N_SIGMA, WEIGHTINGS, field_type_problem
-from ..version import __version__
+from ...core import FittedBasis, PrincipalComponents
+from ...core.activation import source_count
+from ...core.normalise import Scaling, ValueStats
+from ...errors import PFVError
+from ...util.files import atomic_path
+from ...options import MIN_N_SIGMA, WEIGHTINGS, Options, field_type_problem
+from ...version import __version__
+from .checks import check_fitted, inputs_of
+
+if TYPE_CHECKING:
+    from ...runtime.featurizer import Featurizer
 
 FORMAT = "pfv-onnx basis"
 VERSION = 2
@@ -51,8 +56,7 @@ FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.f
 
 def save_basis(path: str | Path, basis: FittedBasis, header: dict[str, Any]) -> Path:
     """Write ``basis`` and ``header`` (see the module docstring) to ``path``, atomically."""
-    if basis.scaling is None:
-        raise PFVError("the basis is not fitted yet")
+    check_fitted(basis)
     path = Path(path)
     pca, s, a = basis.pca, basis.scaling, basis.activation
     full = {"format": FORMAT, "version": VERSION, "pfv_onnx": __version__, **header,
@@ -69,6 +73,28 @@ def save_basis(path: str | Path, basis: FittedBasis, header: dict[str, Any]) -> 
                 scalars=scalars, layer_peaks=np.array(basis.layer_peaks, dtype=np.float64),
             )
     return path
+
+
+def header_of(featurizer: Featurizer, options: Options, basis: FittedBasis) -> dict[str, Any]:
+    """What a basis file records of the model ``featurizer`` runs, its layers, and the ``options`` that
+    shaped ``basis`` (the header's fields that :func:`save_basis` does not take from the basis itself)."""
+    return {
+        "features_sha256": featurizer.features_sha256,
+        "model_sha256": featurizer.model_sha256,
+        "model_path": featurizer.model_path,
+        "taps": featurizer.taps,
+        "final": featurizer.final,
+        "channels": int(basis.pca.mean.shape[0]),
+        **inputs_of(options, featurizer.size),
+        **options.view("method"),
+    }
+
+
+def header_inputs(header: dict[str, Any]) -> dict[str, Any]:
+    """How the images of a basis file's ``header`` were made, as options: ``preset``, ``size`` (a tuple) and
+    ``resize``, each ``None`` where the header does not say."""
+    size = tuple(header["size"]) if isinstance(header.get("size"), list) else None
+    return {"preset": header.get("preset"), "size": size, "resize": header.get("resize")}
 
 
 def load_basis(path: str | Path) -> tuple[FittedBasis, dict[str, Any]]:
@@ -170,22 +196,3 @@ def _float32_problem(arrays: dict[str, np.ndarray]) -> str | None:
         if value < FLOAT32_TINY:
             return f"{name} {value:g} is below float32's smallest normal number"
     return None
-
-
-def check_basis(
-    header: dict[str, Any], model_sha256: str, features_sha256: str, taps: list[str], final: str, inputs: dict[str, Any], where: str
-) -> None:
-    """Refuse a basis fitted on another model (one that computes other features), on other layers of this
-    model file, or with other inputs (preset, size, resize) than the PFV it is given to."""
-    same_layers = header.get("taps") == taps and header.get("final") == final
-    if not same_layers and header.get("model_sha256") == model_sha256:
-        raise PFVError(f"{where}: fitted on other layers (final {header.get('final')}); use the same layers=/final=",
-                       flags={"layers=/final=": "--layers/--final"})
-    if not same_layers or header.get("features_sha256") != features_sha256:
-        raise PFVError(
-            f"{where}: fitted on another model ({header.get('model_path')}, features {str(header.get('features_sha256'))[:12]}), "
-            f"not on this one (features {features_sha256[:12]})"
-        )
-    for option, value in inputs.items():
-        if header.get(option) != value:
-            raise PFVError(f"{where}: fitted with {option} {header.get(option)}, not {value}; use the same --{option}")

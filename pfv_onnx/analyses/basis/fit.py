@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core import BlankResponse, FeatureMoments, FittedBasis, ValueStats, feature_matrix, weighted_stats, weighting_sources
-from ..errors import PFVError
-from ..runtime.features import Features
-from ..runtime.featurizer import Featurizer, ImageLike
-from ..options import Options
-from ..runtime.stream import BatchStream, Decoded, plan_batches
+from ...core import BlankResponse, FeatureMoments, FittedBasis, ValueStats, feature_matrix, weighted_stats, weighting_sources
+from ...errors import PFVError
+from ...runtime.features import Features
+from ...runtime.featurizer import Featurizer, ImageLike
+from ...options import Options
+from ...runtime.stream import BatchStream, Decoded, plan_batches
 
 SHARD_BATCHES = 4  # batches per Dask task
 # Seconds to wait for a Dask scheduler to answer: an address that accepts connections and never answers is
