@@ -111,20 +111,17 @@ def atlas(
             images[j, side] = [crop(p) for p in scan.strongest.items[slot]]
             patches[j, side] = [crop(p)[t:b, l:r] for (p, _), (t, l, b, r) in zip(scan.peaks.items[slot], boxes)]
             entry = _side_entry(scan, slot, boxes, paths, labels, read)
-            if ranked is not None:
-                entry["classes_up"] = [_class(c, names) for c in ranked[j, side, 0]]
-                entry["classes_down"] = [_class(c, names) for c in ranked[j, side, 1]]
+            if ranked is not None:  # the classes the side moves up, and down
+                entry.update({f"classes_{way}": [_class(c, names) for c in ranked[j, side, k]] for k, way in enumerate(("up", "down"))})
             sides.append(entry)
-        ratio = float(basis.pca.explained_variance_ratio[j])
-        components.append({"component": j + 1, "explained_variance_ratio": round(ratio, 6),
+        components.append({"component": j + 1, "explained_variance_ratio": round(float(basis.pca.explained_variance_ratio[j]), 6),
                            "stability": None if stable is None else round(float(stable[j]), 4), "sides": sides})
     summary = {
         **pfv.describe(),
         "data": {"images": len(read), "classes": sorted({x for x in read if x is not None})},
         "basis_fitted_here": fitted_here,
         "receptive_field": {"size": field.size, "stride": field.stride, "patch": side_px},
-        "head": ranked is not None,
-        "components": components,
+        "head": ranked is not None, "components": components,
         "skipped": scan.skipped,
     }
     return Atlas(summary, images, patches, basis, pfv._basis_header(basis))
