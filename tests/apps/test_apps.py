@@ -12,7 +12,7 @@ from scipy.ndimage import gaussian_filter
 
 from helpers import browser
 from pfv_onnx.images import bundled
-from pfv_onnx.apps.debug import region_of
+from pfv_onnx.analyses.debug import region_of
 from pfv_onnx.cli import main
 from pfv_onnx.core.metrics import colour_distribution, foreground, ssim
 from pfv_onnx.core.linear_probe import fit_probe, stratified_split

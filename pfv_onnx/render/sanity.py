@@ -1,0 +1,47 @@
+"""The randomisation test's page: ``curve.png`` (similarity with the trained model's PFV per step),
+``steps.png`` (PFV at every step), ``summary.json`` and ``index.html``; what ``pfv-onnx sanity`` writes."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from ..analyses.sanity import TREND, UNRELATED, Sanity
+from ..util.files import output_folder, write_report
+from . import write_png
+from .html import Figure, Section, page
+from .images import labelled_grid, line_chart, to_uint8
+
+
+def save_sanity(result: Sanity, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
+    """Write the test's page to the folder ``out`` (:func:`write_sanity`) and return its summary. A folder
+    that holds anything is refused unless ``overwrite``."""
+    write_sanity(output_folder(out, overwrite), result)
+    return result.summary
+
+
+def write_sanity(out: Path, result: Sanity) -> None:
+    """The pictures, ``summary.json`` and ``index.html`` in the folder ``out`` (made and checked by the caller)."""
+    summary = result.summary
+    rows = summary["cascade"]
+    counts = [r["randomised"] for r in rows]
+    write_png(out / "curve.png", line_chart(counts, {"Spearman": [r["spearman"] for r in rows], "SSIM": [r["ssim"] for r in rows]}, "top layers randomised"))
+    pictures = [[to_uint8(x) for x in rgb] for rgb in result.pictures]
+    write_png(out / "steps.png", labelled_grid(pictures, ["trained"] + [f"top {c} random" for c in counts], result.names))
+    write_report(out, summary, page("pfv-onnx sanity", [], [_section(summary, result.trend)]))
+
+
+def _section(summary: dict[str, Any], trend: float) -> Section:
+    rows, independent, passed = summary["cascade"], summary["all_at_once"], summary["passed"]
+    table = [["top layers randomised", "from layer", "Spearman", "SSIM"]] + [
+        [str(r["randomised"]), f"<code>{escape(r['from_layer'])}</code>", f"{r['spearman']:.3f}", f"{r['ssim']:.3f}"] for r in rows
+    ] + [[f"all {summary['layers']}, at once", "(another seed)", f"{independent['spearman']:.3f}", f"{independent['ssim']:.3f}"]]
+    return Section(
+        f"Randomisation test: {'PASSED' if passed else 'FAILED'}",
+        [f"PFV {'changes' if passed else 'does not change enough'} as the network's weights are randomised "
+         f"(criteria: fully randomised below {UNRELATED}, all at once and at the end of the cascade; the cascade's rank "
+         f"correlation with the number of randomised layers {TREND} or lower: here {trend:.2f})."],
+        table=table,
+        figures=[Figure("curve.png", "similarity with the trained model's PFV"), Figure("steps.png", "PFV at every step", wide=True)],
+    )
