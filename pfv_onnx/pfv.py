@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from .images import bundled
+from .analyses import evaluate as evaluation
 from .analyses.atlas import Atlas, atlas
 from .analyses.basis_file import check_basis, load_basis, save_basis
 from .analyses.colouring import BatchResult, colour
@@ -36,6 +37,7 @@ from .analyses.fit import basis_of, fit_basis
 from .util.files import output_folder
 from .util.progress import progress_bar
 from .render.atlas import write_atlas
+from .render.evaluation import EvaluationResult
 from .render.notebook import atlas_html, atlas_text, result_html, result_text, to_pil
 from .options import PICTURES, OptionError, Options
 from .render.report import build_summary, unique_names, write_batch, write_summary
@@ -380,3 +382,14 @@ class PFV:
         if self.featurizer.model_path is None:
             raise PFVError("this PFV was opened from bytes or a ModelProto; give a model file to run it elsewhere")
         return {"model": str(Path(self.featurizer.model_path).resolve()), **self.options.view()}
+
+
+def evaluate(model: ModelLike = bundled.DEFAULT_MODEL, scenes: evaluation.Scenes | None = None, options: Options | None = None, *,
+             batch: int = evaluation.BATCH, steps: int = evaluation.STEPS, fill: str = "blur", faithfulness: bool = True, seed: int = 0,
+             count: int = evaluation.COMPOSITES, examples: int = 6, progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
+    """Do PFV's maps point at the object, and are they faithful to the model? The scores of
+    :func:`pfv_onnx.analyses.evaluate.evaluate` (the arguments are its), as a result that shows itself and
+    saves what ``pfv-onnx evaluate`` writes (``.save(folder)``)."""
+    found = evaluation.evaluate(model, scenes, options, batch=batch, steps=steps, fill=fill, faithfulness=faithfulness, seed=seed,
+                                count=count, examples=examples, progress=progress)
+    return EvaluationResult(found.summary, found.examples)
