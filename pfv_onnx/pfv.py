@@ -389,7 +389,8 @@ def evaluate(model: ModelLike = bundled.DEFAULT_MODEL, scenes: evaluation.Scenes
              count: int = evaluation.COMPOSITES, examples: int = 6, progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Do PFV's maps point at the object, and are they faithful to the model? The scores of
     :func:`pfv_onnx.analyses.evaluate.evaluate` (the arguments are its), as a result that shows itself and
-    saves what ``pfv-onnx evaluate`` writes (``.save(folder)``)."""
-    found = evaluation.evaluate(model, scenes, options, batch=batch, steps=steps, fill=fill, faithfulness=faithfulness, seed=seed,
-                                count=count, examples=examples, progress=progress)
+    saves what ``pfv-onnx evaluate`` writes (``.save(folder)``); without ``progress``, a progress bar in a notebook or a terminal."""
+    with progress_bar() as bar:
+        found = evaluation.evaluate(model, scenes, options, batch=batch, steps=steps, fill=fill, faithfulness=faithfulness, seed=seed,
+                                    count=count, examples=examples, progress=progress or (lambda done, total: bar(1, total)))
     return EvaluationResult(found.summary, found.examples)

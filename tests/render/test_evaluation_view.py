@@ -3,8 +3,10 @@ stated size that Chromium renders whole, and ``save()`` writing what ``pfv-onnx 
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 
 import pytest
 
@@ -89,3 +91,14 @@ def test_save_refuses_a_used_folder_in_python_words_and_keeps_what_is_there(eval
     assert [p.name for p in used.iterdir()] == ["keep.txt"]
     assert evaluation.save(used, overwrite=True) is evaluation.summary
     assert (used / "keep.txt").read_text() == "mine" and (used / "index.html").is_file()
+
+
+def test_evaluate_draws_a_progress_bar_as_the_command_does(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    pfv_onnx.evaluate("mobilenet_v2", count=5, faithfulness=False)
+    assert re.search(r"\r\[#{30}\] 5/5 images, \d+\.\d s\n$", terminal.getvalue()), terminal.getvalue()
