@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:  # the public API ("X as X": exported, for a type checker)
-    from .analyses.evaluate import evaluate as evaluate
     from .errors import ImageError as ImageError
     from .errors import LayerError as LayerError
     from .errors import ModelError as ModelError
@@ -28,6 +27,7 @@ if TYPE_CHECKING:  # the public API ("X as X": exported, for a type checker)
     from .options import Options as Options
     from .pfv import PFV as PFV
     from .pfv import PFVResult as PFVResult
+    from .pfv import evaluate as evaluate
     from .presets import PRESETS as PRESETS
     from .runtime.features import Features as Features
     from .runtime.featurizer import Featurizer as Featurizer

@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from .images import bundled
+from .analyses import evaluate as evaluation
 from .analyses.atlas import Atlas, atlas
 from .analyses.basis import basis_of, check_fits, check_method, fit_basis, header_of, inputs_of, load_basis, method_of, save_basis
 from .analyses.colouring import BatchResult, colour
@@ -35,6 +36,7 @@ from .runtime.featurizer import Featurizer, ImageLike, ModelLike
 from .util.files import output_folder
 from .util.progress import progress_bar
 from .render.atlas import write_atlas
+from .render.evaluation import EvaluationResult
 from .render.notebook import atlas_html, atlas_text, result_html, result_text, to_pil
 from .options import PICTURES, OptionError, Options
 from .render.report import build_summary, unique_names, write_batch, write_summary
@@ -342,3 +344,15 @@ class PFV:
         if self.featurizer.model_path is None:
             raise PFVError("this PFV was opened from bytes or a ModelProto; give a model file to run it elsewhere")
         return {"model": str(Path(self.featurizer.model_path).resolve()), **self.options.view()}
+
+
+def evaluate(model: ModelLike = bundled.DEFAULT_MODEL, scenes: evaluation.Scenes | None = None, options: Options | None = None, *,
+             batch: int = evaluation.BATCH, steps: int = evaluation.STEPS, fill: str = "blur", faithfulness: bool = True, seed: int = 0,
+             count: int = evaluation.COMPOSITES, examples: int = 6, progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
+    """Do PFV's maps point at the object, and are they faithful to the model? The scores of
+    :func:`pfv_onnx.analyses.evaluate.evaluate` (the arguments are its), as a result that shows itself and
+    saves what ``pfv-onnx evaluate`` writes (``.save(folder)``); without ``progress``, a progress bar in a notebook or a terminal."""
+    with progress_bar() as bar:
+        found = evaluation.evaluate(model, scenes, options, batch=batch, steps=steps, fill=fill, faithfulness=faithfulness, seed=seed,
+                                    count=count, examples=examples, progress=progress or (lambda done, total: bar(1, total)))
+    return EvaluationResult(found.summary, found.examples)

@@ -70,6 +70,8 @@ MIN_MASK_LEAD = 0.02
 LOCALISATION = ("pointing", "border", "auc", "mass")
 # The blur of the "blur" fill, as a share of the image's longer side (5 px at 224).
 BLUR_SIGMA = 0.022
+# The images to score: scenes, or a function of the model's input size ``(H, W)`` that makes them.
+Scenes = Sequence[Scene] | Callable[[tuple[int, int]], Sequence[Scene]]
 
 
 @dataclass
@@ -112,7 +114,7 @@ def default_scenes(size: tuple[int, int], count: int = COMPOSITES, seed: int = 0
 
 def evaluate(
     model: ModelLike = bundled.DEFAULT_MODEL,
-    scenes: Sequence[Scene] | Callable[[tuple[int, int]], Sequence[Scene]] | None = None,
+    scenes: Scenes | None = None,
     options: Options | None = None,
     *,
     batch: int = BATCH,

@@ -1,49 +1,26 @@
 """``pfv-onnx evaluate``: do PFV's maps point at the object, and are they faithful to the model?
 
-The measurements are :mod:`pfv_onnx.analyses.evaluate`'s; this module makes the images (composites of cut-outs on
-photos, the shipped set by default, or a folder of images with their masks), shows a progress bar and
-writes ``summary.json``, the tables and curves as pictures, a few examples and ``index.html``. The exit
-code is 1 when the controls say the run is not trustworthy.
+The measurements are :mod:`pfv_onnx.analyses.evaluate`'s and the page :mod:`pfv_onnx.render.evaluation`'s
+(``summary.json``, the tables and curves as pictures, a few examples and ``index.html``); this module makes
+the images (composites of cut-outs on photos, the shipped set by default, or a folder of images with their
+masks), shows a progress bar, saves the result and prints a line per map. The exit code is 1 when the
+controls say the run is not trustworthy.
 """
 
 from __future__ import annotations
 
 import argparse
-from html import escape
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from ..images.composites import composites, pairs
-from ..util.console import plural, say, warn
+from ..analyses.evaluate import BATCH, COMPOSITES, STEPS
 from ..errors import PFVError
-from ..analyses.evaluate import BATCH, COMPOSITES, GAUSSIAN, LOCALISATION, RANDOM, STEPS, Evaluation, component_name, evaluate, picture_name
-from ..util.files import check_apart, output_folder, write_report
-from ..options import Options
+from ..images.composites import composites, pairs
 from ..images.preprocess import expand_inputs
+from ..options import Options
+from ..pfv import evaluate
+from ..util.console import plural, say, warn
+from ..util.files import check_apart
 from ..util.progress import Progress
-from ..render import Figure, Section, colour_map, labelled_grid, line_chart, overlay, page, table_picture, to_uint8, write_png
-
-HEADINGS = {
-    "pointing": "pointing",
-    "border": "max on border",
-    "auc": "ROC-AUC",
-    "mass": "mass / area",
-    "deletion": "deletion",
-    "insertion": "insertion",
-    "faithfulness": "ins. - del.",
-}
-MEANINGS = {
-    "pointing": "share of images whose map peaks inside the object (higher is better)",
-    "border": "share of images whose map peaks on the outer 1/16 of the image (lower is better)",
-    "auc": "ROC-AUC of the map's values for the object's pixels (1 perfect, 0.5 chance)",
-    "mass": "share of the map's mass inside the object over the object's share of the image (1 chance)",
-    "deletion": "area under the top class's probability as the map's pixels are removed first (lower is better)",
-    "insertion": "area under it as they are restored first into the filled image (higher is better)",
-    "faithfulness": "insertion minus deletion (higher is better)",
-}
-EXAMPLE_COLUMNS = 6
 
 
 def scenes_for(args: argparse.Namespace):
@@ -60,60 +37,6 @@ def scenes_for(args: argparse.Namespace):
         return None
     objects, backgrounds = expand_inputs([args.objects]), expand_inputs([args.backgrounds])
     return lambda size: composites(objects, backgrounds, size, args.count or COMPOSITES, args.seed)
-
-
-def write(out: Path, evaluation: Evaluation) -> None:
-    """``summary.json``, ``localisation.png``, the curves, ``examples.png`` and ``index.html`` in ``out``."""
-    summary = evaluation.summary
-    names = list(summary["maps"])
-    columns = [m for m in (*LOCALISATION, "deletion", "insertion", "faithfulness") if m in summary["maps"][names[0]]]
-    values = np.array([[summary["maps"][n][m] for m in columns] for n in names], np.float64)
-    text = [[f"{v:.0%}" if m in ("pointing", "border") else f"{v:.3f}" for v, m in zip(row, columns)] for row in values]
-    figures = [Figure("localisation.png", "every map's scores (each column coloured over its own range)", wide=True)]
-    write_png(out / "localisation.png", table_picture(values, names, [HEADINGS[m] for m in columns], text))
-    if summary["steps"]:
-        # The curves of the maps most compared, not of every component: a chart of 14 lines is unreadable.
-        hidden = {component_name(k) for k in range(1, 4)} | {picture_name("final"), GAUSSIAN}
-        shown = [n for n in names if n not in hidden]
-        for curve in ("deletion", "insertion"):
-            series = {n: summary["maps"][n]["curves"][curve] for n in shown}
-            top = max(max(v) for v in series.values())
-            chart = line_chart(summary["fractions"], series, f"share of pixels {'removed' if curve == 'deletion' else 'restored'}", (0.0, max(top, 1e-3) * 1.05), size=(440, 760))
-            write_png(out / f"{curve}.png", chart)
-            figures.append(Figure(f"{curve}.png", f"{curve} curves: the top class's mean probability"))
-    if evaluation.examples:
-        write_png(out / "examples.png", examples_figure(evaluation.examples, names))
-        figures.append(Figure("examples.png", "the first images, their PFV pictures and every map (each scaled to its own range)", wide=True))
-    table = [["map", *[HEADINGS[m] for m in columns]]] + [[escape(n), *row] for n, row in zip(names, text)]
-    controls = summary["controls"]
-    verdict = "trustworthy" if controls["trustworthy"] else "NOT trustworthy: " + "; ".join(controls["problems"])
-    intro = [
-        f"{plural(summary['images'], 'image')}, model <code>{escape(str(summary['model']['path']))}</code>, PFV pictures in batches of "
-        f"{summary['batch']}, components shown with the <b>{escape(summary['weighting'])}</b> weighting.",
-        f"Controls: the random map's ROC-AUC is {controls['random_auc']:.3f}; the run is {escape(verdict)}.",
-    ]
-    meanings = "".join(f"<li><b>{HEADINGS[m]}</b>: {MEANINGS[m]}</li>" for m in columns)
-    sections = [Section("Scores", [f"<ul>{meanings}</ul>"], table=table, figures=figures)]
-    if summary["components"]:
-        rows = [["component", "importance (ins. - del.)"]] + [[str(c["component"]), f"{c['importance']:.3f}"] for c in summary["components"]]
-        rows.append([RANDOM, f"{summary['maps'][RANDOM]['faithfulness']:.3f}"])
-        sections.append(Section("Components", ["How much of the top class's probability each component's region carries: its deletion and insertion curves, as for a map."], table=rows))
-    write_report(out, summary, page("pfv-onnx evaluate", intro, sections))
-
-
-def examples_figure(examples: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
-    """The first images with the object outlined, their PFV pictures, and every map over them."""
-    images, masks = examples["image"][:EXAMPLE_COLUMNS], examples["mask"][:EXAMPLE_COLUMNS]
-    outlined = []
-    for image, mask in zip(images, masks):
-        picture = image.copy()
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(picture, contours, -1, (255, 0, 255), 2)
-        outlined.append(picture)
-    rows = [outlined, [to_uint8(x) for x in examples["picture"][:EXAMPLE_COLUMNS]]]
-    for name in names:
-        rows.append([overlay(colour_map(m), image) for m, image in zip(examples[name][:EXAMPLE_COLUMNS], images)])
-    return labelled_grid(rows, ["image, object outlined", "PFV", *names])
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
@@ -135,7 +58,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     finally:
         if bar:
             bar[0].close()
-    write(output_folder(out, overwrite=True), evaluation)
+    evaluation.save(out, overwrite=True)  # the command line claimed the folder, refusing a used one without --overwrite
     summary = evaluation.summary
     if not args.quiet:
         for name, scores in summary["maps"].items():
