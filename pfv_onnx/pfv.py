@@ -39,7 +39,7 @@ from .render.atlas import write_atlas
 from .render.evaluation import EvaluationResult
 from .render.notebook import atlas_html, atlas_text, result_html, result_text, to_pil
 from .options import PICTURES, OptionError, Options
-from .render.report import build_summary, unique_names, write_batch, write_summary
+from .render.report import build_summary, save_page, unique_names, write_batch, write_summary
 from .version import __version__
 
 Images = ImageLike | Sequence[ImageLike] | Batch
@@ -123,8 +123,7 @@ class AtlasResult(Atlas):
         """Write what ``pfv-onnx atlas`` writes to the folder ``out`` (layout in :mod:`pfv_onnx.render.atlas`):
         the cards, ``summary.json``, ``index.html`` and the basis when the atlas fitted it; return the summary.
         A folder that holds anything is refused unless ``overwrite``."""
-        write_atlas(output_folder(out, overwrite), self)
-        return self.summary
+        return save_page(write_atlas, self, out, overwrite)
 
     def __repr__(self) -> str:
         return atlas_text(self)

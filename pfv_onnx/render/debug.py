@@ -4,27 +4,21 @@ class, painted in each component's colour), ``panel.png``, ``summary.json`` and 
 
 from __future__ import annotations
 
+import functools
+
 from html import escape
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..analyses.debug import Debug
 from ..core.metrics import FOREGROUND_SHARE
 from ..images.labels import class_label
-from ..util.files import output_folder, write_report
+from ..util.files import write_report
 from . import write_png
 from .html import Figure, Section, page
 from .images import BAR_COLOURS, bars, labelled_grid, mark, overlay, to_uint8
-from .report import safe_name
-
-
-def save_debug(result: Debug, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-    """Write the debug page to the folder ``out`` (:func:`write_debug`) and return its summary. A folder
-    that holds anything is refused unless ``overwrite``."""
-    write_debug(output_folder(out, overwrite), result)
-    return result.summary
+from .report import safe_name, save_page
 
 
 def write_debug(out: Path, result: Debug) -> None:
@@ -60,3 +54,7 @@ def _panel(result: Debug) -> np.ndarray:
     grid = labelled_grid(rows, ["input", "PFV", "PFV over the input"], result.names)
     chart = labelled_grid([[bars(d, width) for d in result.distributions]], ["foreground R, G, B"], None)
     return np.vstack([grid, np.full((4, grid.shape[1], 3), 255, np.uint8), chart])
+
+
+# ``save_debug(result, folder, overwrite=False)``: what ``pfv-onnx debug`` writes, from a result in Python.
+save_debug = functools.partial(save_page, write_debug)

@@ -22,8 +22,9 @@ from PIL import Image
 
 from ..analyses.evaluate import CONTROLS, GAUSSIAN, LOCALISATION, RANDOM, Evaluation, component_name, picture_name
 from ..util.console import plural
-from ..util.files import output_folder, write_report
+from ..util.files import write_report
 from . import Figure, Section, colour_map, labelled_grid, line_chart, overlay, page, table_picture, to_uint8, write_png
+from .report import save_page
 
 HEADINGS = {
     "pointing": "pointing",
@@ -57,8 +58,7 @@ class EvaluationResult(Evaluation):
     def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
         """Write what ``pfv-onnx evaluate`` writes to the folder ``out`` (see :func:`write_evaluation`);
         return the summary. A folder that holds anything is refused unless ``overwrite``."""
-        write_evaluation(output_folder(out, overwrite), self)
-        return self.summary
+        return save_page(write_evaluation, self, out, overwrite)
 
     def __repr__(self) -> str:
         return evaluation_text(self)

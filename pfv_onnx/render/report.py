@@ -18,7 +18,7 @@ import math
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from html import escape
@@ -34,7 +34,7 @@ from ..core import resize_bilinear
 from ..core.atlas import image_strengths
 from ..core.normalise import Scaling, ValueStats, apply_scaling, scaling
 from ..core.visualise import RGB
-from ..util.files import write_report
+from ..util.files import output_folder, write_report
 from ..images.labels import class_label
 from ..options import PICTURES
 from . import Figure, Section, colour_map, labelled_grid, overlay, page, to_uint8, write_png
@@ -383,3 +383,9 @@ def _details(summary: dict) -> Section:
     return Section("Model, layers, options and timings", table=[["", ""], *rows], collapsed=True)
 
 
+def save_page(write: Callable[[Path, Any], None], result: Any, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
+    """Write ``result`` (an analysis's result, with its ``summary``) into the folder ``out`` with ``write`` (a
+    page writer such as :func:`pfv_onnx.render.atlas.write_atlas`) and return its summary. A folder that
+    holds anything is refused unless ``overwrite``."""
+    write(output_folder(out, overwrite), result)
+    return result.summary

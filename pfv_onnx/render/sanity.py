@@ -3,22 +3,18 @@
 
 from __future__ import annotations
 
+import functools
+
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from ..analyses.sanity import TREND, UNRELATED, Sanity
-from ..util.files import output_folder, write_report
+from ..util.files import write_report
 from . import write_png
 from .html import Figure, Section, page
+from .report import save_page
 from .images import labelled_grid, line_chart, to_uint8
-
-
-def save_sanity(result: Sanity, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-    """Write the test's page to the folder ``out`` (:func:`write_sanity`) and return its summary. A folder
-    that holds anything is refused unless ``overwrite``."""
-    write_sanity(output_folder(out, overwrite), result)
-    return result.summary
 
 
 def write_sanity(out: Path, result: Sanity) -> None:
@@ -45,3 +41,7 @@ def _section(summary: dict[str, Any], trend: float) -> Section:
         table=table,
         figures=[Figure("curve.png", "similarity with the trained model's PFV"), Figure("steps.png", "PFV at every step", wide=True)],
     )
+
+
+# ``save_sanity(result, folder, overwrite=False)``: what ``pfv-onnx sanity`` writes, from a result in Python.
+save_sanity = functools.partial(save_page, write_sanity)

@@ -3,24 +3,19 @@ probe), ``summary.json`` and ``index.html``; what ``pfv-onnx survey`` writes."""
 
 from __future__ import annotations
 
+import functools
+
 from html import escape
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..analyses.survey import Survey
-from ..util.files import output_folder, write_report
+from ..util.files import write_report
 from . import write_png
 from .html import Figure, Section, page
+from .report import save_page
 from .images import labelled_grid, matrix_picture, overlay, to_uint8
-
-
-def save_survey(result: Survey, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-    """Write the survey's page to the folder ``out`` (:func:`write_survey`) and return its summary. A folder
-    that holds anything is refused unless ``overwrite``."""
-    write_survey(output_folder(out, overwrite), result)
-    return result.summary
 
 
 def write_survey(out: Path, result: Survey) -> None:
@@ -60,3 +55,7 @@ def _write_figures(out: Path, result: Survey) -> None:
     swatches = [[np.full((64, 64, 3), to_uint8(c), np.uint8)] for c in result.colours]
     write_png(out / "class_colours.png", labelled_grid(swatches, names, None))
     write_png(out / "similarity.png", matrix_picture(result.similarity, names, lo=0.0, hi=1.0))
+
+
+# ``save_survey(result, folder, overwrite=False)``: what ``pfv-onnx survey`` writes, from a result in Python.
+save_survey = functools.partial(save_page, write_survey)
