@@ -233,24 +233,33 @@ def to_image(item: str | Path | Image.Image | np.ndarray) -> Image.Image:
     return to_rgb(Image.fromarray(array))
 
 
+def crop_box(photo: tuple[int, int], size: tuple[int, int], resize: str = "crop") -> tuple[float, float, float, float]:
+    """The part of a photo of ``(width, height)`` pixels that :func:`fit_image` turns into the model's
+    ``size`` = ``(H, W)`` input: ``(left, top, right, bottom)`` in the photo's pixels (the whole photo with
+    ``stretch``; the centre crop, as ImageNet evaluation does, with ``crop``)."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    photo_w, photo_h = photo
+    if resize == "stretch":
+        return 0.0, 0.0, float(photo_w), float(photo_h)
+    height, width = size
+    scale = max(height, width) / CROP_FRACTION / min(photo)
+    scaled_w, scaled_h = max(width, round(photo_w * scale)), max(height, round(photo_h * scale))
+    left, top = (scaled_w - width) // 2, (scaled_h - height) // 2
+    sx, sy = photo_w / scaled_w, photo_h / scaled_h
+    return left * sx, top * sy, (left + width) * sx, (top + height) * sy
+
+
 def fit_image(image: Image.Image, size: tuple[int, int], resize: str = "crop") -> np.ndarray:
     """Resize an RGB image to ``size`` = ``(H, W)``: ``(H, W, 3)`` uint8.
 
     ``crop`` keeps the aspect ratio (shorter side to ``size / 0.875``, centre crop), as ImageNet evaluation
-    does; ``stretch`` resizes to ``size`` directly and shows the whole photo.
+    does; ``stretch`` resizes to ``size`` directly and shows the whole photo (:func:`crop_box`).
     """
     height, width = size
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
-    if resize == "stretch":
-        return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
-    scale = max(height, width) / CROP_FRACTION / min(image.size)
-    scaled_w, scaled_h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
-    left, top = (scaled_w - width) // 2, (scaled_h - height) // 2
     # Resample only the crop's box of the source: a long thin image is never scaled up whole.
-    sx, sy = image.width / scaled_w, image.height / scaled_h
-    box = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
-    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR, box=box))
+    box = crop_box(image.size, size, resize)
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR, box=None if resize == "stretch" else box))
 
 
 # ITU-R BT.601 luma, as PIL's "L" mode: greyscale models see the brightness of the photo.

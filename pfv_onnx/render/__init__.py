@@ -11,6 +11,7 @@ from .images import (
     matrix_picture,
     mosaic,
     overlay,
+    overlay_photo,
     table_picture,
     to_uint8,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "matrix_picture",
     "mosaic",
     "overlay",
+    "overlay_photo",
     "page",
     "table_picture",
     "to_uint8",

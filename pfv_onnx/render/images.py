@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ..images.preprocess import crop_box
+
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """Values in ``[0, 1]`` (any shape, float) to uint8 ``0..255``, rounded."""
@@ -40,6 +42,28 @@ def overlay(colours: np.ndarray, image: np.ndarray, alpha: float = 0.6) -> np.nd
     colours, image = _overlay_arguments(np.asarray(colours), np.asarray(image))
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return cv2.addWeighted(colours, alpha, cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), 1.0 - alpha, 0.0)
+
+
+def overlay_photo(colours: np.ndarray, photo: np.ndarray, resize: str = "crop", alpha: float = 0.6) -> np.ndarray:
+    """The PFV picture of a photo over the photo at its own resolution: ``(H, W, 3)`` uint8 for an ``(H, W, 3)``
+    uint8 photo. ``colours`` ``(h, w, 3)`` (uint8, or float in ``[0, 1]`` as ``result.rgb[i]``) are the
+    picture of the model's ``(h, w)`` input, which ``resize`` cut from the photo
+    (:func:`~pfv_onnx.images.preprocess.crop_box`): they are stretched over that part of the photo, and what
+    the model did not see stays grey."""
+    colours, photo = np.asarray(colours), np.asarray(photo)
+    if colours.ndim != 3 or colours.shape[2] != 3 or photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+        raise ValueError(f"overlay_photo(colours, photo) takes (h, w, 3) colours and an (H, W, 3) uint8 photo; got {colours.shape} and {photo.shape} {photo.dtype}")
+    colours = to_uint8(colours) if colours.dtype.kind == "f" else colours.astype(np.uint8)
+    left, top, right, bottom = crop_box((photo.shape[1], photo.shape[0]), colours.shape[:2], resize)
+    # The affine map from the picture's pixel centres to the photo's, as the crop was resampled.
+    sx, sy = (right - left) / colours.shape[1], (bottom - top) / colours.shape[0]
+    warp = np.array([[sx, 0.0, left + 0.5 * sx - 0.5], [0.0, sy, top + 0.5 * sy - 0.5]])
+    size = (photo.shape[1], photo.shape[0])
+    placed = cv2.warpAffine(colours, warp, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    seen = cv2.warpAffine(np.ones(colours.shape[:2], np.uint8), warp, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    grey = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    blended = cv2.addWeighted(placed, alpha, grey, 1.0 - alpha, 0.0)
+    return np.where(seen[..., None] > 0, blended, grey)
 
 
 def _overlay_arguments(colours: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
