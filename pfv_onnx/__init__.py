@@ -4,13 +4,12 @@ One onnxruntime pass of a tapped graph gives the features; a NumPy core turns th
 image whose colours are the principal contrasting features of the batch.
 
 The public names are the imports under ``TYPE_CHECKING`` below, which IDEs and type checkers read. At run
-time each is imported when first used, so that ``import pfv_onnx`` (and the command line's ``--help``)
-stays cheap: the table of where each name lives is read from those same imports.
+time each is imported when first used (``_EXPORTS``), so that ``import pfv_onnx`` (and the command line's
+``--help``) stays cheap.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
@@ -34,16 +33,14 @@ if TYPE_CHECKING:  # the public API ("X as X": exported, for a type checker)
     from .runtime.tapping import tap_model as tap_model
 
 
-def _lazy_names() -> dict[str, str]:
-    """Public name -> the module that defines it (``"pfv"``, ``"runtime.tapping"``), read from the imports
-    under ``TYPE_CHECKING`` in this file's source, so that the names are written once."""
-    with open(__file__, encoding="utf-8") as source:  # not pathlib: importing it would double this import's time
-        tree = ast.parse(source.read())
-    block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING")
-    return {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
-
-
-_EXPORTS = _lazy_names()
+# Public name -> the module that defines it, imported when the name is first used. The same names as the
+# imports above (a test holds the two together): those are for readers and type checkers, this for run time.
+_EXPORTS = {
+    "ImageError": "errors", "LayerError": "errors", "ModelError": "errors", "PFVError": "errors",
+    "export": "exporting", "OptionError": "options", "Options": "options",
+    "PFV": "pfv", "PFVResult": "pfv", "evaluate": "pfv", "PRESETS": "presets",
+    "Features": "runtime.features", "Featurizer": "runtime.featurizer", "tap_model": "runtime.tapping",
+}
 __all__ = ["__version__", *_EXPORTS]
 
 

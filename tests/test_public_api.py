@@ -3,8 +3,10 @@ the options object ``PFV`` takes, and ``PFV`` keeping only its verbs and the att
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import onnx
 import pytest
@@ -25,6 +27,14 @@ def test_the_package_exports_its_public_names_and_lists_them():
     namespace: dict = {}
     exec("from pfv_onnx import *", namespace)
     assert PUBLIC <= set(namespace)
+
+
+def test_the_lazy_table_is_the_type_checkers_imports():
+    """The names imported under TYPE_CHECKING (what an IDE sees) are exactly those imported at run time."""
+    tree = ast.parse(Path(pfv_onnx.__file__).read_text(encoding="utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING")
+    imported = {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert imported == pfv_onnx._EXPORTS
 
 
 def test_importing_the_package_loads_none_of_its_modules_nor_onnx():
