@@ -25,8 +25,13 @@ if TYPE_CHECKING:  # the public API ("X as X": exported, for a type checker)
     from .options import OptionError as OptionError
     from .options import Options as Options
     from .pfv import PFV as PFV
-    from .pfv import PFVResult as PFVResult
     from .pfv import evaluate as evaluate
+    from .results import AtlasResult as AtlasResult
+    from .results import DebugResult as DebugResult
+    from .results import EvaluationResult as EvaluationResult
+    from .results import PFVResult as PFVResult
+    from .results import SanityResult as SanityResult
+    from .results import SurveyResult as SurveyResult
     from .presets import PRESETS as PRESETS
     from .runtime.features import Features as Features
     from .runtime.featurizer import Featurizer as Featurizer
@@ -38,7 +43,9 @@ if TYPE_CHECKING:  # the public API ("X as X": exported, for a type checker)
 _EXPORTS = {
     "ImageError": "errors", "LayerError": "errors", "ModelError": "errors", "PFVError": "errors",
     "export": "exporting", "OptionError": "options", "Options": "options",
-    "PFV": "pfv", "PFVResult": "pfv", "evaluate": "pfv", "PRESETS": "presets",
+    "PFV": "pfv", "evaluate": "pfv", "PRESETS": "presets",
+    "AtlasResult": "results", "DebugResult": "results", "EvaluationResult": "results", "PFVResult": "results",
+    "SanityResult": "results", "SurveyResult": "results",
     "Features": "runtime.features", "Featurizer": "runtime.featurizer", "tap_model": "runtime.tapping",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -15,31 +15,27 @@ images; calling a ``PFV`` is the paper's method, colours relative to the batch.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from .images import bundled
 from .analyses import evaluate as evaluation
-from .analyses.atlas import Atlas, atlas
+from .analyses.atlas import atlas
 from .analyses.basis import basis_of, check_fits, check_method, fit_basis, header_of, inputs_of, load_basis, method_of, save_basis
-from .analyses.colouring import BatchResult, colour
+from .analyses.colouring import colour
+from .analyses.debug import debug
+from .analyses.sanity import STEPS, sanity
+from .analyses.survey import survey
 from .core import FittedBasis
-from .util.console import plural
 from .errors import PFVError
+from .images import bundled
+from .options import OptionError, Options
+from .results import AtlasResult, DebugResult, EvaluationResult, PFVResult, SanityResult, SurveyResult, promote
 from .runtime.features import Batch, Features
 from .runtime.featurizer import Featurizer, ImageLike, ModelLike
-from .util.files import output_folder
+from .util.console import plural
 from .util.progress import progress_bar
-from .render.atlas import write_atlas
-from .render.evaluation import EvaluationResult
-from .render.notebook import atlas_html, atlas_text, result_html, result_text, to_pil
-from .options import PICTURES, OptionError, Options
-from .render.report import build_summary, save_page, unique_names, write_batch, write_summary
 from .version import __version__
 
 Images = ImageLike | Sequence[ImageLike] | Batch
@@ -56,89 +52,6 @@ def options_given(options: Options | None, option_values: dict[str, Any]) -> tup
 
 def _featurizer_property(name: str) -> property:
     return property(lambda self: getattr(self.featurizer, name), doc=getattr(Featurizer, name).__doc__)
-
-
-class PFVResult(BatchResult):
-    """PFV of one analysis batch (:class:`~pfv_onnx.analyses.colouring.BatchResult`), which can save and show itself.
-
-    >>> import tempfile
-    >>> result = PFV()(bundled.sample_images()[:2])
-    >>> result
-    PFV of 2 images: astronaut, chelsea
-      model ...mobilenet_v2.onnx
-      rgb (2, 224, 224, 3) float32, weighting map (2, 224, 224)
-      ...
-    >>> [picture.size for picture in result.to_pil("overlay")]
-    [(224, 224), (224, 224)]
-    >>> summary = result.save(tempfile.mkdtemp())   # pictures, mosaic, summary.json, index.html
-    >>> [image["name"] for image in summary["images"]]
-    ['astronaut', 'chelsea']
-    """
-
-    def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-        """Write the pictures of this batch, its mosaic, ``summary.json`` and ``index.html`` to the folder
-        ``out`` (layout in :mod:`pfv_onnx.render.report`; images of the same name get ``_2``, ``_3``, ... as on the
-        command line); return the summary. A folder that holds anything is refused unless ``overwrite``."""
-        out = output_folder(out, overwrite)
-        unique = dataclasses.replace(self, names=unique_names(self.names))
-        written = write_batch(out, unique, 0)
-        summary = build_summary(self.description, [written.batch], written.images, {**self.timings, **written.wait()})
-        write_summary(out, summary)
-        return summary
-
-    def to_pil(self, kind: str = "pfv") -> list[Image.Image]:
-        """The pictures of ``kind`` (``pfv``, ``overlay``, ``activation`` or ``components``) as PIL images."""
-        if kind not in PICTURES:
-            raise PFVError(f"unknown picture kind {kind!r} (choose from {', '.join(PICTURES)})")
-        return to_pil(self, kind)
-
-    def show(self) -> None:
-        """Show the inputs over their PFV pictures and the colour key: inline in a notebook, else in an image viewer."""
-        try:
-            from IPython.display import HTML, display
-        except ImportError:
-            display = None
-        if display is not None and _in_notebook():
-            display(HTML(self._repr_html_()))
-            return
-        pictures = self.to_pil("overlay" if self.images is not None else "pfv")
-        strip = Image.new("RGB", (sum(p.width for p in pictures), max(p.height for p in pictures)), "white")
-        x = 0
-        for picture in pictures:
-            strip.paste(picture, (x, 0))
-            x += picture.width
-        strip.show()
-
-    def __repr__(self) -> str:
-        return result_text(self)
-
-    def _repr_html_(self) -> str:
-        return result_html(self)
-
-
-class AtlasResult(Atlas):
-    """An atlas (:class:`~pfv_onnx.analyses.atlas.Atlas`) that can save and show itself."""
-
-    def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-        """Write what ``pfv-onnx atlas`` writes to the folder ``out`` (layout in :mod:`pfv_onnx.render.atlas`):
-        the cards, ``summary.json``, ``index.html`` and the basis when the atlas fitted it; return the summary.
-        A folder that holds anything is refused unless ``overwrite``."""
-        return save_page(write_atlas, self, out, overwrite)
-
-    def __repr__(self) -> str:
-        return atlas_text(self)
-
-    def _repr_html_(self) -> str:
-        return atlas_html(self)
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and "Terminal" not in type(shell).__name__
 
 
 class PFV:
@@ -253,7 +166,23 @@ class PFV:
         is one, reads the data twice); by default a progress bar shows them, in a notebook or a terminal."""
         with progress_bar(unit="image reads") as bar:
             found = atlas(self, data, top=top, batch_size=batch_size, dask=dask, progress=progress or bar)
-        return AtlasResult(**{f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
+        return promote(AtlasResult, found)
+
+    def debug(self, image: str | Path, true_class: Sequence[str | Path], predicted_class: Sequence[str | Path], seed: int = 0) -> DebugResult:
+        """Why ``image`` was misclassified: its components against three examples each of its true and its
+        predicted class (files or folders), in one batch (:mod:`pfv_onnx.analyses.debug`). ``pfv-onnx debug``
+        weights by ``A^b`` (``weighting="paper"``) unless told otherwise; this uses this PFV's options."""
+        return promote(DebugResult, debug(self, image, true_class, predicted_class, seed=seed))
+
+    def survey(self, dataset: str | Path, per_class: int = 1, seed: int = 0, probe: bool = False) -> SurveyResult:
+        """Which classes of the folder-per-class ``dataset`` this model's features separate, from a seeded
+        sample of ``per_class`` images a class; ``probe``: check it with a linear probe (:mod:`pfv_onnx.analyses.survey`)."""
+        return promote(SurveyResult, survey(self, Path(dataset), per_class=per_class, seed=seed, probe=probe))
+
+    def sanity(self, images: Sequence[str | Path], steps: int = STEPS, seed: int = 0) -> SanityResult:
+        """The randomisation test on ``images``: does PFV change as the model's weights are re-initialised,
+        top layer first (:mod:`pfv_onnx.analyses.sanity`)? Needs a model opened from a file."""
+        return promote(SanityResult, sanity(self, images, steps=steps, seed=seed))
 
     # ---- for the commands, which run the forward pass themselves (explain's stream, survey) ---------------
 
@@ -350,8 +279,15 @@ def evaluate(model: ModelLike = bundled.DEFAULT_MODEL, scenes: evaluation.Scenes
              count: int = evaluation.COMPOSITES, examples: int = 6, progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Do PFV's maps point at the object, and are they faithful to the model? The scores of
     :func:`pfv_onnx.analyses.evaluate.evaluate` (the arguments are its), as a result that shows itself and
-    saves what ``pfv-onnx evaluate`` writes (``.save(folder)``); without ``progress``, a progress bar in a notebook or a terminal."""
+    saves what ``pfv-onnx evaluate`` writes (``.save(folder)``); without ``progress``, a progress bar in a notebook or a terminal.
+
+    >>> result = evaluate(count=8, faithfulness=False, progress=lambda done, total: None)   # the bundled MobileNetV2
+    >>> print(repr(result).splitlines()[0])
+    Evaluation of 8 images with mobilenet_v2.onnx, weighting focus: trustworthy (random control's ROC-AUC ...)
+    >>> result.summary["maps"]["PFV (focus)"]["auc"] > 0.9    # PFV's picture finds the pasted objects
+    True
+    """
     with progress_bar() as bar:
         found = evaluation.evaluate(model, scenes, options, batch=batch, steps=steps, fill=fill, faithfulness=faithfulness, seed=seed,
                                     count=count, examples=examples, progress=progress or (lambda done, total: bar(1, total)))
-    return EvaluationResult(found.summary, found.examples)
+    return promote(EvaluationResult, found)

@@ -15,7 +15,7 @@ import pfv_onnx
 from pfv_onnx import PFV, OptionError, Options, PFVError, export
 from pfv_onnx.cli import main
 
-PUBLIC = {"PFV", "PFVResult", "Options", "OptionError", "Features", "Featurizer", "PRESETS", "export", "evaluate", "tap_model",
+PUBLIC = {"PFV", "PFVResult", "AtlasResult", "EvaluationResult", "DebugResult", "SurveyResult", "SanityResult", "Options", "OptionError", "Features", "Featurizer", "PRESETS", "export", "evaluate", "tap_model",
           "PFVError", "ModelError", "LayerError", "ImageError", "__version__"}
 
 
@@ -46,7 +46,7 @@ def test_importing_the_package_loads_none_of_its_modules_nor_onnx():
 
 def test_pfv_keeps_its_verbs_and_what_users_read():
     public = {name for name in dir(PFV) if not name.startswith("_")}
-    assert public == {"fit", "transform", "fit_transform", "atlas", "save_basis", "describe", "taps", "final", "size"}
+    assert public == {"fit", "transform", "fit_transform", "atlas", "debug", "survey", "sanity", "save_basis", "describe", "taps", "final", "size"}
     assert callable(PFV.__call__)
 
 

@@ -29,17 +29,18 @@ ALLOWED = {
     "runtime": BASE | {"util", "graph", "images", "core"},  # onnxruntime, the featurizer, the batch stream
     "analyses": BASE | {"util", "graph", "images", "core", "runtime"},  # colouring, fit, atlas, evaluate, ...
     "render": BASE | {"util", "images", "core", "analyses"},  # pictures and pages
-    "pfv": BASE | {"util", "images", "core", "runtime", "analyses", "render"},  # the facade
+    "results": BASE | {"util", "analyses", "render"},  # the analyses' results, with their pages and views
+    "pfv": BASE | {"util", "images", "core", "runtime", "analyses", "results"},  # the facade
     "exporting": BASE | {"util", "graph", "images", "core", "runtime", "analyses", "pfv"},
-    "apps": BASE | {"util", "graph", "images", "core", "runtime", "analyses", "render", "pfv", "exporting"},
+    "apps": BASE | {"util", "graph", "images", "core", "runtime", "analyses", "render", "results", "pfv", "exporting"},
     "cli": BASE | {"util", "images"},  # the applications are imported by name when their command runs
     "__main__": {"cli"},
     # The public API: imported under TYPE_CHECKING for IDEs and type checkers; at run time by name, when first
     # used (only version is imported with the package: tests/test_public_api.py).
-    "__init__": BASE | {"version", "pfv", "exporting", "runtime", "analyses"},
+    "__init__": BASE | {"version", "pfv", "results", "exporting", "runtime", "analyses"},
 }
 # At the top of the package: only what a user imports or runs.
-TOP_MODULES = {"__init__", "__main__", "cli", "pfv", "exporting", "options", "presets", "errors", "version"}
+TOP_MODULES = {"__init__", "__main__", "cli", "pfv", "results", "exporting", "options", "presets", "errors", "version"}
 
 
 def unit(module: str) -> str:

@@ -13,7 +13,8 @@ The command weights by the paper's ``A^b`` unless told otherwise (:data:`DEFAULT
 part is *missing* the weighting must still weigh the place where it is missing, and the ``focus`` weighting
 fades exactly such featureless places (a covered quarter of the image is as dark as the background).
 
-:func:`debug` returns a :class:`Debug` and writes nothing; :mod:`pfv_onnx.render.debug` writes its page.
+:func:`debug` returns a :class:`Debug` and writes nothing; :mod:`pfv_onnx.render.debug` writes its page, and
+:meth:`pfv_onnx.PFV.debug` returns it as a :class:`~pfv_onnx.results.DebugResult` that saves and shows itself.
 """
 
 from __future__ import annotations
@@ -53,8 +54,7 @@ class Debug:
     def __repr__(self) -> str:
         top = self.summary["prediction"][0] if self.summary["prediction"] else None
         predicted = f", predicted {top['label'] or top['class']} ({top['probability']:.0%})" if top else ""
-        lines = [f"Debug of {Path(self.summary['image']).name}{predicted}", *(f"  {line}" for line in self.summary["verdict"]),
-                 "  .summary holds the data; pfv_onnx.render.debug.save_debug(result, folder) writes the page"]
+        lines = [f"Debug of {Path(self.summary['image']).name}{predicted}", *(f"  {line}" for line in self.summary["verdict"]),]
         return "\n".join(lines)
 
 

@@ -13,7 +13,8 @@ correlation with the number of randomised layers is :data:`TREND` or lower. (Onc
 level, single steps go up and down by chance; the trend, not each step, is what must fall, and every step
 below the unrelated level counts as at it: a cascade that falls there at once and stays has fallen.)
 
-:func:`sanity` returns a :class:`Sanity` and writes nothing; :mod:`pfv_onnx.render.sanity` writes its page.
+:func:`sanity` returns a :class:`Sanity` and writes nothing; :mod:`pfv_onnx.render.sanity` writes its page, and
+:meth:`pfv_onnx.PFV.sanity` returns it as a :class:`~pfv_onnx.results.SanityResult` that saves and shows itself.
 """
 
 from __future__ import annotations
@@ -56,8 +57,7 @@ class Sanity:
         lines = [f"Randomisation test {'passed' if s['passed'] else 'FAILED'}: {s['layers']} layers, {len(s['images'])} images, "
                  f"cascade trend {s['cascade_trend']:.2f}",
                  *(f"  top {r['randomised']} random: Spearman {r['spearman']:+.3f}, SSIM {r['ssim']:.3f}" for r in s["cascade"]),
-                 f"  all at once: Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}",
-                 "  .summary holds the data; pfv_onnx.render.sanity.save_sanity(result, folder) writes the page"]
+                 f"  all at once: Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}",]
         return "\n".join(lines)
 
 

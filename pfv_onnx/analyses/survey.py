@@ -11,7 +11,8 @@ globally pooled ``F_N`` of every image, on a seeded, stratified two-thirds of ea
 rest; its soft confusion (the mean probability given to class ``j`` for images of class ``i``) is compared
 with PFV's similarity by rank correlation over the class pairs.
 
-:func:`survey` returns a :class:`Survey` and writes nothing; :mod:`pfv_onnx.render.survey` writes its page.
+:func:`survey` returns a :class:`Survey` and writes nothing; :mod:`pfv_onnx.render.survey` writes its page, and
+:meth:`pfv_onnx.PFV.survey` returns it as a :class:`~pfv_onnx.results.SurveyResult` that saves and shows itself.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ class Survey:
             p = self.summary["probe"]
             lines.append(f"  linear probe: {p['accuracy']:.1%} held-out accuracy (chance {p['chance']:.0%}), "
                          f"similarity vs confusion {p['similarity_vs_confusion']:.2f}")
-        lines.append("  .summary holds the data; pfv_onnx.render.survey.save_survey(result, folder) writes the page")
         return "\n".join(lines)
 
 

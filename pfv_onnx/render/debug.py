@@ -1,10 +1,8 @@
-"""The debug page: ``where_true.png`` and ``where_predicted.png`` (where the failed image differs from each
+"""The debug page and inline view: ``where_true.png`` and ``where_predicted.png`` (where the failed image differs from each
 class, painted in each component's colour), ``panel.png``, ``summary.json`` and ``index.html``; what
 ``pfv-onnx debug`` writes."""
 
 from __future__ import annotations
-
-import functools
 
 from html import escape
 from pathlib import Path
@@ -17,8 +15,9 @@ from ..images.labels import class_label
 from ..util.files import write_report
 from . import write_png
 from .html import Figure, Section, page
+from .notebook import panel_html
 from .images import BAR_COLOURS, bars, labelled_grid, mark, overlay, to_uint8
-from .report import safe_name, save_page
+from .report import safe_name
 
 
 def write_debug(out: Path, result: Debug) -> None:
@@ -56,5 +55,6 @@ def _panel(result: Debug) -> np.ndarray:
     return np.vstack([grid, np.full((4, grid.shape[1], 3), 255, np.uint8), chart])
 
 
-# ``save_debug(result, folder, overwrite=False)``: what ``pfv-onnx debug`` writes, from a result in Python.
-save_debug = functools.partial(save_page, write_debug)
+def debug_html(result: Debug) -> str:
+    """The inline view: the verdict over the panel."""
+    return panel_html(Debug.__repr__(result), _panel(result))

@@ -24,7 +24,6 @@ from ..analyses.evaluate import CONTROLS, GAUSSIAN, LOCALISATION, RANDOM, Evalua
 from ..util.console import plural
 from ..util.files import write_report
 from . import Figure, Section, colour_map, labelled_grid, line_chart, overlay, page, table_picture, to_uint8, write_png
-from .report import save_page
 
 HEADINGS = {
     "pointing": "pointing",
@@ -49,22 +48,6 @@ BEST = 3  # maps named in the text summary
 SHOWN, THUMBNAIL = 4, 80  # the inline view's examples: images, and each tile's side in pixels
 MAX_HTML = 300_000  # bytes of the inline view, at most (a test checks it on the shipped set)
 CELL = "border:1px solid #ddd;padding:.15em .5em;text-align:left"
-
-
-class EvaluationResult(Evaluation):
-    """What :func:`pfv_onnx.evaluate` measured (:class:`~pfv_onnx.analyses.evaluate.Evaluation`), able to
-    save and show itself."""
-
-    def save(self, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-        """Write what ``pfv-onnx evaluate`` writes to the folder ``out`` (see :func:`write_evaluation`);
-        return the summary. A folder that holds anything is refused unless ``overwrite``."""
-        return save_page(write_evaluation, self, out, overwrite)
-
-    def __repr__(self) -> str:
-        return evaluation_text(self)
-
-    def _repr_html_(self) -> str:
-        return evaluation_html(self)
 
 
 def scores_table(summary: dict[str, Any]) -> tuple[list[str], list[str], np.ndarray, list[list[str]]]:

@@ -2,7 +2,8 @@
 
 The inline views are self-contained (pictures as ``data:`` URIs, styles inline) and small. A batch's: thumbnails
 of at most :data:`THUMBNAIL` pixels, inputs as JPEG and PFV pictures as PNG, at most :data:`MAX_SHOWN` images.
-An atlas's: per component and side one JPEG strip of its leading images and one of its patches, each picture
+A debug's, survey's or randomisation test's: its text over its main figure as one JPEG at most
+:data:`PANEL_WIDTH` pixels wide. An atlas's: per component and side one JPEG strip of its leading images and one of its patches, each picture
 :data:`ATLAS_THUMBNAIL` pixels, at most :data:`ATLAS_SHOWN` a strip: under :data:`MAX_ATLAS_HTML` bytes for 3 components.
 """
 
@@ -36,6 +37,7 @@ ATLAS_SHOWN = 8  # pictures in a strip, whatever the atlas's top
 # An atlas's inline view of 3 components stays under this (a test checks it on the shipped 80 images); each
 # further component adds about a third of it.
 MAX_ATLAS_HTML = 200_000
+PANEL_WIDTH = 720
 
 
 def result_text(result: BatchResult) -> str:
@@ -145,3 +147,13 @@ def _strip(pictures: list[np.ndarray]) -> np.ndarray:
     for i, picture in enumerate(pictures):
         strip[:, i * (size + gap) : i * (size + gap) + size] = cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA)
     return strip
+
+
+def panel_html(text: str, picture: np.ndarray) -> str:
+    """HTML: ``text`` (a result's summary), line by line, over ``picture`` (its main figure, ``(H, W, 3)``
+    uint8), scaled down to at most :data:`PANEL_WIDTH` pixels wide."""
+    height, width = picture.shape[:2]
+    if width > PANEL_WIDTH:
+        picture = cv2.resize(picture, (PANEL_WIDTH, max(1, round(height * PANEL_WIDTH / width))), interpolation=cv2.INTER_AREA)
+    lines = "".join(f"<div>{escape(line)}</div>" for line in text.splitlines())
+    return f"<div><div style='font-size:12px;white-space:pre-wrap'>{lines}</div><img src=\"{_data_uri(picture, jpeg=True)}\" style='display:block;max-width:100%'></div>"

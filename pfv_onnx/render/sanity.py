@@ -1,19 +1,19 @@
-"""The randomisation test's page: ``curve.png`` (similarity with the trained model's PFV per step),
+"""The randomisation test's page and inline view: ``curve.png`` (similarity with the trained model's PFV per step),
 ``steps.png`` (PFV at every step), ``summary.json`` and ``index.html``; what ``pfv-onnx sanity`` writes."""
 
 from __future__ import annotations
-
-import functools
 
 from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..analyses.sanity import TREND, UNRELATED, Sanity
 from ..util.files import write_report
 from . import write_png
 from .html import Figure, Section, page
-from .report import save_page
+from .notebook import panel_html
 from .images import labelled_grid, line_chart, to_uint8
 
 
@@ -23,8 +23,7 @@ def write_sanity(out: Path, result: Sanity) -> None:
     rows = summary["cascade"]
     counts = [r["randomised"] for r in rows]
     write_png(out / "curve.png", line_chart(counts, {"Spearman": [r["spearman"] for r in rows], "SSIM": [r["ssim"] for r in rows]}, "top layers randomised"))
-    pictures = [[to_uint8(x) for x in rgb] for rgb in result.pictures]
-    write_png(out / "steps.png", labelled_grid(pictures, ["trained"] + [f"top {c} random" for c in counts], result.names))
+    write_png(out / "steps.png", _steps(result))
     write_report(out, summary, page("pfv-onnx sanity", [], [_section(summary, result.trend)]))
 
 
@@ -43,5 +42,13 @@ def _section(summary: dict[str, Any], trend: float) -> Section:
     )
 
 
-# ``save_sanity(result, folder, overwrite=False)``: what ``pfv-onnx sanity`` writes, from a result in Python.
-save_sanity = functools.partial(save_page, write_sanity)
+def _steps(result: Sanity) -> np.ndarray:
+    """PFV of every image (columns) for the trained model and at every step (rows)."""
+    counts = [r["randomised"] for r in result.summary["cascade"]]
+    pictures = [[to_uint8(x) for x in rgb] for rgb in result.pictures]
+    return labelled_grid(pictures, ["trained"] + [f"top {c} random" for c in counts], result.names)
+
+
+def sanity_html(result: Sanity) -> str:
+    """The inline view: the scores over PFV at every step."""
+    return panel_html(Sanity.__repr__(result), _steps(result))

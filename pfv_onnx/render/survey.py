@@ -1,9 +1,7 @@
-"""The survey's page: ``grid.png``, ``class_colours.png``, ``similarity.png``, ``confusion.png`` (with the
+"""The survey's page and inline view: ``grid.png``, ``class_colours.png``, ``similarity.png``, ``confusion.png`` (with the
 probe), ``summary.json`` and ``index.html``; what ``pfv-onnx survey`` writes."""
 
 from __future__ import annotations
-
-import functools
 
 from html import escape
 from pathlib import Path
@@ -14,7 +12,7 @@ from ..analyses.survey import Survey
 from ..util.files import write_report
 from . import write_png
 from .html import Figure, Section, page
-from .report import save_page
+from .notebook import panel_html
 from .images import labelled_grid, matrix_picture, overlay, to_uint8
 
 
@@ -45,17 +43,24 @@ def write_survey(out: Path, result: Survey) -> None:
 
 
 def _write_figures(out: Path, result: Survey) -> None:
-    """The grid of PFV over the sample (a row per class), the class colours and the similarity matrix."""
-    labels, names = result.labels, result.names
-    tiles = [overlay(to_uint8(x), image) for x, image in zip(result.batch.rgb, result.batch.images)]
-    columns = max(np.bincount(labels))
-    blank = np.full_like(tiles[0], 255)
-    rows = [[tiles[i] for i in np.flatnonzero(labels == k)] + [blank] * (columns - int((labels == k).sum())) for k in range(len(names))]
-    write_png(out / "grid.png", labelled_grid(rows, names, None))
+    """The grid, the class colours and the similarity matrix."""
+    names = result.names
+    write_png(out / "grid.png", _grid(result))
     swatches = [[np.full((64, 64, 3), to_uint8(c), np.uint8)] for c in result.colours]
     write_png(out / "class_colours.png", labelled_grid(swatches, names, None))
     write_png(out / "similarity.png", matrix_picture(result.similarity, names, lo=0.0, hi=1.0))
 
 
-# ``save_survey(result, folder, overwrite=False)``: what ``pfv-onnx survey`` writes, from a result in Python.
-save_survey = functools.partial(save_page, write_survey)
+def _grid(result: Survey) -> np.ndarray:
+    """PFV over each sampled photo, a row per class."""
+    labels, names = result.labels, result.names
+    tiles = [overlay(to_uint8(x), image) for x, image in zip(result.batch.rgb, result.batch.images)]
+    columns = max(np.bincount(labels))
+    blank = np.full_like(tiles[0], 255)
+    rows = [[tiles[i] for i in np.flatnonzero(labels == k)] + [blank] * (columns - int((labels == k).sum())) for k in range(len(names))]
+    return labelled_grid(rows, names, None)
+
+
+def survey_html(result: Survey) -> str:
+    """The inline view: the predicted confusions over the grid."""
+    return panel_html(Survey.__repr__(result), _grid(result))

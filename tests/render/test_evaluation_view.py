@@ -15,7 +15,8 @@ from helpers import browser
 from pfv_onnx import PFVError
 from pfv_onnx.analyses.evaluate import CONTROLS
 from pfv_onnx.cli import main
-from pfv_onnx.render.evaluation import MAX_HTML, EvaluationResult
+from pfv_onnx.render.evaluation import MAX_HTML
+from pfv_onnx.results import EvaluationResult
 
 COUNT = 6
 
