@@ -90,7 +90,24 @@ def tap_model(
         statistics: also output ``F_N``'s statistics for the decomposition (:func:`pfv_onnx.graph.add_pfv_outputs`).
     """
     model = load_model(src)
-    weights_dir = weights_dir or weights_folder(src, model)
+    return tap_loaded(model, layers, final, keep_logits, activation_in_graph, size=size,
+                      weights_dir=weights_dir or weights_folder(src, model), earlier=earlier, statistics=statistics)
+
+
+def tap_loaded(
+    model: onnx.ModelProto,
+    layers: list[str] | None = None,
+    final: str | None = None,
+    keep_logits: bool = True,
+    activation_in_graph: bool = True,
+    *,
+    size: tuple[int, int] | None = None,
+    weights_dir: Path | None = None,
+    earlier: int | None = None,
+    statistics: bool = False,
+) -> TappedModel:
+    """:func:`tap_model` of a model :func:`~pfv_onnx.graph.model_io.load_model` loaded and checked already
+    (checking serialises the whole model: a large one costs seconds a time)."""
     spec = image_input(model)
     if size is not None:
         model, spec = pin_input_size(model, spec, size)
