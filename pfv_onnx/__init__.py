@@ -1,4 +1,4 @@
-"""pfv-onnx: Principal Feature Visualisation (Bakken et al., ECCV 2020) for any CNN exported to ONNX.
+"""pfv-onnx: Principal Feature Visualisation (Bakken et al., ECCV 2020) for any CNN or vision transformer exported to ONNX.
 
 One onnxruntime pass of a tapped graph gives the features; a NumPy core turns them into one RGB picture per
 image whose colours are the principal contrasting features of the batch.

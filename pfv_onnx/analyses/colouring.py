@@ -11,7 +11,7 @@ import numpy as np
 
 from ..util import memory
 from ..core import BlankResponse, FittedBasis, PrincipalComponents, Visualisation, transform, visualise
-from ..core.activation import channel_sum
+from ..core.activation import final_response
 from ..core.decomposition import pca_from_covariance
 from ..util.console import plural
 from ..errors import PFVError
@@ -62,8 +62,8 @@ def colour(
             if decomposed is None and statistics is not None:
                 decomposed = _decomposed(statistics, options)
             spent = time.perf_counter() - started
-            # Once decomposed, only F_N's channel sum is needed of it.
-            final = features.final if decomposed is None else statistics.final_sum if statistics is not None else channel_sum(features.final)
+            # Once decomposed, only F_N's response is needed of it.
+            final = features.final if decomposed is None else statistics.final_sum if statistics is not None else final_response(features.final, options.weighting, blank)
             vis = visualise(
                 final, maps, size, n_components=options.n_components,
                 hierarchical=options.hierarchical, n_sigma=options.n_sigma, solver=options.solver, activation=activation,

@@ -231,7 +231,14 @@ def _sources(build: GraphBuilder, basis: FittedBasis, final: str, maps, shapes, 
     if basis.weighting == "paper" and maps:
         return list(maps), [tuple(s) for s in shapes]
     height, width = _hw(blank.final)
-    final_sum = channel_sum(build, Tap(final, basis.pca.mean.shape[0], height, width, TensorProto.FLOAT), "pfv/picture/final_sum")
+    channels = basis.pca.mean.shape[0]
+    if blank.tokens is not None:  # a token grid: each token's length (from the blank image's token, for focus)
+        if basis.weighting == "focus":
+            final = build.node("Sub", [final, build.constant(blank.tokens.astype(np.float32)[None], "pfv/picture/blank_tokens")], "pfv/picture/from_blank")
+        squares = build.node("Mul", [final, final], "pfv/picture/squares")
+        length = build.node("Sqrt", [channel_sum(build, Tap(squares, channels, height, width, TensorProto.FLOAT), "pfv/picture/square_sum")], "pfv/picture/length")
+        return [length], [(height, width)]
+    final_sum = channel_sum(build, Tap(final, channels, height, width, TensorProto.FLOAT), "pfv/picture/final_sum")
     if basis.weighting != "focus":
         return [final_sum], [_hw(blank.final)]
 

@@ -1,5 +1,5 @@
 """``pfv-onnx inspect``: what PFV sees in a model, printed: its input, preset and class names and where
-they come from, the taps each weighting reads, the final layer, and the tensors ``--layers`` and
+they come from, the taps each weighting reads, the final layer (a transformer's: its token grid), and the tensors ``--layers`` and
 ``--final`` accept (feature maps ``(B, C, h, w)`` in graph order)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import argparse
 from ..util.console import plural, say
 from ..runtime.featurizer import Featurizer
 from ..graph import infer_tensors, load_model
+from ..graph.tokens import TokenGrid
 from ..analyses.in_graph import read_picture_output
 from ..options import WEIGHTINGS, Options
 from ..core.activation import EARLIER_TAPS
@@ -29,6 +30,16 @@ def feature_maps(model) -> list[tuple[str, str, tuple]]:
     return found
 
 
+def token_line(tokens: TokenGrid) -> str:
+    """Where a transformer's patch tokens are, in words."""
+    if tokens.channels_last:
+        return f"{tokens.tokens}, a channels-last {tokens.height} x {tokens.width} map of {tokens.channels} channels"
+    count = tokens.height * tokens.width
+    kept = f"tokens {tokens.start} to {tokens.start + count - 1} of {tokens.tokens} ({tokens.prefix + count} tokens of {tokens.channels} channels)"
+    others = f"; {plural(tokens.prefix, 'other token')} (class, distillation, registers) left out" if tokens.prefix else ""
+    return f"{tokens.height} x {tokens.width} patches: {kept}{others}"
+
+
 def run(args: argparse.Namespace, options: Options) -> int:
     featurizer = Featurizer(args.model, options.replace(weighting="paper"))  # the paper's weighting reads every tap
     spec = featurizer.input
@@ -45,6 +56,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
             + (" (hierarchical)" if picture.hierarchical else "") + f", basis {picture.basis} (pfv-onnx web draws it in a browser)")
     head = featurizer.head
     say(f"final layer F_N: {featurizer.final}" + (f", {featurizer.final_shape[0]} channels, {featurizer.final_shape[1]} x {featurizer.final_shape[2]}" if featurizer.final_shape else ""))
+    tokens = featurizer.tapped.tokens
+    if tokens is not None:
+        say(f"token grid: {token_line(tokens)}")
     say("linear head after F_N: " + (f"{head.weight.shape[0]} classes (CAM and the atlas's classes use it)" if head is not None else "none"))
     taps = featurizer.taps
     say(f"earlier taps (the paper's weighting sums them all): {plural(len(taps), 'tap')}")

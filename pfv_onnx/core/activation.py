@@ -34,10 +34,12 @@ FOCUS_FLOOR = 0.1
 @dataclass(frozen=True)
 class BlankResponse:
     """The channel sums a featureless image gives: ``final`` ``(h, w)`` for ``F_N``, ``maps`` one ``(h_l, w_l)``
-    per earlier tap (float32)."""
+    per earlier tap (float32); ``tokens``, when ``F_N`` is a transformer's token grid, the image's ``F_N``
+    itself ``(C, h, w)``: its tokens are measured by their length (:func:`final_response`)."""
 
     final: np.ndarray
     maps: tuple[np.ndarray, ...]
+    tokens: np.ndarray | None = None
 
 
 def channel_sum(features: np.ndarray) -> np.ndarray:
@@ -52,6 +54,24 @@ def channel_sum(features: np.ndarray) -> np.ndarray:
     if features.ndim != 4:
         raise ValueError(f"expected a (B, C, h, w) feature map, got shape {features.shape}")
     return features.sum(axis=1, dtype=np.float32)
+
+
+def token_length(tokens: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Each token's length, ``||F(b, :, i, j) - reference(:, i, j)||``: ``tokens`` ``(B, C, h, w)``, ``reference``
+    ``(C, h, w)`` or ``None`` (zero); ``(B, h, w)`` float32."""
+    difference = tokens if reference is None else tokens - reference[None]
+    return np.sqrt(np.einsum("bchw,bchw->bhw", difference, difference, dtype=np.float32))
+
+
+def final_response(final: np.ndarray, weighting: str, blank: BlankResponse | None = None) -> np.ndarray:
+    """``F_N``'s ``(B, h, w)`` float32 response to each image: its channel sum (eq. 1), or for a transformer's
+    token grid (``blank.tokens`` set) each token's length, for ``focus`` its distance from the featureless
+    image's token at that place. A norm centres each token over its channels: the channel sum of its output is
+    its bias's sum plus a projection of the centred token on its scale, nothing where the scale is uniform."""
+    tokens = blank.tokens if blank is not None else None
+    if tokens is None:
+        return channel_sum(final)
+    return token_length(final, tokens if weighting == "focus" else None)
 
 
 def total_activation(
@@ -102,14 +122,16 @@ def weighting_sources(
     its channel sum ``(B, h, w)``."""
     if weighting == "paper" and maps:
         return [np.asarray(m, np.float32) for m in maps]
-    # F_N, or its (B, h, w) channel sum when F_N itself stayed on an accelerator.
-    final_sum = channel_sum(final) if final.ndim == 4 else np.asarray(final, np.float32)
+    # F_N, or its (B, h, w) response when F_N itself stayed on an accelerator or was decomposed already.
+    final_sum = final_response(final, weighting, blank) if final.ndim == 4 else np.asarray(final, np.float32)
     if weighting in ("paper", "final"):
         return [final_sum]
     if weighting != "focus":
         raise ValueError(f"weighting must be one of {', '.join(EARLIER_TAPS)}, got {weighting!r}")
     if blank is None:
         raise ValueError("the focus weighting needs the channel sums of a featureless image (its blank)")
+    if blank.tokens is not None:  # the tokens' distance from the blank image's already
+        return [final_sum]
     sources = [np.maximum(final_sum - blank.final, 0, dtype=np.float32)]
     if maps:
         sources.append(np.maximum(np.asarray(maps[-1], np.float32) - blank.maps[-1], 0, dtype=np.float32))

@@ -10,7 +10,7 @@ from .model_io import external_tensors, load_model, load_with_weights, weights_f
 from .projection import projection_model
 from .rewrite import METADATA_KEY, TappedOutputs, add_outputs, add_pfv_outputs, read_tapped_outputs
 from .shapes import TensorInfo, infer_tensors
-from .taps import Tap, TapPlan, find_taps, shape_candidates
+from .taps import Tap, TapPlan, find_taps, reduces_spatially, shape_candidates
 from .weights import reinitialise, weighted_nodes
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "pin_input_size",
     "projection_model",
     "read_tapped_outputs",
+    "reduces_spatially",
     "reinitialise",
     "shape_candidates",
     "weights_folder",

@@ -52,6 +52,7 @@ class TappedOutputs:
     original: tuple[str, ...]
     picture: str | None = None
     statistics: tuple[str, str, str] | None = None
+    tokens: bool = False  # F_N is a transformer's token grid (pfv_onnx.graph.tokens)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -64,6 +65,7 @@ class TappedOutputs:
                 "original": list(self.original),
                 **({"picture": self.picture} if self.picture else {}),
                 **({"statistics": list(self.statistics)} if self.statistics else {}),
+                **({"tokens": True} if self.tokens else {}),
             }
         )
 
@@ -79,7 +81,7 @@ def read_tapped_outputs(model: onnx.ModelProto) -> TappedOutputs | None:
                 if not all(isinstance(data[key], list) for key in ("taps", "maps", "original")):
                     raise ValueError("taps, maps and original outputs must be lists")
                 tapped = TappedOutputs(tuple(data["taps"]), data["final"], tuple(data["maps"]), data["activation"], tuple(data["original"]), data.get("picture"),
-                                       tuple(data["statistics"]) if data.get("statistics") else None)
+                                       tuple(data["statistics"]) if data.get("statistics") else None, data.get("tokens") is True)
                 if tapped.statistics is not None and len(tapped.statistics) != 3:
                     raise ValueError("statistics must name three outputs")
                 names = [*tapped.taps, tapped.final, *tapped.maps, *tapped.original] + [name for name in (tapped.activation, tapped.picture, *(tapped.statistics or ())) if name]
@@ -117,6 +119,7 @@ def add_pfv_outputs(
     keep_logits: bool = True,
     activation_in_graph: bool = True,
     statistics: bool = False,
+    tokens: bool = False,
 ) -> onnx.ModelProto:
     """A copy of ``model`` rewritten to output what PFV needs (see the module docstring).
 
@@ -130,6 +133,8 @@ def add_pfv_outputs(
             ``C x C`` scatter of its pixels about their mean over the run (a leading axis of 1, not the
             batch; centred on the device, where a GPU's float32 or TF32 products would lose the small
             variances beside large means).
+        tokens: ``plan.final`` is a transformer's token grid (:func:`pfv_onnx.graph.tokens.add_token_grid`),
+            recorded for the readers of its outputs.
     """
     if activation_in_graph and spec.size is None:
         raise ModelError("the model's input size is not fixed, so A^b cannot be sized inside the graph")
@@ -160,7 +165,7 @@ def add_pfv_outputs(
     if not keep_logits:
         _prune(graph)
     tapped = TappedOutputs(taps=tuple(plan.layer_names), final=plan.final.name, maps=tuple(maps), activation=activation,
-                           original=tuple(original), statistics=added)
+                           original=tuple(original), statistics=added, tokens=tokens)
     set_metadata(out, {METADATA_KEY: tapped.to_json()})
     check_rewritten(out, "the tapped model")
     return out

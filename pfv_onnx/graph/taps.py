@@ -233,6 +233,12 @@ def find_taps(
     return TapPlan(tuple(t for t in named if t.name != final_tap.name), final_tap)
 
 
+def reduces_spatially(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> bool:
+    """Whether the tap rule finds an ``F_N`` in ``model`` (a transformer has none: :mod:`pfv_onnx.graph.tokens`)."""
+    order = {out: i for i, node in enumerate(model.graph.node) for out in node.output}
+    return _automatic_taps(model, tensors, order)[1] is not None
+
+
 def _automatic_taps(model: onnx.ModelProto, tensors: dict[str, TensorInfo], order: dict[str, int]) -> tuple[list[Tap], Tap | None]:
     """The rule: ``F_N`` is the input of the last reducing op; one earlier tap per other resolution."""
     learned = _learned_tensors(model)

@@ -191,11 +191,13 @@ class Featurizer:
         """The channel sums of ``F_N`` and of each earlier tap for a featureless image
         (:func:`~pfv_onnx.images.preprocess.blank_image`): what the network responds to the frame and padding alone."""
         features = self.forward(self.model_input(blank_image(self.preset, self.size)[None]), maps=True)
-        return BlankResponse(channel_sum(features.final)[0], tuple(m[0] for m in features.maps or []))
+        tokens = features.final[0].astype(np.float32) if self.tapped.outputs.tokens else None
+        return BlankResponse(channel_sum(features.final)[0], tuple(m[0] for m in features.maps or []), tokens)
 
     def blank_for(self, weighting: str) -> BlankResponse | None:
-        """:attr:`blank` when ``weighting`` subtracts it (``focus``), else ``None``."""
-        return self.blank if weighting == "focus" else None
+        """:attr:`blank` when ``weighting`` subtracts it (``focus``) or ``F_N`` is a token grid (whose
+        response it tells apart), else ``None``."""
+        return self.blank if weighting == "focus" or self.tapped.outputs.tokens else None
 
     def class_names(self, logits: np.ndarray | None) -> list[str] | None:
         """Names for the classes of ``(B, K)`` ``logits`` (:mod:`pfv_onnx.images.labels`), ``None`` when unknown."""

@@ -144,7 +144,8 @@ class Session:
         return list(self._session.get_providers())
 
     def run(
-        self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None, per_run: Sequence[str] = (), kept: Sequence[str] = ()
+        self, batch: np.ndarray, outputs: Sequence[str] | None = None, chunk_size: int | None = None, per_run: Sequence[str] = (), kept: Sequence[str] = (),
+        strict_batch: bool = True,
     ) -> dict[str, Any]:
         """Run ``batch`` (``(B, ...)``, ``B >= 1``) and return each requested output concatenated over ``B``.
 
@@ -156,6 +157,8 @@ class Session:
             per_run: outputs that describe a whole run (a leading axis of 1): each is a list of
                 :class:`RunValue`, one per chunk.
             kept: outputs left in onnxruntime, on the provider's device: each is a :class:`KeptOutput`.
+            strict_batch: refuse an output whose first axis is not the batch; without it, such an output of
+                a run in one chunk is returned as it is (the shape probe reads every tensor it is asked for).
         """
         names = list(dict.fromkeys(outputs if outputs is not None else self.output_names))
         per_run, kept = list(per_run), list(kept)
@@ -175,7 +178,7 @@ class Session:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - used, axis=0)])
             results, values = self._run_interruptibly(chunk, names + per_run, kept)
             for name, value in zip(names, results):
-                if value.ndim == 0 or value.shape[0] != chunk.shape[0]:
+                if (value.ndim == 0 or value.shape[0] != chunk.shape[0]) and (strict_batch or step < total):
                     raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
                 parts[name].append(value[:used])
             for name, value in zip(per_run, results[len(names) :]):

@@ -17,7 +17,9 @@ def probe_tensors(
     """Run ``model`` once on zeros and return the type and shape of each tensor in ``names``
     (``weights_dir``: the folder of its external weights, if any).
 
-    The batch dimension is reported as ``None`` unless the model fixes it, as shape inference reports it.
+    The batch dimension is reported as ``None`` unless the model fixes it, as shape inference reports it. A
+    tensor whose first axis is not the batch (a transformer's ``(N, B, C)`` inside its attention) has an
+    unknown shape: no rule reads it.
     """
     if not names:
         return {}
@@ -26,11 +28,14 @@ def probe_tensors(
     batch = spec.batch or 1
     height, width = spec.size_or_default
     shape = (batch, spec.channels, height, width) if spec.layout == "NCHW" else (batch, height, width, spec.channels)
-    results = Session(probe, providers=["CPUExecutionProvider"], weights_dir=weights_dir).run(np.zeros(shape, dtype=spec.dtype), names)
+    results = Session(probe, providers=["CPUExecutionProvider"], weights_dir=weights_dir).run(np.zeros(shape, dtype=spec.dtype), names, strict_batch=False)
     found = {}
     for name, value in results.items():
         elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
         dims = tuple(int(d) for d in value.shape)
+        if dims and dims[0] != batch:
+            found[name] = TensorInfo(elem, None)
+            continue
         if dims:
             dims = (spec.batch, *dims[1:])
         found[name] = TensorInfo(elem, dims)

@@ -31,6 +31,7 @@ from ..graph import (
     load_model,
     pin_input_size,
     read_tapped_outputs,
+    reduces_spatially,
     shape_candidates,
     weights_folder,
     with_metadata,
@@ -40,6 +41,7 @@ from ..images.labels import IMAGENET, read_labels
 from ..images.preprocess import MAX_INPUT_PIXELS, MAX_INPUT_SIDE
 from ..images.labels import METADATA_KEY as LABELS_KEY
 from ..presets import get_preset
+from ..graph.tokens import GRID_NAME, TokenGrid, add_token_grid, find_token_grid, named_token_grid, token_candidates
 from . import probe_tensors
 
 
@@ -62,6 +64,7 @@ class TappedModel:
     outputs: TappedOutputs
     input: InputSpec
     weights_dir: Path | None = None
+    tokens: TokenGrid | None = None  # a transformer's patch tokens, when F_N is their grid
 
 
 def tap_model(
@@ -126,14 +129,26 @@ def tap_loaded(
     unknown = [name for name in dict.fromkeys(wanted) if name in produced and not (name in tensors and tensors[name].known)]
     if unknown:
         tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
+    tokens = None
+    named_tokens = final is not None and tensors.get(final) is not None and len(tensors[final].shape or ()) == 3
+    if named_tokens or (not layers and not final and not reduces_spatially(model, tensors)):  # a transformer: its token grid is F_N
+        unknown = [name for name in token_candidates(model) if not (name in tensors and tensors[name].known)]
+        if unknown:
+            tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
+        tokens = named_token_grid(model, tensors, final) if named_tokens else find_token_grid(model, tensors)
+        if tokens is not None:
+            model, final, tensors[GRID_NAME] = add_token_grid(model, tokens)
+            # A token's response is its length (pfv_onnx.core.activation.final_response), which the graph's
+            # channel sums are not: the maps and statistics are left to the core.
+            activation_in_graph = statistics = False
     plan = find_taps(model, tensors, layers, final)
     if earlier is not None and not layers:
         plan = TapPlan(plan.layers[len(plan.layers) - earlier :] if earlier else (), plan.final)
     in_graph = activation_in_graph and spec.size is not None
-    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph, statistics=statistics)
+    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph, statistics=statistics, tokens=tokens is not None)
     outputs = read_tapped_outputs(tapped)
     assert outputs is not None
-    return TappedModel(tapped, outputs, spec, weights_dir)
+    return TappedModel(tapped, outputs, spec, weights_dir, tokens)
 
 
 def _class_count(model: onnx.ModelProto, outputs: Sequence[str]) -> int | None:

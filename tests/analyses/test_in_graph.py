@@ -226,3 +226,14 @@ def test_a_basis_of_other_channels_is_refused_where_the_model_leaves_them_open(t
     outputs = export(model, dst, basis=basis)
     picture = Session(onnx.load(str(dst))).run(pfv.featurizer.load(PHOTOS[:2]).inputs, [outputs.picture])[outputs.picture]
     assert picture.shape == (2, 3, 32, 32) and np.isfinite(picture).all()
+
+
+@pytest.mark.parametrize("name", ["timm_deit_distilled", "timm_swin"])
+@pytest.mark.parametrize("weighting", ["focus", "paper"])
+def test_a_transformer_picture_equals_the_numpy_transform(tmp_path, name, weighting):
+    """The token grid (prefix tokens cut off, or a channels-last map laid NCHW) inside the exported graph."""
+    source = tmp_path / f"{name}.onnx"
+    onnx.save(corpus.load(name), str(source))
+    model, outputs, picture, rgb = exported_picture(source, tmp_path, export_options={"preset": "imagenet"}, preset="imagenet", weighting=weighting)
+    assert_same_picture(picture, rgb)
+    assert outputs.final == "pfv_token_grid" and outputs.taps == ()

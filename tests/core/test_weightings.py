@@ -61,3 +61,23 @@ def test_a_basis_keeps_its_weighting(tmp_path):
     np.testing.assert_array_equal(reopened.transform(photos).rgb, focus.transform(photos).rgb)
     with pytest.raises(PFVError, match="weights by focus"):
         PFV(weighting="paper")._use_basis(path)
+
+
+def test_a_token_grid_is_weighted_by_its_tokens_length_not_their_channel_sum():
+    """A norm centres each token over its channels: with a uniform scale (as frameworks initialise it) every
+    token's channel sum is the same, and a channel sum weights by float noise; their length (for focus: their
+    distance from the featureless image's token) does not."""
+    rng = np.random.default_rng(0)
+    raw = rng.standard_normal((3, 64, 6, 10)).astype(np.float32) * rng.random((3, 1, 6, 10), np.float32) * 4
+    tokens = (raw - raw.mean(axis=1, keepdims=True)) / raw.std(axis=1, keepdims=True)  # a LayerNorm without its affine part
+    assert np.ptp(channel_sum(tokens)) < 1e-4 * np.ptp(np.linalg.norm(tokens - tokens[:1], axis=1))
+    blank = BlankResponse(channel_sum(tokens[:1])[0], (), tokens=tokens[0])  # the first image is the blank one
+    distance = np.sqrt(((tokens - tokens[0]) ** 2).sum(axis=1))
+    (focus,) = weighting_sources(tokens, [], "focus", blank)
+    np.testing.assert_allclose(focus, distance, rtol=1e-5, atol=1e-5)
+    assert not focus[0].any() and focus[1:].min() > 0
+    for weighting in ("paper", "final"):
+        (length,) = weighting_sources(tokens, [], weighting, blank)
+        np.testing.assert_allclose(length, np.linalg.norm(tokens, axis=1), rtol=1e-5)
+    w = weighting_map("focus", [focus], (12, 20), [float(focus.max())])
+    np.testing.assert_array_equal(w[0], 1.0)  # the blank image itself: no place to prefer

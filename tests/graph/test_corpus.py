@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from pfv_onnx import PFV, tap_model
+from pfv_onnx import PFV, LayerError, tap_model
+from pfv_onnx.graph import add_outputs
 from pfv_onnx.runtime import Session
 
 # (side of each earlier tap, F_N's (channels, h, w)): one tap per stage, at the stage's own resolution, and
@@ -30,11 +31,24 @@ EXPECTED = {
     "paddle_resnet18": ((32, 16, 8, 4), (512, 2, 2)),
 }
 DOWNSAMPLING = {"Conv", "MaxPool", "AveragePool"}
+# Transformers: (first patch token, other tokens, F_N's (channels, h, w)); channels-last maps (Swin) have no
+# token axis (None). Read off each architecture: a 64 px input in patches of 8 (Swin: of 4, merged twice).
+TRANSFORMERS = {
+    "timm_vit_reg4_48x80": (5, 5, (64, 6, 10)),  # class + 4 registers first, a non-square grid
+    "timm_vit_dynamo": (1, 1, (64, 8, 8)),
+    "timm_deit_distilled": (2, 2, (64, 8, 8)),  # class + distillation
+    "timm_swin": (None, 0, (128, 4, 4)),
+    "timm_swin_dynamo": (None, 0, (128, 4, 4)),
+    "hf_vit": (1, 1, (64, 8, 8)),
+    "hf_vit_dynamo": (1, 1, (64, 8, 8)),
+    "hf_vit_opset14": (1, 1, (64, 8, 8)),  # its final norm written out as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add
+    "torch_vit_registers_last": (1, 4, (64, 8, 8)),  # class first, 3 registers after the patches
+}
 
 
 def test_the_corpus_is_here_with_its_sources():
     sources = json.loads((corpus.CORPUS / "SOURCES.json").read_text())
-    assert sorted(p.stem for p in corpus.CORPUS.glob("*.onnx")) == sorted(EXPECTED) == sorted(sources)
+    assert sorted(p.stem for p in corpus.CORPUS.glob("*.onnx")) == sorted([*EXPECTED, *TRANSFORMERS]) == sorted(sources)
 
 
 def enters_a_downsampling(model: onnx.ModelProto, tensor: str) -> bool:
@@ -72,3 +86,49 @@ def test_real_export(name):
         np.testing.assert_allclose(rewritten[key], value, rtol=1e-5, atol=1e-5)
     result = pfv(x)
     assert np.isfinite(result.rgb).all() and result.rgb.min() >= 0 and result.rgb.max() <= 1 and result.rgb.std() > 0.05
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMERS))
+def test_real_transformer_export(name):
+    """The token rule finds the grid, the other tokens and F_N; F_N holds exactly the patch tokens, laid out as
+    the grid; the original outputs are unchanged; PFV runs."""
+    model = corpus.load(name)
+    tapped = tap_model(model)
+    start, prefix, final = TRANSFORMERS[name]
+    tokens = tapped.tokens
+    assert tokens is not None and tapped.outputs.taps == ()
+    assert (tokens.prefix, (tokens.channels, tokens.height, tokens.width)) == (prefix, final)
+    assert tokens.channels_last == (start is None) and (start is None or tokens.start == start)
+    size = tapped.input.size_or_default
+    x = np.random.default_rng(0).standard_normal((2, 3, *size)).astype(np.float32)
+    original = Session(model).run(x)
+    read = Session(add_outputs(model, [tokens.tokens])).run(x, [tokens.tokens, *original])
+    rewritten = Session(tapped.model).run(x, [tapped.outputs.final, *original])
+    for key, value in original.items():
+        np.testing.assert_allclose(rewritten[key], value, rtol=1e-5, atol=1e-5)
+    # F_N, (B, C, h, w), is the patch tokens in row-major order: what a hand-written reshape_transform gives
+    sequence = read[tokens.tokens]
+    if tokens.channels_last:
+        expected = sequence.transpose(0, 3, 1, 2)
+    else:
+        assert sequence.shape[1] == prefix + tokens.height * tokens.width
+        patches = sequence[:, tokens.start : tokens.start + tokens.height * tokens.width]
+        expected = patches.reshape(2, tokens.height, tokens.width, -1).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(rewritten[tapped.outputs.final], expected)
+    result = PFV(model, preset="imagenet")(x)
+    assert np.isfinite(result.rgb).all() and result.rgb.shape == (2, *size, 3) and result.rgb.std() > 0.05
+
+
+def test_an_earlier_blocks_tokens_named_as_the_final_layer():
+    """``final=`` takes a token sequence too: the first block's output of a ViT with four registers, cut and laid
+    out as its grid; a tensor of tokens that make no grid is refused with one line."""
+    model = corpus.load("timm_vit_reg4_48x80")
+    block = "/blocks/blocks.0/Add_1_output_0"
+    tapped = tap_model(model, final=block)
+    assert tapped.tokens is not None and (tapped.tokens.tokens, tapped.tokens.start, tapped.tokens.height, tapped.tokens.width) == (block, 5, 6, 10)
+    x = np.random.default_rng(0).standard_normal((2, 3, 48, 80)).astype(np.float32)
+    sequence = Session(add_outputs(model, [block])).run(x, [block])[block]
+    grid = Session(tapped.model).run(x, [tapped.outputs.final])[tapped.outputs.final]
+    np.testing.assert_array_equal(grid, sequence[:, 5:65].reshape(2, 6, 10, 64).transpose(0, 3, 1, 2))
+    with pytest.raises(LayerError, match="holds 1 tokens, which do not make the 6 x 10 patch grid"):
+        tap_model(model, final="/Expand_output_0")  # the class token, (B, 1, C)

@@ -9,13 +9,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from helpers import browser
+from helpers import browser, corpus
 from helpers.cli import run_cli
 import numpy as np
 import onnx
 import pytest
 
-from pfv_onnx import export
+from pfv_onnx import PFV, export
 from pfv_onnx.images import bundled
 from pfv_onnx.analyses.in_graph import PICTURE_KEY
 from pfv_onnx.images.preprocess import fit_image, load_image
@@ -138,3 +138,25 @@ def test_only_the_pinned_onnxruntime_web_is_taken(tmp_path, fitted):
         done = web(str(model), "--out", str(tmp_path / "page"), "--samples", str(tmp_path / name))
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, name
         assert not (tmp_path / "page").exists()
+
+
+def test_the_page_draws_a_transformers_picture(tmp_path):
+    """A DeiT (class and distillation tokens, an 8 x 8 grid of patch tokens) exported with a basis: the page
+    runs it in the browser and draws what the Python side computes."""
+    source = tmp_path / "deit.onnx"
+    onnx.save(corpus.load("timm_deit_distilled"), str(source))
+    pfv = PFV(source, preset="imagenet").fit(bundled.sample_images())
+    model = tmp_path / "deit.pfv.onnx"
+    export(source, model, basis=pfv.save_basis(tmp_path / "basis.npz"), preset="imagenet")
+    done = web(str(model), "--out", str(tmp_path / "page"), "--samples", *map(str, SAMPLES))
+    assert done.returncode == 0, done.stderr
+    result = browser.evaluate(tmp_path / "page" / "index.html", tmp_path / "profile", DONE)
+    assert result["status"].startswith("done: 3 photos"), result["status"]
+    pictures = pfv.transform(SAMPLES)
+    for figure in result["figures"]:
+        i = [p.name for p in SAMPLES].index(figure["name"])
+        drawn = np.frombuffer(base64.b64decode(figure["picture"]), np.uint8).reshape(64, 64, 3)
+        fed = np.frombuffer(base64.b64decode(figure["input"]), np.uint8).reshape(64, 64, 3)
+        np.testing.assert_array_equal(fed, fit_image(load_image(SAMPLES[i]), (64, 64)))
+        assert np.abs(drawn.astype(int) - to_uint8(pictures.rgb[i]).astype(int)).max() <= 1
+    assert len(result["figures"]) == 3 and pictures.rgb.std() > 0.05

@@ -36,8 +36,8 @@ MODELS = {
 }
 
 
-def export(model: torch.nn.Module, exporter: str) -> onnx.ModelProto:
-    example = (torch.zeros(1, 3, SIZE, SIZE),)
+def export(model: torch.nn.Module, exporter: str, size: tuple[int, int] = (SIZE, SIZE), opset: int = OPSET) -> onnx.ModelProto:
+    example = (torch.zeros(1, 3, *size),)
     axes = {"image": {0: "batch"}, "logits": {0: "batch"}}
     if exporter == "dynamo":
         program = torch.onnx.export(
@@ -45,7 +45,7 @@ def export(model: torch.nn.Module, exporter: str) -> onnx.ModelProto:
         )
         return program.model_proto
     buffer = io.BytesIO()
-    torch.onnx.export(model, example, buffer, input_names=["image"], output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    torch.onnx.export(model, example, buffer, input_names=["image"], output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False)
     return onnx.load_from_string(buffer.getvalue())
 
 
