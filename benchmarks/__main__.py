@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import overhead, solver, throughput, torch_reference, weightings
 from .environment import PROVIDERS, machine
-from .models import mobilenet_v2_qdq, resnet50_random, vgg16_random
+from .models import mobilenet_v2_qdq, resnet50_random, vgg16_random, vit_random
 from .providers import saved as saved_runtimes
 from .providers import section as runtimes_section
 
@@ -30,6 +30,8 @@ def configurations(quick: bool) -> list[tuple[str, object, list[int]]]:
         ("efficientnet_lite0", "efficientnet_lite0", [1, 8, 32]),
         ("vgg16 (random)", vgg16_random(), [1, 8]),
         ("resnet50 (random)", resnet50_random(), [1, 8]),
+        ("vit_s16 (random)", vit_random(), [1, 8]),
+        ("vit_s16, 4 registers (random)", vit_random(prefix=5), [8]),
     ]
 
 

@@ -135,3 +135,54 @@ def mobilenet_v2_qdq(calibration: int = 8) -> onnx.ModelProto:
         quantize_static(str(bundled.model_path()), str(path), Photos(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         return onnx.load(str(path))
+
+
+def vit_random(size: int = 224, patch: int = 16, dim: int = 384, depth: int = 12, heads: int = 6, prefix: int = 1,
+               classes: int = 1000, seed: int = 0) -> onnx.ModelProto:
+    """A ViT (ViT-S/16 by default: pre-norm blocks of attention and a 4x MLP, LayerNormalization, GELU)
+    with random weights, ``prefix`` tokens before the patches (1: a class token; 2: DeiT's class and
+    distillation tokens; 5: a class token and four registers), the head reading the first; dynamic batch."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    counter = iter(range(10**6))
+
+    def const(value: np.ndarray) -> str:
+        name = f"k{next(counter)}"
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attributes) -> str:
+        out = f"t{next(counter)}"
+        nodes.append(helper.make_node(op, inputs, [out], **attributes))
+        return out
+
+    def linear(x: str, cin: int, cout: int) -> str:
+        w = rng.standard_normal((cin, cout), dtype=np.float32) * np.float32(np.sqrt(1.0 / cin))
+        return node("Add", [node("MatMul", [x, const(w)]), const(np.zeros(cout, np.float32))])
+
+    def norm(x: str) -> str:
+        return node("LayerNormalization", [x, const(np.ones(dim, np.float32)), const(np.zeros(dim, np.float32))], axis=-1)
+
+    grid = size // patch
+    w = rng.standard_normal((dim, 3, patch, patch), dtype=np.float32) * np.float32(np.sqrt(1.0 / (3 * patch * patch)))
+    x = node("Conv", ["image", const(w), const(np.zeros(dim, np.float32))], kernel_shape=[patch, patch], strides=[patch, patch])
+    x = node("Transpose", [node("Reshape", [x, const(np.array([0, dim, grid * grid], np.int64))])], perm=[0, 2, 1])
+    batch = node("Gather", [node("Shape", ["image"]), const(np.array([0], np.int64))], axis=0)
+    shape = node("Concat", [batch, const(np.array([prefix, dim], np.int64))], axis=0)
+    others = node("Expand", [const(rng.standard_normal((1, prefix, dim), dtype=np.float32) * np.float32(0.02)), shape])
+    x = node("Add", [node("Concat", [others, x], axis=1), const(rng.standard_normal((1, prefix + grid * grid, dim), dtype=np.float32) * np.float32(0.02))])
+    tokens, head_dim = prefix + grid * grid, dim // heads
+    for _ in range(depth):
+        qkv = node("Reshape", [linear(norm(x), dim, 3 * dim), const(np.array([0, tokens, 3, heads, head_dim], np.int64))])
+        q, k, v = (node("Transpose", [node("Gather", [qkv, const(np.array(i, np.int64))], axis=2)], perm=[0, 2, 1, 3]) for i in range(3))
+        scores = node("Mul", [node("MatMul", [q, node("Transpose", [k], perm=[0, 1, 3, 2])]), const(np.float32(head_dim**-0.5))])
+        attended = node("MatMul", [node("Softmax", [scores], axis=-1), v])
+        merged = node("Reshape", [node("Transpose", [attended], perm=[0, 2, 1, 3]), const(np.array([0, tokens, dim], np.int64))])
+        x = node("Add", [x, linear(merged, dim, dim)])
+        hidden = linear(norm(x), dim, 4 * dim)
+        gelu = node("Mul", [node("Mul", [hidden, const(np.float32(0.5))]), node("Add", [node("Erf", [node("Mul", [hidden, const(np.float32(2**-0.5))])]), const(np.float32(1.0))])])
+        x = node("Add", [x, linear(gelu, 4 * dim, dim)])
+    first = node("Gather", [norm(x), const(np.array(0, np.int64))], axis=1)
+    w = rng.standard_normal((classes, dim), dtype=np.float32) * np.float32(np.sqrt(1.0 / dim))
+    nodes.append(helper.make_node("Gemm", [first, const(w), const(np.zeros(classes, np.float32))], ["logits"], transB=1))
+    return _classifier(nodes, inits, "vit_random", size, classes)

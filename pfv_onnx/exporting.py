@@ -74,7 +74,7 @@ def export(
         return _export_picture(src, dst, options, given, basis, labels, uint8)
     if uint8:
         raise OptionError("uint8", "is the picture's type: give {} too", mentions=["basis"])
-    tapped = tap_model(src, options.layers, options.final, options.keep_logits, activation_in_graph=True, size=options.size, statistics=statistics)
+    tapped = tap_model(src, options.layers, options.final, options.keep_logits, activation_in_graph=True, size=options.size, statistics=statistics, grid=options.grid)
     save_model(tapped.model, dst, tapped, options.preset, labels)
     return tapped.outputs
 

@@ -167,6 +167,7 @@ class Options:
         layers: tensor names feeding ``A^b`` instead of the tap rule (the last one is ``F_N`` unless ``final``).
         final: tensor name of ``F_N``.
         size: ``(H, W)`` fed to a model that leaves its input size open (default 224 x 224).
+        grid: ``(h, w)`` of a vision transformer's patch tokens, where the graph does not tell it.
         preset: pixel normalisation (:data:`pfv_onnx.presets.PRESETS`); ``None``: the model's metadata
             ``preset`` entry, else ``imagenet``.
         labels: class names for the model's outputs: a file with one per line, or ``imagenet``; ``None``:
@@ -198,6 +199,9 @@ class Options:
     size: tuple[int, int] | None = _option(
         "model", None, _optional(_size),
         "--size", "input size for a model that leaves it open", type=int, nargs=2, metavar=("H", "W"))
+    grid: tuple[int, int] | None = _option(
+        "model", None, _optional(_size),
+        "--grid", "a vision transformer's grid of patch tokens, where the graph does not tell it", type=int, nargs=2, metavar=("H", "W"))
     preset: str | None = _option(
         "images", None, _optional(_choice(sorted(PRESETS))),
         "--preset", "pixel normalisation (default: the model's metadata, else imagenet)", choices=sorted(PRESETS))

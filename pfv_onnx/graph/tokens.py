@@ -3,8 +3,9 @@
 A transformer has no pooling or strided convolution after its patch embedding, so the tap rule
 (:mod:`pfv_onnx.graph.taps`) finds nothing in it. Its ``F_N`` is the token sequence the head reads:
 
-- The **patch grid** ``h x w`` comes from the patch embedding, the first convolution on the image whose stride
-  equals its kernel (``(B, C, h, w)``).
+- The **patch grid** ``h x w`` comes from the patch embedding: the first convolution on the image whose stride
+  equals its kernel (``(B, C, h, w)``), or the first reshape of the image into ``h x w`` patches. Where the
+  graph has neither, the user gives it (``grid=``, ``--grid H W``).
 - The **tokens** are the last tensor in graph order made by a normalisation or a residual ``Add`` (the final
   norm's output: ``LayerNormalization``, or the ``ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add`` it is below opset 17)
   shaped ``(B, N, C)`` with ``N = prefix + h*w`` (a ViT: class, distillation and register tokens make the
@@ -32,6 +33,7 @@ from .shapes import TensorInfo
 
 MAX_PREFIX = 16  # class + distillation + registers; DINOv2 with registers has 5
 MAX_MERGES = 5  # patch-merging stages of a Swin-style model
+MIN_TOKENS = 4  # a grid of fewer places shows nothing
 # Ops whose output may be the token sequence: a norm, or the residual stream.
 TOKEN_MAKERS = {"LayerNormalization", "Add", "SkipLayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization"}
 GRID_NAME = "pfv_token_grid"
@@ -54,19 +56,25 @@ class TokenGrid:
     elem_type: int
 
 
-def patch_embedding(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> tuple[str, int, int] | None:
-    """The patch embedding's output and its grid ``(h, w)``: the first Conv that reads no learned tensor and
-    whose strides equal its kernel (above 1); ``None`` when there is none with a known shape."""
+def patch_embedding(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size: tuple[int, int]) -> tuple[str, int, int] | None:
+    """The patch embedding's output and its grid ``(h, w)`` for an input of ``size``: the first Conv that reads
+    no learned tensor and whose strides equal its kernel (above 1), or the first Reshape of the image into
+    patches, ``(B, C, h, p, w, q)`` or ``(B, h, p, w, q, C)`` with ``h*p`` and ``w*q`` the input's sides; ``None``
+    when there is neither with a known shape."""
     learned: set[str] = set()
     for node in model.graph.node:
         reads_learned = any(name in learned for name in node.input)
-        if node.op_type == "Conv" and not reads_learned:
+        info = tensors.get(node.output[0]) if node.output else None
+        shape = info.shape if info is not None and info.shape is not None else ()
+        if node.op_type == "Conv" and not reads_learned and len(shape) == 4 and shape[2] and shape[3]:
             kernel, strides = attribute(node, "kernel_shape"), attribute(node, "strides")
-            info = tensors.get(node.output[0])
-            if kernel and strides and list(kernel) == list(strides) and max(strides) > 1 and info is not None and info.shape and len(info.shape) == 4:
-                height, width = info.shape[2:]
-                if height and width:
-                    return node.output[0], height, width
+            if kernel and strides and list(kernel) == list(strides) and max(strides) > 1:
+                return node.output[0], shape[2], shape[3]
+        if node.op_type == "Reshape" and not reads_learned and len(shape) == 6:
+            for first in (1, 2):  # channels first, or last
+                sides = shape[first : first + 4]
+                if None not in sides and (sides[0] * sides[1], sides[2] * sides[3]) == tuple(size) and min(sides[1], sides[3]) > 1:
+                    return node.output[0], sides[0], sides[2]
         if node.op_type in LEARNED or reads_learned:
             learned.update(node.output)
     return None
@@ -77,17 +85,26 @@ def token_candidates(model: onnx.ModelProto) -> list[str]:
     convolutions, and of the concatenations and their inputs."""
     names: list[str] = []
     for node in model.graph.node:
-        if node.op_type in TOKEN_MAKERS or node.op_type == "Conv":
+        if node.op_type in TOKEN_MAKERS or node.op_type in ("Conv", "Reshape"):
             names += node.output[:1]
         elif node.op_type == "Concat":
             names += [*node.input, *node.output[:1]]
     return list(dict.fromkeys(n for n in names if n))
 
 
-def find_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> TokenGrid | None:
-    """The patch tokens the head reads, by the rule of the module docstring; ``None`` when the graph has no
-    patch embedding or no token tensor that fits its grid."""
-    embedding = patch_embedding(model, tensors)
+def _grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size: tuple[int, int], grid: tuple[int, int] | None) -> tuple[str, int, int] | None:
+    """Where the patches come from and their grid: ``grid`` as given (the patches then come from the image),
+    or the patch embedding's."""
+    if grid is not None:
+        return model.graph.input[0].name, grid[0], grid[1]
+    return patch_embedding(model, tensors, size)
+
+
+def find_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size: tuple[int, int], grid: tuple[int, int] | None = None) -> TokenGrid | None:
+    """The patch tokens the head reads, by the rule of the module docstring, for an input of ``size``;
+    ``grid`` ``(h, w)`` where the graph cannot tell it. ``None`` when the graph has no patch embedding or no
+    token tensor that fits its grid."""
+    embedding = _grid(model, tensors, size, grid)
     if embedding is None:
         return None
     patches, height, width = embedding
@@ -97,7 +114,7 @@ def find_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> T
         info = tensors.get(node.output[0])
         if info is None or not info.known or info.elem_type not in FLOATS:
             continue
-        found = _fits(node.output[0], info, height, width)
+        found = _fits(node.output[0], info, height, width, _batch(model))
         if found is not None:
             if found.prefix:
                 found = _placed(model, tensors, found, patches)
@@ -105,7 +122,8 @@ def find_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) -> T
     return None
 
 
-def named_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], name: str) -> TokenGrid | None:
+def named_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], name: str, size: tuple[int, int],
+                     grid: tuple[int, int] | None = None) -> TokenGrid | None:
     """The token grid of the tensor ``name`` a user named as ``F_N`` when it is a ``(B, N, C)`` token
     sequence (an earlier block's output, say); ``None`` for a tensor of any other rank.
 
@@ -115,12 +133,13 @@ def named_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], nam
     info = tensors.get(name)
     if info is None or info.shape is None or len(info.shape) != 3:
         return None
-    embedding = patch_embedding(model, tensors)
+    embedding = _grid(model, tensors, size, grid)
     if embedding is None:
         raise LayerError(f"{name!r} is a sequence of tokens {list(info.shape)}, and the model has no patch embedding "
-                         "(a convolution whose stride is its kernel) to tell their grid")
+                         "(a convolution whose stride is its kernel) to tell their grid: give it with grid=",
+                         flags={"grid=": "--grid H W"})
     patches, height, width = embedding
-    found = _fits(name, info, height, width) if info.known else None
+    found = _fits(name, info, height, width, _batch(model)) if info.known else None
     if found is None:
         raise LayerError(f"{name!r} holds {info.shape[1]} tokens, which do not make the {height} x {width} patch grid "
                          f"(with at most {MAX_PREFIX} other tokens) or a grid merged from it")
@@ -130,11 +149,14 @@ def named_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], nam
 FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
 
 
-def _fits(name: str, info: TensorInfo, height: int, width: int) -> TokenGrid | None:
+def _fits(name: str, info: TensorInfo, height: int, width: int, batch: int | None) -> TokenGrid | None:
     """``name`` as tokens of the ``height x width`` patch grid (or of a grid merged from it), or ``None``."""
     shape = info.shape
     assert shape is not None
-    grids = [(height >> k, width >> k) for k in range(MAX_MERGES + 1) if height >> k and width >> k and (k == 0 or (height % (1 << k) == 0 and width % (1 << k) == 0))]
+    if shape[0] not in (None, batch or 1):  # the batch first: not a (N, B, C) tensor inside an attention
+        return None
+    grids = [(height >> k, width >> k) for k in range(MAX_MERGES + 1)
+             if (height >> k) * (width >> k) >= MIN_TOKENS and (k == 0 or (height % (1 << k) == 0 and width % (1 << k) == 0))]
     if len(shape) == 4:
         if (shape[1], shape[2]) in grids:
             return TokenGrid(name, True, 0, 0, shape[1], shape[2], shape[3], info.elem_type)
@@ -184,6 +206,12 @@ def _token_count(tensors: dict[str, TensorInfo], name: str) -> int | None:
     """``N`` of a ``(B, N, C)`` tensor, ``None`` for any other."""
     info = tensors.get(name)
     return info.shape[1] if info is not None and info.shape is not None and len(info.shape) == 3 else None
+
+
+def _batch(model: onnx.ModelProto) -> int | None:
+    """The image input's fixed batch, ``None`` when it is left open."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return dims[0].dim_value or None if dims and dims[0].HasField("dim_value") else None
 
 
 def _descendants(model: onnx.ModelProto, name: str) -> set[str]:

@@ -91,7 +91,7 @@ class Featurizer:
             statistics = self.providers[0] in GPU_PROVIDERS
         self.tapped: TappedModel = tap_loaded(
             source, list(options.layers) if options.layers else None, options.final, options.keep_logits, in_graph,
-            size=size, weights_dir=weights_folder(resolved, source), earlier=earlier, statistics=statistics,
+            size=size, weights_dir=weights_folder(resolved, source), earlier=earlier, statistics=statistics, grid=options.grid,
         )
         # F_N stays in onnxruntime when the graph computes what the decomposition needs of it.
         self.statistics = statistics and self.tapped.outputs.statistics is not None

@@ -73,10 +73,12 @@ def tap_model(
     final: str | None = None,
     keep_logits: bool = True,
     activation_in_graph: bool = True,
+    *,
     size: tuple[int, int] | None = None,
     weights_dir: Path | None = None,
     earlier: int | None = None,
     statistics: bool = False,
+    grid: tuple[int, int] | None = None,
 ) -> TappedModel:
     """Load ``src`` and rewrite it to output what PFV needs. A model tapped before is used as it is.
 
@@ -91,10 +93,11 @@ def tap_model(
         earlier: keep only this many of the last earlier taps the rule finds (``None``: all); layers named
             in ``layers`` are all kept.
         statistics: also output ``F_N``'s statistics for the decomposition (:func:`pfv_onnx.graph.add_pfv_outputs`).
+        grid: ``(h, w)`` of a transformer's patch tokens, where the graph does not tell it (:mod:`pfv_onnx.graph.tokens`).
     """
     model = load_model(src)
     return tap_loaded(model, layers, final, keep_logits, activation_in_graph, size=size,
-                      weights_dir=weights_dir or weights_folder(src, model), earlier=earlier, statistics=statistics)
+                      weights_dir=weights_dir or weights_folder(src, model), earlier=earlier, statistics=statistics, grid=grid)
 
 
 def tap_loaded(
@@ -108,6 +111,7 @@ def tap_loaded(
     weights_dir: Path | None = None,
     earlier: int | None = None,
     statistics: bool = False,
+    grid: tuple[int, int] | None = None,
 ) -> TappedModel:
     """:func:`tap_model` of a model :func:`~pfv_onnx.graph.model_io.load_model` loaded and checked already
     (checking serialises the whole model: a large one costs seconds a time)."""
@@ -129,18 +133,11 @@ def tap_loaded(
     unknown = [name for name in dict.fromkeys(wanted) if name in produced and not (name in tensors and tensors[name].known)]
     if unknown:
         tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
-    tokens = None
-    named_tokens = final is not None and tensors.get(final) is not None and len(tensors[final].shape or ()) == 3
-    if named_tokens or (not layers and not final and not reduces_spatially(model, tensors)):  # a transformer: its token grid is F_N
-        unknown = [name for name in token_candidates(model) if not (name in tensors and tensors[name].known)]
-        if unknown:
-            tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
-        tokens = named_token_grid(model, tensors, final) if named_tokens else find_token_grid(model, tensors)
-        if tokens is not None:
-            model, final, tensors[GRID_NAME] = add_token_grid(model, tokens)
-            # A token's response is its length (pfv_onnx.core.activation.final_response), which the graph's
-            # channel sums are not: the maps and statistics are left to the core.
-            activation_in_graph = statistics = False
+    model, final, tokens = _token_grid(model, tensors, spec, weights_dir, layers, final, grid)
+    if tokens is not None:
+        # A token's response is its length (pfv_onnx.core.activation.final_response), which the graph's
+        # channel sums are not: the maps and statistics are left to the core.
+        activation_in_graph = statistics = False
     plan = find_taps(model, tensors, layers, final)
     if earlier is not None and not layers:
         plan = TapPlan(plan.layers[len(plan.layers) - earlier :] if earlier else (), plan.final)
@@ -149,6 +146,30 @@ def tap_loaded(
     outputs = read_tapped_outputs(tapped)
     assert outputs is not None
     return TappedModel(tapped, outputs, spec, weights_dir, tokens)
+
+
+def _token_grid(
+    model: onnx.ModelProto, tensors: dict, spec: InputSpec, weights_dir: Path | None, layers: list[str] | None, final: str | None, grid: tuple[int, int] | None
+) -> tuple[onnx.ModelProto, str | None, TokenGrid | None]:
+    """A transformer's patch tokens as ``F_N`` (:mod:`pfv_onnx.graph.tokens`): found by the token rule where the
+    tap rule finds nothing or ``grid`` is given, or the ``(B, N, C)`` tokens named ``final``. Returns the model
+    with the grid's nodes, ``F_N``'s name and the grid (``tensors`` gains its shape); for any other model, what
+    it was given and ``None``."""
+    info = tensors.get(final) if final else None
+    named = info is not None and info.shape is not None and len(info.shape) == 3
+    if not named and (layers or final or (grid is None and reduces_spatially(model, tensors))):
+        return model, final, None
+    unknown = [name for name in token_candidates(model) if not (name in tensors and tensors[name].known)]
+    if unknown:
+        tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
+    size = spec.size_or_default
+    tokens = named_token_grid(model, tensors, final, size, grid) if named and final else find_token_grid(model, tensors, size, grid)
+    if tokens is None:
+        if grid is not None:
+            raise LayerError(f"grid= {grid[0]} x {grid[1]}: no sequence of tokens in the model makes that grid", flags={"grid=": "--grid"})
+        return model, final, None
+    model, name, tensors[GRID_NAME] = add_token_grid(model, tokens)
+    return model, name, tokens
 
 
 def _class_count(model: onnx.ModelProto, outputs: Sequence[str]) -> int | None:

@@ -43,6 +43,7 @@ TRANSFORMERS = {
     "hf_vit_dynamo": (1, 1, (64, 8, 8)),
     "hf_vit_opset14": (1, 1, (64, 8, 8)),  # its final norm written out as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add
     "torch_vit_registers_last": (1, 4, (64, 8, 8)),  # class first, 3 registers after the patches
+    "torch_vit_linear_patches": (1, 1, (64, 8, 8)),  # patches by a reshape of the image and a linear layer
 }
 
 
@@ -132,3 +133,13 @@ def test_an_earlier_blocks_tokens_named_as_the_final_layer():
     np.testing.assert_array_equal(grid, sequence[:, 5:65].reshape(2, 6, 10, 64).transpose(0, 3, 1, 2))
     with pytest.raises(LayerError, match="holds 1 tokens, which do not make the 6 x 10 patch grid"):
         tap_model(model, final="/Expand_output_0")  # the class token, (B, 1, C)
+
+
+def test_a_grid_given_where_the_graph_cannot_tell_it():
+    """``grid=`` names the patch grid: the same tokens as the rule finds by itself, and a grid no tokens make
+    is refused with one line. A transformer-sized attention tensor laid out ``(N, B, C)`` is not taken for
+    tokens."""
+    model = corpus.load("torch_vit_linear_patches")
+    assert tap_model(model, grid=(8, 8)).tokens == tap_model(model).tokens
+    with pytest.raises(LayerError, match="grid= 4 x 4: no sequence of tokens in the model makes that grid"):
+        tap_model(model, grid=(4, 4))

@@ -50,6 +50,22 @@ class RegistersLast(torch.nn.Module):
         return self.head(self.norm(self.blocks(tokens))[:, 0])
 
 
+class LinearPatches(RegistersLast):
+    """A ViT whose patch embedding is a reshape of the image into 8 x 8 patches and a linear layer (no
+    convolution): ``[class, patches...]``, no registers."""
+
+    def __init__(self, dim: int = 64, size: int = 64, patch: int = 8):
+        super().__init__(registers=1, dim=dim, size=size, patch=patch)
+        self.patch, self.linear = patch, torch.nn.Linear(3 * patch * patch, dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        b, c, height, width = image.shape
+        p = self.patch
+        patches = image.reshape(b, c, height // p, p, width // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, (height // p) * (width // p), c * p * p)
+        tokens = torch.cat([self.cls.expand(b, -1, -1), self.linear(patches)], 1) + self.position
+        return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+
 class HuggingFace(torch.nn.Module):
     """transformers' ViTForImageClassification, returning its logits."""
 
@@ -77,6 +93,7 @@ MODELS = {
     # below opset 17 LayerNormalization is exported as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add
     "hf_vit_opset14": (HuggingFace, (64, 64), "torchscript", 14),
     "torch_vit_registers_last": (RegistersLast, (64, 64), "torchscript"),
+    "torch_vit_linear_patches": (LinearPatches, (64, 64), "torchscript"),
 }
 
 
