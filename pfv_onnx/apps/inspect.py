@@ -9,7 +9,7 @@ import argparse
 from ..util.console import plural, say
 from ..runtime.featurizer import Featurizer
 from ..graph import infer_tensors, load_model
-from ..graph.tokens import TokenGrid
+from ..graph.tokens import TokenGrid, token_sequences
 from ..analyses.in_graph import read_picture_output
 from ..options import WEIGHTINGS, Options
 from ..core.activation import EARLIER_TAPS
@@ -59,6 +59,11 @@ def run(args: argparse.Namespace, options: Options) -> int:
     tokens = featurizer.tapped.tokens
     if tokens is not None:
         say(f"token grid: {token_line(tokens)}")
+        model = load_model(featurizer.model_path) if featurizer.model_path else featurizer.tapped.model
+        sequences = token_sequences(model, infer_tensors(model), featurizer.size, tokens.channels, options.grid)
+        say(f"token sequences --final also accepts (the blocks' norms and sums, in graph order): {len(sequences)}")
+        for name in sequences[-SHOWN:]:
+            say(f"  {name}")
     say("linear head after F_N: " + (f"{head.weight.shape[0]} classes (CAM and the atlas's classes use it)" if head is not None else "none"))
     taps = featurizer.taps
     say(f"earlier taps (the paper's weighting sums them all): {plural(len(taps), 'tap')}")

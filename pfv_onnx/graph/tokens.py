@@ -122,6 +122,21 @@ def find_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size
     return None
 
 
+def token_sequences(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size: tuple[int, int], channels: int, grid: tuple[int, int] | None = None) -> list[str]:
+    """The token sequences ``final=`` may name, in graph order: the outputs of the ops that make tokens (norms,
+    residual sums) shaped as tokens of the patch grid, of ``channels`` (the residual stream's width)."""
+    embedding = _grid(model, tensors, size, grid)
+    if embedding is None:
+        return []
+    _, height, width = embedding
+    found = []
+    for node in model.graph.node:
+        info = tensors.get(node.output[0]) if node.op_type in TOKEN_MAKERS and node.output else None
+        if info is not None and info.known and info.shape is not None and len(info.shape) == 3 and info.shape[2] == channels and _fits(node.output[0], info, height, width, _batch(model)):
+            found.append(node.output[0])
+    return found
+
+
 def named_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], name: str, size: tuple[int, int],
                      grid: tuple[int, int] | None = None) -> TokenGrid | None:
     """The token grid of the tensor ``name`` a user named as ``F_N`` when it is a ``(B, N, C)`` token

@@ -69,3 +69,13 @@ def test_evaluate(model, tmp_path, capsys):
     summary = json.loads((tmp_path / "evaluate" / "summary.json").read_text())
     assert all(0 <= entry["auc"] <= 1 for entry in summary["maps"].values())
     assert code in (0, 1) and (code == 0 or "not trustworthy" in capsys.readouterr().err)
+
+
+def test_inspect_shows_the_grid_the_tokens_left_out_and_the_blocks(capsys, tmp_path):
+    saved = tmp_path / "deit.onnx"
+    onnx.save(corpus.load("timm_deit_distilled"), str(saved))
+    assert main(["inspect", str(saved), "--preset", "imagenet"]) == 0
+    out = capsys.readouterr().out
+    assert "final layer F_N: pfv_token_grid, 64 channels, 8 x 8" in out
+    assert "token grid: 8 x 8 patches: tokens 2 to 65 of /norm/LayerNormalization_output_0 (66 tokens of 64 channels); 2 other tokens" in out
+    assert "token sequences --final also accepts" in out and "/blocks/blocks.1/Add_1_output_0" in out

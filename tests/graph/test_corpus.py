@@ -41,7 +41,8 @@ TRANSFORMERS = {
     "timm_swin_dynamo": (None, 0, (128, 4, 4)),
     "hf_vit": (1, 1, (64, 8, 8)),
     "hf_vit_dynamo": (1, 1, (64, 8, 8)),
-    "hf_vit_opset14": (1, 1, (64, 8, 8)),  # its final norm written out as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add
+    "hf_vit_opset14": (1, 1, (64, 8, 8)),
+    "hf_swin": (0, 0, (128, 4, 4)),  # (B, h*w, C) tokens after two patch mergings  # its final norm written out as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add
     "torch_vit_registers_last": (1, 4, (64, 8, 8)),  # class first, 3 registers after the patches
     "torch_vit_linear_patches": (1, 1, (64, 8, 8)),  # patches by a reshape of the image and a linear layer
 }

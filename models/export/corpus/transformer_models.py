@@ -79,6 +79,19 @@ class HuggingFace(torch.nn.Module):
         return self.model(pixel_values=image).logits
 
 
+class HuggingFaceSwin(torch.nn.Module):
+    """transformers' SwinForImageClassification, returning its logits: its stages keep ``(B, h*w, C)`` tokens."""
+
+    def __init__(self):
+        super().__init__()
+        config = transformers.SwinConfig(image_size=64, patch_size=4, embed_dim=32, depths=[1, 1, 1], num_heads=[1, 2, 4], window_size=4,
+                                         num_labels=10)
+        self.model = transformers.SwinForImageClassification(config)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=image).logits
+
+
 # name: (module, input size, exporter[, opset])
 MODELS = {
     "timm_vit_reg4_48x80": (lambda: VisionTransformer(img_size=(48, 80), reg_tokens=4, **SMALL), (48, 80), "torchscript"),
@@ -90,6 +103,7 @@ MODELS = {
                          (64, 64), "dynamo"),
     "hf_vit": (HuggingFace, (64, 64), "torchscript"),
     "hf_vit_dynamo": (HuggingFace, (64, 64), "dynamo"),
+    "hf_swin": (HuggingFaceSwin, (64, 64), "torchscript"),
     # below opset 17 LayerNormalization is exported as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add
     "hf_vit_opset14": (HuggingFace, (64, 64), "torchscript", 14),
     "torch_vit_registers_last": (RegistersLast, (64, 64), "torchscript"),
