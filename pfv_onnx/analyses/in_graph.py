@@ -36,7 +36,7 @@ from ..options import RESIZE_MODES, WEIGHTINGS, field_type_problem
 from ..graph import Tap, TappedOutputs, read_tapped_outputs
 from ..graph.builder import GraphBuilder
 from ..graph.model_io import check_rewritten, set_metadata
-from ..graph.rewrite import METADATA_KEY, channel_sum
+from ..graph.rewrite import METADATA_KEY, channel_sum, token_length
 from ..images.preprocess import MAX_INPUT_PIXELS
 from .basis.checks import check_channels, check_fitted, check_layers
 
@@ -235,9 +235,7 @@ def _sources(build: GraphBuilder, basis: FittedBasis, final: str, maps, shapes, 
     if blank.tokens is not None:  # a token grid: each token's length (from the blank image's token, for focus)
         if basis.weighting == "focus":
             final = build.node("Sub", [final, build.constant(blank.tokens.astype(np.float32)[None], "pfv/picture/blank_tokens")], "pfv/picture/from_blank")
-        squares = build.node("Mul", [final, final], "pfv/picture/squares")
-        length = build.node("Sqrt", [channel_sum(build, Tap(squares, channels, height, width, TensorProto.FLOAT), "pfv/picture/square_sum")], "pfv/picture/length")
-        return [length], [(height, width)]
+        return [token_length(build, Tap(final, channels, height, width, TensorProto.FLOAT), "pfv/picture/length")], [(height, width)]
     final_sum = channel_sum(build, Tap(final, channels, height, width, TensorProto.FLOAT), "pfv/picture/final_sum")
     if basis.weighting != "focus":
         return [final_sum], [_hw(blank.final)]

@@ -13,6 +13,8 @@ metadata under :data:`METADATA_KEY`, so a saved tapped model describes itself.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import json
 from dataclasses import dataclass
 
@@ -119,7 +121,7 @@ def add_pfv_outputs(
     keep_logits: bool = True,
     activation_in_graph: bool = True,
     statistics: bool = False,
-    tokens: bool = False,
+    token_grids: Collection[str] = (),
 ) -> onnx.ModelProto:
     """A copy of ``model`` rewritten to output what PFV needs (see the module docstring).
 
@@ -133,8 +135,9 @@ def add_pfv_outputs(
             ``C x C`` scatter of its pixels about their mean over the run (a leading axis of 1, not the
             batch; centred on the device, where a GPU's float32 or TF32 products would lose the small
             variances beside large means).
-        tokens: ``plan.final`` is a transformer's token grid (:func:`pfv_onnx.graph.tokens.add_token_grid`),
-            recorded for the readers of its outputs.
+        token_grids: the taps that are a transformer's token grids (:func:`pfv_onnx.graph.tokens.add_token_grid`):
+            an earlier one's map is its tokens' length, not their channel sum; ``F_N`` being one is recorded
+            for the readers of the outputs.
     """
     if activation_in_graph and spec.size is None:
         raise ModelError("the model's input size is not fixed, so A^b cannot be sized inside the graph")
@@ -147,7 +150,7 @@ def add_pfv_outputs(
         del graph.output[:]
     first_added = len(graph.node)
 
-    maps = [channel_sum(build, tap, f"pfv_map_{i}") for i, tap in enumerate(plan.layers)]
+    maps = [(token_length if tap.name in token_grids else channel_sum)(build, tap, f"pfv_map_{i}") for i, tap in enumerate(plan.layers)]
     activation = _total_activation(build, plan, maps, spec.size) if activation_in_graph and spec.size is not None else None
 
     batch = spec.batch if spec.batch is not None else _batch_param(model, spec.name)
@@ -165,7 +168,7 @@ def add_pfv_outputs(
     if not keep_logits:
         _prune(graph)
     tapped = TappedOutputs(taps=tuple(plan.layer_names), final=plan.final.name, maps=tuple(maps), activation=activation,
-                           original=tuple(original), statistics=added, tokens=tokens)
+                           original=tuple(original), statistics=added, tokens=plan.final.name in token_grids)
     set_metadata(out, {METADATA_KEY: tapped.to_json()})
     check_rewritten(out, "the tapped model")
     return out
@@ -191,6 +194,15 @@ def channel_sum(build: GraphBuilder, tap: Tap, wanted: str) -> str:
     source = build.as_float(tap.name, tap.elem_type, f"{wanted}/float")
     ones = build.constant(np.ones((1, tap.channels, 1, 1), dtype=np.float32), f"{wanted}/ones")
     return build.node("Conv", [source, ones], wanted, kernel_shape=[1, 1])
+
+
+def token_length(build: GraphBuilder, tap: Tap, wanted: str) -> str:
+    """Append the ``(B, 1, h, w)`` float32 length of each token of a token grid ``tap`` (the square root of
+    the channel sum of its square)."""
+    source = build.as_float(tap.name, tap.elem_type, f"{wanted}/float")
+    squares = build.node("Mul", [source, source], f"{wanted}/squares")
+    summed = channel_sum(build, Tap(squares, tap.channels, tap.height, tap.width, TensorProto.FLOAT), f"{wanted}/square_sum")
+    return build.node("Sqrt", [summed], wanted)
 
 
 def _statistics(build: GraphBuilder, final: Tap, batch: int | str) -> tuple[str, str, str]:

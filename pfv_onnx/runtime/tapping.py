@@ -133,43 +133,57 @@ def tap_loaded(
     unknown = [name for name in dict.fromkeys(wanted) if name in produced and not (name in tensors and tensors[name].known)]
     if unknown:
         tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
-    model, final, tokens = _token_grid(model, tensors, spec, weights_dir, layers, final, grid)
-    if tokens is not None:
-        # A token's response is its length (pfv_onnx.core.activation.final_response), which the graph's
-        # channel sums are not: the maps and statistics are left to the core.
-        activation_in_graph = statistics = False
+    model, layers, final, grids = _token_grids(model, tensors, spec, weights_dir, layers, final, grid)
     plan = find_taps(model, tensors, layers, final)
+    tokens = grids.get(plan.final.name)
+    if tokens is not None:
+        # A token's response is its length (pfv_onnx.core.activation.final_response), which F_N's channel
+        # sums in the graph are not: they are left to the core.
+        activation_in_graph = statistics = False
     if earlier is not None and not layers:
         plan = TapPlan(plan.layers[len(plan.layers) - earlier :] if earlier else (), plan.final)
     in_graph = activation_in_graph and spec.size is not None
-    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph, statistics=statistics, tokens=tokens is not None)
+    tapped = add_pfv_outputs(model, plan, spec, keep_logits=keep_logits, activation_in_graph=in_graph, statistics=statistics, token_grids=set(grids))
     outputs = read_tapped_outputs(tapped)
     assert outputs is not None
     return TappedModel(tapped, outputs, spec, weights_dir, tokens)
 
 
-def _token_grid(
+def _token_grids(
     model: onnx.ModelProto, tensors: dict, spec: InputSpec, weights_dir: Path | None, layers: list[str] | None, final: str | None, grid: tuple[int, int] | None
-) -> tuple[onnx.ModelProto, str | None, TokenGrid | None]:
-    """A transformer's patch tokens as ``F_N`` (:mod:`pfv_onnx.graph.tokens`): found by the token rule where the
-    tap rule finds nothing or ``grid`` is given, or the ``(B, N, C)`` tokens named ``final``. Returns the model
-    with the grid's nodes, ``F_N``'s name and the grid (``tensors`` gains its shape); for any other model, what
-    it was given and ``None``."""
-    info = tensors.get(final) if final else None
-    named = info is not None and info.shape is not None and len(info.shape) == 3
-    if not named and (layers or final or (grid is None and reduces_spatially(model, tensors))):
-        return model, final, None
+) -> tuple[onnx.ModelProto, list[str] | None, str | None, dict[str, TokenGrid]]:
+    """A transformer's patch tokens laid out as grids (:mod:`pfv_onnx.graph.tokens`): ``F_N`` found by the token
+    rule where the tap rule finds nothing or ``grid`` is given, and each ``(B, N, C)`` token sequence named in
+    ``layers`` or ``final``. Returns the model with the grids' nodes, ``layers`` and ``final`` with each sequence
+    replaced by its grid, and the grids by their names (``tensors`` gains their shapes)."""
+
+    def is_tokens(name: str) -> bool:
+        info = tensors.get(name)
+        return info is not None and info.shape is not None and len(info.shape) == 3
+
+    named = [name for name in [*(layers or []), *([final] if final else [])] if is_tokens(name)]
+    automatic = not layers and not final and (grid is not None or not reduces_spatially(model, tensors))
+    if not named and not automatic:
+        return model, layers, final, {}
     unknown = [name for name in token_candidates(model) if not (name in tensors and tensors[name].known)]
     if unknown:
         tensors.update(probe_tensors(model, unknown, spec, tensors, weights_dir))
     size = spec.size_or_default
-    tokens = named_token_grid(model, tensors, final, size, grid) if named and final else find_token_grid(model, tensors, size, grid)
-    if tokens is None:
-        if grid is not None:
-            raise LayerError(f"grid= {grid[0]} x {grid[1]}: no sequence of tokens in the model makes that grid", flags={"grid=": "--grid"})
-        return model, final, None
-    model, name, tensors[GRID_NAME] = add_token_grid(model, tokens)
-    return model, name, tokens
+    found = {name: named_token_grid(model, tensors, name, size, grid) for name in dict.fromkeys(named)}
+    if automatic:
+        found[""] = find_token_grid(model, tensors, size, grid)
+        if found[""] is None:
+            if grid is not None:
+                raise LayerError(f"grid= {grid[0]} x {grid[1]}: no sequence of tokens in the model makes that grid", flags={"grid=": "--grid"})
+            return model, layers, final, {}
+    grids, renamed = {}, {}
+    for name, tokens in found.items():
+        assert tokens is not None
+        model, renamed[name], tensors[GRID_NAME] = add_token_grid(model, tokens)
+        tensors[renamed[name]] = tensors[GRID_NAME]
+        grids[renamed[name]] = tokens
+    new_layers = [renamed.get(name, name) for name in layers] if layers else layers
+    return model, new_layers, renamed.get(final or "", final), grids
 
 
 def _class_count(model: onnx.ModelProto, outputs: Sequence[str]) -> int | None:

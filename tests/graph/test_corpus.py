@@ -144,3 +144,20 @@ def test_a_grid_given_where_the_graph_cannot_tell_it():
     assert tap_model(model, grid=(8, 8)).tokens == tap_model(model).tokens
     with pytest.raises(LayerError, match="grid= 4 x 4: no sequence of tokens in the model makes that grid"):
         tap_model(model, grid=(4, 4))
+
+
+def test_earlier_blocks_tokens_named_as_layers():
+    """``layers=`` takes token sequences: each is laid out as its grid, an earlier one's map is its tokens'
+    length, and the last is F_N unless ``final`` names another."""
+    model = corpus.load("timm_vit_reg4_48x80")
+    first, second = "/blocks/blocks.0/Add_1_output_0", "/norm/LayerNormalization_output_0"
+    tapped = tap_model(model, layers=[first], final=second)
+    assert tapped.tokens is not None and tapped.tokens.tokens == second and tapped.outputs.tokens
+    assert len(tapped.outputs.taps) == 1 and tapped.outputs.taps[0].startswith("pfv_token_grid")
+    x = np.random.default_rng(0).standard_normal((2, 3, 48, 80)).astype(np.float32)
+    sequence = Session(add_outputs(model, [first])).run(x, [first])[first]
+    read = Session(tapped.model).run(x, [tapped.outputs.maps[0], tapped.outputs.final])
+    length = np.linalg.norm(sequence[:, 5:65], axis=2).reshape(2, 1, 6, 10)
+    np.testing.assert_allclose(read[tapped.outputs.maps[0]], length, rtol=1e-4)
+    result = PFV(model, layers=[first], final=second, preset="imagenet", weighting="paper")(x)
+    assert np.isfinite(result.rgb).all() and result.rgb.std() > 0.05
