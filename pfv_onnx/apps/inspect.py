@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         say(f"token grid: {token_line(tokens)}")
         model = load_model(featurizer.model_path) if featurizer.model_path else featurizer.tapped.model
         sequences = token_sequences(model, infer_tensors(model), featurizer.size, tokens.channels, options.grid)
-        say(f"token sequences --final also accepts (the blocks' norms and sums, in graph order): {len(sequences)}")
+        say(f"token sequences --final and --layers also accept (the blocks' norms and sums, in graph order): {len(sequences)}")
         for name in sequences[-SHOWN:]:
             say(f"  {name}")
     say("linear head after F_N: " + (f"{head.weight.shape[0]} classes (CAM and the atlas's classes use it)" if head is not None else "none"))

@@ -123,7 +123,7 @@ def find_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size
 
 
 def token_sequences(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size: tuple[int, int], channels: int, grid: tuple[int, int] | None = None) -> list[str]:
-    """The token sequences ``final=`` may name, in graph order: the outputs of the ops that make tokens (norms,
+    """The token sequences ``final=`` and ``layers=`` may name, in graph order: the outputs of the ops that make tokens (norms,
     residual sums) shaped as tokens of the patch grid, of ``channels`` (the residual stream's width)."""
     embedding = _grid(model, tensors, size, grid)
     if embedding is None:
