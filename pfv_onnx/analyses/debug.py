@@ -54,7 +54,7 @@ class Debug:
     def __repr__(self) -> str:
         top = self.summary["prediction"][0] if self.summary["prediction"] else None
         predicted = f", predicted {top['label'] or top['class']} ({top['probability']:.0%})" if top else ""
-        lines = [f"Debug of {Path(self.summary['image']).name}{predicted}", *(f"  {line}" for line in self.summary["verdict"]),]
+        lines = [f"Debug of {Path(self.summary['image']).name}{predicted}", *(f"  {line}" for line in self.summary["verdict"])]
         return "\n".join(lines)
 
 

@@ -235,16 +235,18 @@ def _sources(build: GraphBuilder, basis: FittedBasis, final: str, maps, shapes, 
     if blank.tokens is not None:  # a token grid: each token's length (from the blank image's token, for focus)
         if basis.weighting == "focus":
             final = build.node("Sub", [final, build.constant(blank.tokens.astype(np.float32)[None], "pfv/picture/blank_tokens")], "pfv/picture/from_blank")
-        return [token_length(build, Tap(final, channels, height, width, TensorProto.FLOAT), "pfv/picture/length")], [(height, width)]
-    final_sum = channel_sum(build, Tap(final, channels, height, width, TensorProto.FLOAT), "pfv/picture/final_sum")
+        response = token_length(build, Tap(final, channels, height, width, TensorProto.FLOAT), "pfv/picture/length")
+    else:
+        response = channel_sum(build, Tap(final, channels, height, width, TensorProto.FLOAT), "pfv/picture/final_sum")
     if basis.weighting != "focus":
-        return [final_sum], [_hw(blank.final)]
+        return [response], [(height, width)]
 
     def beyond(name: str, response: np.ndarray) -> str:
         floor = build.constant(response.astype(np.float32)[None, None], "pfv/picture/blank")
         return build.node("Relu", [build.node("Sub", [name, floor], "pfv/picture/difference")], "pfv/picture/beyond_blank")
 
-    sources, source_shapes = [beyond(final_sum, blank.final)], [_hw(blank.final)]
+    # A token grid's response is its distance from the blank image's tokens already.
+    sources, source_shapes = [response if blank.tokens is not None else beyond(response, blank.final)], [(height, width)]
     if maps:
         sources.append(beyond(maps[-1], blank.maps[-1]))
         source_shapes.append(tuple(shapes[-1]))

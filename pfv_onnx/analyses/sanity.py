@@ -57,7 +57,7 @@ class Sanity:
         lines = [f"Randomisation test {'passed' if s['passed'] else 'FAILED'}: {s['layers']} layers, {len(s['images'])} images, "
                  f"cascade trend {s['cascade_trend']:.2f}",
                  *(f"  top {r['randomised']} random: Spearman {r['spearman']:+.3f}, SSIM {r['ssim']:.3f}" for r in s["cascade"]),
-                 f"  all at once: Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}",]
+                 f"  all at once: Spearman {once['spearman']:+.3f}, SSIM {once['ssim']:.3f}"]
         return "\n".join(lines)
 
 

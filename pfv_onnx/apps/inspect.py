@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     tokens = featurizer.tapped.tokens
     if tokens is not None:
         say(f"token grid: {token_line(tokens)}")
-        model = load_model(featurizer.model_path) if featurizer.model_path else featurizer.tapped.model
+        model = featurizer.tapped.model  # pinned to the input size: shape inference reaches the tokens
         sequences = token_sequences(model, infer_tensors(model), featurizer.size, tokens.channels, options.grid)
         say(f"token sequences --final and --layers also accept (the blocks' norms and sums, in graph order): {len(sequences)}")
         for name in sequences[-SHOWN:]:

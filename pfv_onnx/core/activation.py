@@ -117,9 +117,9 @@ def weighting_sources(
     final: np.ndarray, maps: Sequence[np.ndarray], weighting: str = "paper", blank: BlankResponse | None = None
 ) -> list[np.ndarray]:
     """The ``(B, h, w)`` float32 maps a weighting combines (see the module docstring): for ``paper`` the
-    earlier taps' channel sums (``F_N``'s own without them), for ``final`` ``F_N``'s, for ``focus`` ``D_N``
-    and, when there is an earlier tap, ``D_L`` for the last one. ``final`` is ``F_N`` ``(B, C, h, w)``, or
-    its channel sum ``(B, h, w)``."""
+    earlier taps' maps (``F_N``'s response without them), for ``final`` ``F_N``'s response
+    (:func:`final_response`), for ``focus`` ``D_N`` and, when there is an earlier tap, ``D_L`` for the last
+    one. ``final`` is ``F_N`` ``(B, C, h, w)``, or its response ``(B, h, w)``."""
     if weighting == "paper" and maps:
         return [np.asarray(m, np.float32) for m in maps]
     # F_N, or its (B, h, w) response when F_N itself stayed on an accelerator or was decomposed already.
@@ -130,9 +130,8 @@ def weighting_sources(
         raise ValueError(f"weighting must be one of {', '.join(EARLIER_TAPS)}, got {weighting!r}")
     if blank is None:
         raise ValueError("the focus weighting needs the channel sums of a featureless image (its blank)")
-    if blank.tokens is not None:  # the tokens' distance from the blank image's already
-        return [final_sum]
-    sources = [np.maximum(final_sum - blank.final, 0, dtype=np.float32)]
+    # A token grid's response is its distance from the blank image's tokens already.
+    sources = [final_sum if blank.tokens is not None else np.maximum(final_sum - blank.final, 0, dtype=np.float32)]
     if maps:
         sources.append(np.maximum(np.asarray(maps[-1], np.float32) - blank.maps[-1], 0, dtype=np.float32))
     return sources

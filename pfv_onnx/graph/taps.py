@@ -162,7 +162,8 @@ def shape_candidates(model: onnx.ModelProto) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _learned_tensors(model: onnx.ModelProto) -> set[str]:
+def learned_tensors(model: onnx.ModelProto) -> set[str]:
+    """The tensors downstream of a learned op (:data:`LEARNED`): features, not (functions of) the image."""
     learned: set[str] = set()
     for node in model.graph.node:
         if node.op_type in LEARNED or any(name in learned for name in node.input):
@@ -241,7 +242,7 @@ def reduces_spatially(model: onnx.ModelProto, tensors: dict[str, TensorInfo]) ->
 
 def _automatic_taps(model: onnx.ModelProto, tensors: dict[str, TensorInfo], order: dict[str, int]) -> tuple[list[Tap], Tap | None]:
     """The rule: ``F_N`` is the input of the last reducing op; one earlier tap per other resolution."""
-    learned = _learned_tensors(model)
+    learned = learned_tensors(model)
     reducing: list[tuple[_Candidate, Tap]] = []
     for candidate in _candidates(model):
         if candidate.tapped not in learned:

@@ -30,6 +30,7 @@ from ..errors import LayerError
 from .builder import GraphBuilder
 from .constants import attribute
 from .shapes import TensorInfo
+from .taps import learned_tensors
 
 MAX_PREFIX = 16  # class + distillation + registers; DINOv2 with registers has 5
 MAX_MERGES = 5  # patch-merging stages of a Swin-style model
@@ -37,7 +38,6 @@ MIN_TOKENS = 4  # a grid of fewer places shows nothing
 # Ops whose output may be the token sequence: a norm, or the residual stream.
 TOKEN_MAKERS = {"LayerNormalization", "Add", "SkipLayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization"}
 GRID_NAME = "pfv_token_grid"
-LEARNED = {"Conv", "Gemm", "MatMul"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def patch_embedding(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size
     no learned tensor and whose strides equal its kernel (above 1), or the first Reshape of the image into
     patches, ``(B, C, h, p, w, q)`` or ``(B, h, p, w, q, C)`` with ``h*p`` and ``w*q`` the input's sides; ``None``
     when there is neither with a known shape."""
-    learned: set[str] = set()
+    learned = learned_tensors(model)
     for node in model.graph.node:
         reads_learned = any(name in learned for name in node.input)
         info = tensors.get(node.output[0]) if node.output else None
@@ -75,8 +75,6 @@ def patch_embedding(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size
                 sides = shape[first : first + 4]
                 if None not in sides and (sides[0] * sides[1], sides[2] * sides[3]) == tuple(size) and min(sides[1], sides[3]) > 1:
                     return node.output[0], sides[0], sides[2]
-        if node.op_type in LEARNED or reads_learned:
-            learned.update(node.output)
     return None
 
 
@@ -151,7 +149,7 @@ def named_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], nam
     embedding = _grid(model, tensors, size, grid)
     if embedding is None:
         raise LayerError(f"{name!r} is a sequence of tokens {list(info.shape)}, and the model has no patch embedding "
-                         "(a convolution whose stride is its kernel) to tell their grid: give it with grid=",
+                         "(a convolution whose stride is its kernel, or a reshape of the image into patches) to tell their grid: give it with grid=",
                          flags={"grid=": "--grid H W"})
     patches, height, width = embedding
     found = _fits(name, info, height, width, _batch(model)) if info.known else None
@@ -240,8 +238,9 @@ def _descendants(model: onnx.ModelProto, name: str) -> set[str]:
 def add_token_grid(model: onnx.ModelProto, grid: TokenGrid) -> tuple[onnx.ModelProto, str, TensorInfo]:
     """A copy of ``model`` that also computes the patch tokens of ``grid`` as an NCHW ``(B, C, h, w)`` tensor;
     return it, the tensor's name and its type and shape (the batch left open)."""
-    model = _copy(model)
-    build = GraphBuilder(model)
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    model, build = copy, GraphBuilder(copy)
     name = grid.tokens
     if grid.channels_last:
         return model, build.node("Transpose", [name], GRID_NAME, perm=[0, 3, 1, 2]), _info(grid)
@@ -257,9 +256,3 @@ def add_token_grid(model: onnx.ModelProto, grid: TokenGrid) -> tuple[onnx.ModelP
 
 def _info(grid: TokenGrid) -> TensorInfo:
     return TensorInfo(grid.elem_type, (None, grid.channels, grid.height, grid.width))
-
-
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy

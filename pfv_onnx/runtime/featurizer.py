@@ -188,7 +188,7 @@ class Featurizer:
 
     @functools.cached_property
     def blank(self) -> BlankResponse:
-        """The channel sums of ``F_N`` and of each earlier tap for a featureless image
+        """The channel sums of ``F_N`` (and ``F_N`` itself, when it is a token grid) and each earlier tap's map for a featureless image
         (:func:`~pfv_onnx.images.preprocess.blank_image`): what the network responds to the frame and padding alone."""
         features = self.forward(self.model_input(blank_image(self.preset, self.size)[None]), maps=True)
         tokens = features.final[0].astype(np.float32) if self.tapped.outputs.tokens else None

@@ -158,7 +158,7 @@ class Session:
                 :class:`RunValue`, one per chunk.
             kept: outputs left in onnxruntime, on the provider's device: each is a :class:`KeptOutput`.
             strict_batch: refuse an output whose first axis is not the batch; without it, such an output of
-                a run in one chunk is returned as it is (the shape probe reads every tensor it is asked for).
+                a run in one chunk is returned whole (the shape probe reads every tensor it is asked for).
         """
         names = list(dict.fromkeys(outputs if outputs is not None else self.output_names))
         per_run, kept = list(per_run), list(kept)
@@ -178,8 +178,11 @@ class Session:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - used, axis=0)])
             results, values = self._run_interruptibly(chunk, names + per_run, kept)
             for name, value in zip(names, results):
-                if (value.ndim == 0 or value.shape[0] != chunk.shape[0]) and (strict_batch or step < total):
-                    raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
+                if value.ndim == 0 or value.shape[0] != chunk.shape[0]:
+                    if strict_batch or step < total:
+                        raise ModelError(f"output {name!r} has shape {list(value.shape)}, without the batch as its first axis")
+                    parts[name].append(value)
+                    continue
                 parts[name].append(value[:used])
             for name, value in zip(per_run, results[len(names) :]):
                 runs[name].append(RunValue(value[0], used, used < chunk.shape[0]))

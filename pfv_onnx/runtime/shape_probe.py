@@ -18,8 +18,8 @@ def probe_tensors(
     (``weights_dir``: the folder of its external weights, if any).
 
     The batch dimension is reported as ``None`` unless the model fixes it, as shape inference reports it. A
-    tensor whose first axis is not the batch (a transformer's ``(N, B, C)`` inside its attention) has an
-    unknown shape: no rule reads it.
+    tensor whose first axis is not the batch (a transformer's ``(N, B, C)`` inside its attention), or that has
+    no axis, has an unknown shape: no rule reads it.
     """
     if not names:
         return {}
@@ -33,7 +33,7 @@ def probe_tensors(
     for name, value in results.items():
         elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
         dims = tuple(int(d) for d in value.shape)
-        if dims and dims[0] != batch:
+        if not dims or dims[0] != batch:
             found[name] = TensorInfo(elem, None)
             continue
         if dims:

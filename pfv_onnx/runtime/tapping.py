@@ -41,7 +41,7 @@ from ..images.labels import IMAGENET, read_labels
 from ..images.preprocess import MAX_INPUT_PIXELS, MAX_INPUT_SIDE
 from ..images.labels import METADATA_KEY as LABELS_KEY
 from ..presets import get_preset
-from ..graph.tokens import GRID_NAME, TokenGrid, add_token_grid, find_token_grid, named_token_grid, token_candidates
+from ..graph.tokens import TokenGrid, add_token_grid, find_token_grid, named_token_grid, token_candidates
 from . import probe_tensors
 
 
@@ -179,9 +179,8 @@ def _token_grids(
     grids, renamed = {}, {}
     for name, tokens in found.items():
         assert tokens is not None
-        model, renamed[name], tensors[GRID_NAME] = add_token_grid(model, tokens)
-        tensors[renamed[name]] = tensors[GRID_NAME]
-        grids[renamed[name]] = tokens
+        model, renamed[name], info = add_token_grid(model, tokens)
+        tensors[renamed[name]], grids[renamed[name]] = info, tokens
     new_layers = [renamed.get(name, name) for name in layers] if layers else layers
     return model, new_layers, renamed.get(final or "", final), grids
 

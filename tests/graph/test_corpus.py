@@ -161,3 +161,21 @@ def test_earlier_blocks_tokens_named_as_layers():
     np.testing.assert_allclose(read[tapped.outputs.maps[0]], length, rtol=1e-4)
     result = PFV(model, layers=[first], final=second, preset="imagenet", weighting="paper")(x)
     assert np.isfinite(result.rgb).all() and result.rgb.std() > 0.05
+
+
+@pytest.mark.parametrize("weighting", ["focus", "paper"])
+def test_token_sequences_of_two_swin_stages_as_layers(weighting, tmp_path):
+    """Two stages of another grid and width: each tap keeps its own shape, and a basis fitted with the
+    earlier stage feeding the weighting reads back and colours the same pictures."""
+    model = corpus.load("hf_swin")
+    first = "/model/swin/encoder/layers.0/blocks.0/layernorm_after/LayerNormalization_output_0"
+    last = "/model/swin/layernorm/LayerNormalization_output_0"
+    tapped = tap_model(model, layers=[first, last])
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    read = Session(tapped.model).run(x, [tapped.outputs.maps[0], tapped.outputs.final])
+    assert read[tapped.outputs.maps[0]].shape == (2, 1, 16, 16) and read[tapped.outputs.final].shape == (2, 128, 4, 4)
+    pfv = PFV(model, layers=[first, last], preset="imagenet", weighting=weighting)
+    result = pfv.fit_transform(x)
+    again = PFV(model, layers=[first, last], preset="imagenet", basis=pfv.save_basis(tmp_path / "basis.npz")).transform(x)
+    np.testing.assert_allclose(again.rgb, result.rgb, atol=1e-5)
+    assert np.isfinite(result.rgb).all() and result.rgb.std() > 0.05

@@ -393,3 +393,45 @@ def test_export_checks_the_input_size_too(tmp_path):
     with pytest.raises(ModelError, match="over the limit"):
         export(huge, tmp_path / "huge.onnx", size=(50000, 50000))
     assert not (tmp_path / "huge.onnx").exists()
+
+
+def test_a_transformer_with_a_scalar_and_an_attention_laid_out_n_b_c(tmp_path, capsys):
+    """The token rule probes the norms and sums whose shapes inference cannot tell: a scalar among them, and a
+    ``(N, B, C)`` tensor, are shapes no rule reads (the scalar ended in an IndexError, exit 3), and the tokens
+    are found beside them."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    floats = {"W": rng.normal(size=(16, 3, 8, 8)) * 0.1, "g": np.ones(16), "b": np.zeros(16), "Wh": rng.normal(size=(16, 10)), "one": np.array(1.0)}
+    ints = {"s3": np.array([0, 16, -1]), "zero": np.array([0]), "token_axis": np.array([1]), "swap": np.array([1, 0, 2])}
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["patches"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Reshape", ["patches", "s3"], ["flat"]),
+        helper.make_node("Transpose", ["flat"], ["tokens"], perm=[0, 2, 1]),
+        helper.make_node("LayerNormalization", ["tokens", "g", "b"], ["normed"], axis=-1),
+        # axes computed at run time (an empty list: every axis), so inference cannot tell the sum's rank
+        helper.make_node("Shape", ["normed"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "zero"], ["no_axes"]),
+        helper.make_node("ReduceSum", ["normed", "no_axes"], ["everything"], keepdims=0),
+        helper.make_node("Add", ["everything", "one"], ["scalar"]),
+        helper.make_node("Transpose", ["normed"], ["sequence_first"], perm=[1, 0, 2]),
+        helper.make_node("Gather", ["shape", "swap"], ["shape_n_b_c"]),
+        helper.make_node("Reshape", ["sequence_first", "shape_n_b_c"], ["unknown_layout"]),
+        helper.make_node("Add", ["unknown_layout", "unknown_layout"], ["doubled"]),  # (N, B, C), its shape known only by a run
+        helper.make_node("ReduceMean", ["doubled", "token_axis"], ["ignored"], keepdims=0),
+        helper.make_node("ReduceMean", ["normed", "token_axis"], ["pooled"], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "Wh"], ["scores"]),
+        helper.make_node("Add", ["scores", "scalar"], ["logits"]),
+    ]
+    initializers = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in floats.items()]
+    initializers += [numpy_helper.from_array(v.astype(np.int64), k) for k, v in ints.items()]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    tapped = tap_model(model)
+    assert tapped.tokens is not None and tapped.tokens.tokens == "normed" and (tapped.tokens.height, tapped.tokens.width) == (4, 4)
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    assert main(["inspect", str(tmp_path / "model.onnx"), "--preset", "imagenet"]) == 0
+    assert "token grid: 4 x 4 patches" in capsys.readouterr().out
