@@ -90,8 +90,8 @@ def module_path(tensor: str) -> str:
     return ".".join(parts)
 
 
-# pfv-onnx's solver="auto" (pfv_onnx.core.decomposition): exact up to this many pixels or channels, else
-# a randomised range finder with these knobs.
+# As pfv-onnx's solver="auto" (pfv_onnx.core.decomposition): exact up to this many pixels or channels; above
+# it, torch's own randomised SVD with these knobs.
 EXACT_LIMIT = 256
 OVERSAMPLES = 10
 POWER_ITERATIONS = 3
