@@ -61,3 +61,15 @@ def test_too_many_threads_are_a_usage_error_for_every_command(tmp_path, capsys):
     with pytest.raises(OptionError, match="threads must be a positive integer of at most"):
         Options(threads=MAX_THREADS + 1)
     assert Options(threads=MAX_THREADS).threads == MAX_THREADS
+
+
+def test_the_gpu_check_says_what_it_does_and_refuses_a_provider_that_is_not_there(tmp_path):
+    """benchmarks/gpu.sh without a step prints its steps (exit 2); the check refuses a provider onnxruntime
+    does not have, with one line, before it measures anything."""
+    root = Path(__file__).resolve().parents[1]
+    usage = subprocess.run(["bash", str(root / "benchmarks" / "gpu.sh")], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "benchmarks/gpu.sh run [OUT]" in usage.stdout and "dry-run" in usage.stdout
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--provider", "Nowhere", "--out", str(tmp_path / "out")]
+    refused = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "NowhereExecutionProvider is not usable here" in refused.stderr
+    assert not (tmp_path / "out").exists()
