@@ -75,6 +75,8 @@ def export(
     if uint8:
         raise OptionError("uint8", "is the picture's type: give {} too", mentions=["basis"])
     tapped = tap_model(src, options.layers, options.final, options.keep_logits, activation_in_graph=True, size=options.size, statistics=statistics, grid=options.grid)
+    if statistics and tapped.outputs.tokens:
+        raise OptionError("statistics", "are not computed in the graph for a transformer's token grid: its tokens are weighted by their length, in NumPy")
     save_model(tapped.model, dst, tapped, options.preset, labels)
     return tapped.outputs
 

@@ -79,3 +79,10 @@ def test_inspect_shows_the_grid_the_tokens_left_out_and_the_blocks(capsys, tmp_p
     assert "final layer F_N: pfv_token_grid, 64 channels, 8 x 8" in out
     assert "token grid: 8 x 8 patches: tokens 2 to 65 of /norm/LayerNormalization_output_0 (66 tokens of 64 channels); 2 other tokens" in out
     assert "token sequences --final and --layers also accept" in out and "/blocks/blocks.1/Add_1_output_0" in out
+
+
+def test_export_with_statistics_is_refused_for_a_token_grid(model, tmp_path, capsys):
+    out = tmp_path / "statistics.onnx"
+    assert main(["export", str(model), str(out), "--statistics", "--preset", "imagenet"]) == 2
+    assert "--statistics are not computed in the graph for a transformer's token grid" in capsys.readouterr().err
+    assert not out.exists()
