@@ -115,7 +115,7 @@ def _applications(commands: Any) -> None:
     atlas.add_argument("--basis", help="a basis from 'pfv-onnx fit' (default: fit one on DATA first)")
     atlas.add_argument("--top", type=_count(1), default=8, help="images and patches shown per component and side (default 8)")
     atlas.add_argument("--batch", type=_count(1), default=32, help="images read and run at a time (default 32)")
-    atlas.add_argument("--dask", metavar="ADDRESS", help="fit the basis on Dask: a scheduler address, or 'local'")
+    atlas.add_argument("--dask", metavar="ADDRESS", help="fit the basis (without --basis) and scan the data on Dask: a scheduler address, or 'local'")
 
     evaluate = _command(commands, "evaluate", "do PFV's maps point at the object and are they faithful? Against baselines and controls")
     evaluate.add_argument("--out", required=True, help="folder to write to")

@@ -37,6 +37,7 @@ from ..graph.receptive import receptive_field
 from ..images.labels import class_label
 from ..images.preprocess import find_images
 from ..runtime.stream import BatchStream, Decoded, plan_batches
+from .on_dask import on_cluster, shards, task_config, tree_reduce, worker_featurizer
 
 TOP_IMAGES = 8
 TOP_CLASSES = 5
@@ -74,8 +75,8 @@ def atlas(
     progress: Callable[[int, int], None] | None = None,
 ) -> Atlas:
     """The atlas of the basis of ``pfv`` (a :class:`pfv_onnx.PFV`) over ``data`` (files, folders, or a
-    folder-per-class root), fitting the basis on ``data`` first when ``pfv`` has none (``dask`` as
-    :meth:`PFV.fit` takes it).
+    folder-per-class root), fitting the basis on ``data`` first when ``pfv`` has none; with ``dask`` (as
+    :meth:`PFV.fit` takes it) the fit and the scan over the data run on Dask, to the same atlas.
 
     Args:
         top: leading images and patches kept per component and side.
@@ -93,7 +94,7 @@ def atlas(
     if fitted_here:
         pfv.fit(paths, batch_size=batch_size, dask=dask, progress=step)
     featurizer, basis = pfv.featurizer, pfv.basis
-    scan = _scan(featurizer, basis, paths, top, batch_size, step)
+    scan = _scanned(pfv, paths, top, batch_size, dask, step)
     ranked, names = _head_classes(featurizer, basis)
     stable = _stability(scan.halves, basis.pca.n_components)
     field = receptive_field(featurizer.tapped.model, featurizer.final, featurizer.input.name)
@@ -168,14 +169,20 @@ class _Scan:
     skipped: list[dict]
     grid: tuple[int, int] | None = None
 
+    def merge(self, other: _Scan) -> _Scan:
+        """This scan and ``other``'s, of the shard after it: what one scan over both gives."""
+        halves = [b if a is None else a if b is None else a.merge(b) for a, b in zip(self.halves, other.halves)]
+        return _Scan(self.strongest.merge(other.strongest), self.peaks.merge(other.peaks), halves, self.skipped + other.skipped, self.grid or other.grid)
 
-def _scan(featurizer, basis, paths: list[Path], top: int, batch_size: int, progress: Callable[[int, int], None] | None) -> _Scan:
-    """One streamed pass over ``paths`` under ``basis``, in flat memory."""
+
+def _scan(featurizer, basis, paths: list[Path], top: int, batch_size: int, progress: Callable[[int, int], None] | None, first: int = 0) -> _Scan:
+    """One streamed pass over ``paths`` under ``basis``, in flat memory; ``first``: the position of
+    ``paths[0]`` in the data (a shard's)."""
     k = basis.pca.n_components
     scan = _Scan(Leaders(2 * k, top), Leaders(2 * k, top), [None, None], [])
 
     def finish(decoded: Decoded, features: Features) -> tuple:
-        parity = np.asarray(decoded.positions) % 2
+        parity = (np.asarray(decoded.positions) + first) % 2
         per_half = []
         for half in (0, 1):
             chosen = features.final[parity == half]
@@ -187,10 +194,11 @@ def _scan(featurizer, basis, paths: list[Path], top: int, batch_size: int, progr
         scan.skipped.extend(decoded.skipped)
         if outcome is not None:
             (mean, peak, cell), per_half, scan.grid = outcome
+            positions = [first + p for p in decoded.positions]
             for slot in range(2 * k):
                 j, side = divmod(slot, 2)
-                scan.strongest.offer(slot, mean[:, j, side], list(decoded.positions))
-                scan.peaks.offer(slot, peak[:, j, side], [(p, tuple(cell[b, j, side])) for b, p in enumerate(decoded.positions)])
+                scan.strongest.offer(slot, mean[:, j, side], positions)
+                scan.peaks.offer(slot, peak[:, j, side], [(p, tuple(int(v) for v in cell[b, j, side])) for b, p in enumerate(positions)])
             for half, moments in enumerate(per_half):
                 if moments is not None:
                     scan.halves[half] = moments if scan.halves[half] is None else scan.halves[half].merge(moments)
@@ -198,9 +206,29 @@ def _scan(featurizer, basis, paths: list[Path], top: int, batch_size: int, progr
             progress(len(decoded.positions) + len(decoded.skipped), len(paths))
 
     BatchStream(featurizer, paths, plan_batches(len(paths), batch_size)).run(finish, done)
+    return scan
+
+
+def _scanned(pfv, paths: list[Path], top: int, batch_size: int, dask: str | None, progress: Callable[[int, int], None] | None) -> _Scan:
+    """The scan of ``paths`` under ``pfv``'s basis, in process or on Dask; refused when no image could be read."""
+    scan = _scan_on_dask(pfv, paths, top, batch_size, dask) if dask is not None else _scan(pfv.featurizer, pfv.basis, paths, top, batch_size, progress)
     if scan.grid is None:
         raise PFVError("no image could be read")
     return scan
+
+
+def _task_scan(config: str, paths: list[str], first: int, top: int, batch_size: int, basis: FittedBasis) -> _Scan:
+    return _scan(worker_featurizer(config), basis, [Path(p) for p in paths], top, batch_size, None, first)
+
+
+def _scan_on_dask(pfv, paths: list[Path], top: int, batch_size: int, address: str) -> _Scan:
+    """:func:`_scan` in shards on Dask (:mod:`pfv_onnx.analyses.on_dask`), merged in order of position."""
+    config = task_config(pfv.featurizer, pfv.options, paths, "the atlas")
+    parts = shards(paths, batch_size)
+    firsts = [sum(len(part) for part in parts[:i]) for i in range(len(parts))]
+    n = len(parts)
+    return on_cluster(address, "atlas", lambda client: tree_reduce(
+        client, client.map(_task_scan, [config] * n, parts, firsts, [top] * n, [batch_size] * n, [pfv.basis] * n, pure=False), _Scan.merge))
 
 
 def card_anchor(j: int) -> str:

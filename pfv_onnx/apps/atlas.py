@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import PFVError
 from ..options import Options, given_flags
 from ..pfv import PFV
 from ..util.console import say, warn
@@ -22,8 +21,6 @@ def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when every image was read, 1 when some were skipped."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     check_apart(out, [args.basis] if args.basis else [], datasets=args.data)
-    if args.dask and args.basis:
-        raise PFVError("--dask fits a basis, and --basis gives one: choose one")
     pfv = PFV(args.model, basis=args.basis, **given_flags(args))
     with progress_bar(enabled=not args.quiet, unit="image reads") as progress:
         result = pfv.atlas(args.data, top=args.top, batch_size=args.batch, dask=args.dask, progress=progress)

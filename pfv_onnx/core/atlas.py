@@ -58,6 +58,17 @@ class Leaders:
         self.values[slot] = [merged[i][0] for i in order]
         self.items[slot] = [merged[i][1] for i in order]
 
+    def merge(self, other: Leaders) -> Leaders:
+        """Both's leaders: the ``top`` largest per slot, ties to the smaller item. For items that are the
+        positions of what was offered (or start with them), in any order, this keeps what offering everything
+        in order of position keeps."""
+        merged = Leaders(self.slots, self.top)
+        for slot in range(self.slots):
+            pairs = sorted([*zip(self.values[slot], self.items[slot]), *zip(other.values[slot], other.items[slot])], key=lambda pair: (-pair[0], pair[1]))
+            merged.values[slot] = [value for value, _ in pairs[: self.top]]
+            merged.items[slot] = [item for _, item in pairs[: self.top]]
+        return merged
+
 
 def head_effects(weight: np.ndarray, components: np.ndarray) -> np.ndarray:
     """How a linear head's logits move along each component: ``(k, K)`` float64, ``components @ weight.T``.

@@ -173,3 +173,33 @@ def test_a_report_links_each_component_to_its_atlas_card(given_basis_atlas, tmp_
     (atlas / "summary.json").write_text(json.dumps(summary))
     assert main(["explain", "mobilenet_v2", *photos, "--basis", str(basis), "--atlas", str(atlas), "--out", str(tmp_path / "no"), "--quiet"]) == 2
     assert "not an atlas's summary" in capsys.readouterr().err and not (tmp_path / "no").exists()
+
+
+def test_the_scan_on_dask_gives_the_atlas_in_process(basis_file):
+    """The scan in shards on a local two-worker cluster (batches of 2: shards of 8 images, 10 tasks): the
+    same leading images and patches, the same purities; the stability (from moments merged in another order)
+    equal to rounding."""
+    local = PFV(basis=basis_file).atlas(DATASET, batch_size=2, progress=lambda *_: None)
+    remote = PFV(basis=basis_file).atlas(DATASET, batch_size=2, dask="local", progress=lambda *_: None)
+    for near, far in zip(local.summary["components"], remote.summary["components"]):
+        assert near["stability"] == pytest.approx(far["stability"], abs=1e-6)
+        assert near["sides"] == far["sides"]
+    assert local.summary["data"] == remote.summary["data"] and remote.summary["data"]["images"] == 80
+    assert all(np.array_equal(a, b) for key in local.images for a, b in zip(local.images[key], remote.images[key]))
+
+
+def test_leaders_of_shards_merge_in_any_order_to_the_leaders_of_the_whole():
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 6, 40).astype(float)  # many ties
+    whole = Leaders(slots=1, top=7)
+    whole.offer(0, values, list(range(40)))
+    parts = []
+    for start in range(0, 40, 8):
+        part = Leaders(slots=1, top=7)
+        part.offer(0, values[start : start + 8], list(range(start, start + 8)))
+        parts.append(part)
+    for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1]):
+        merged = parts[order[0]]
+        for i in order[1:]:
+            merged = merged.merge(parts[i])
+        assert (merged.values, merged.items) == (whole.values, whole.items)

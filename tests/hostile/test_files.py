@@ -107,14 +107,14 @@ def test_class_names_end_only_at_a_line_feed(tmp_path, capsys):
 
 
 def test_a_dask_scheduler_that_never_answers_is_given_up(monkeypatch):
-    from pfv_onnx.analyses.basis import fit as fitting
+    from pfv_onnx.analyses import on_dask
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     held = []
     threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
-    monkeypatch.setattr(fitting, "DASK_CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(on_dask, "DASK_CONNECT_TIMEOUT_S", 1)
     started = time.monotonic()
     with pytest.raises(PFVError, match="did not answer within 1 s"):
         PFV().fit(PHOTOS[:2], dask=f"tcp://127.0.0.1:{server.getsockname()[1]}")

@@ -3,18 +3,12 @@
 Two passes over the data (see :mod:`pfv_onnx.core.fitted`): moments of ``F_N`` to fix the components,
 then the statistics of the weighted components to fix the normalisation. Each pass streams the images
 (:mod:`pfv_onnx.runtime.stream`); each batch's partial result is small (a ``C x C`` matrix, a few numbers) and
-partial results merge in any order. On Dask (the optional ``[dask]`` extra) the images are read in shards
-of a few batches: each task opens the model itself, reads its shard of files (the workers must see the
-same paths) and returns its partial result, and the results merge in a tree. A task lost with its worker
-is run again by Dask, and a fit whose task keeps failing stops with a clear error, never with a wrong
-basis.
+partial results merge in any order. On Dask (:mod:`pfv_onnx.analyses.on_dask`) each task reads a shard
+of a few batches and the partial results merge in a tree.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,11 +19,7 @@ from ...runtime.features import Features
 from ...runtime.featurizer import Featurizer, ImageLike
 from ...options import Options
 from ...runtime.stream import BatchStream, Decoded, plan_batches
-
-SHARD_BATCHES = 4  # batches per Dask task
-# Seconds to wait for a Dask scheduler to answer: an address that accepts connections and never answers is
-# refused after this, not waited on for ever.
-DASK_CONNECT_TIMEOUT_S = 20
+from ..on_dask import on_cluster, shards, task_config, tree_reduce, worker_featurizer
 
 
 def fit_basis(
@@ -140,23 +130,12 @@ def _complete(basis: FittedBasis, stats: tuple[ValueStats, ValueStats]) -> Fitte
 # ---- Dask -------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
-def _worker_featurizer(config: str) -> Featurizer:
-    """The featurizer of a task's worker process, opened once per configuration (which holds the model
-    file's SHA-256, so a replaced file is opened afresh) and reused by later tasks."""
-    data = json.loads(config)
-    featurizer = Featurizer(data["model"], Options.from_dict(data["options"]))
-    if featurizer.model_sha256 != data["model_sha256"]:
-        raise PFVError(f"{data['model']}: not the same file on this worker as where the fit started")
-    return featurizer
-
-
 def _task_moments(config: str, paths: list[str], batch_size: int):
-    return shard_moments(_worker_featurizer(config), [Path(p) for p in paths], batch_size)
+    return shard_moments(worker_featurizer(config), [Path(p) for p in paths], batch_size)
 
 
 def _task_stats(config: str, paths: list[str], batch_size: int, basis: FittedBasis) -> tuple[ValueStats, ValueStats]:
-    return shard_stats(_worker_featurizer(config), [Path(p) for p in paths], batch_size, basis)
+    return shard_stats(worker_featurizer(config), [Path(p) for p in paths], batch_size, basis)
 
 
 def _merge_moments(a, b):
@@ -169,74 +148,19 @@ def _merge_stats(a: tuple[ValueStats, ValueStats], b: tuple[ValueStats, ValueSta
     return a[0].merge(b[0]), a[1].merge(b[1])
 
 
-def _tree_reduce(client: Any, futures: list, merge: Callable) -> Any:
-    """Merge the results of ``futures`` pairwise on the cluster, level by level, and fetch the last one."""
-    while len(futures) > 1:
-        futures = [client.submit(merge, futures[i], futures[i + 1]) if i + 1 < len(futures) else futures[i] for i in range(0, len(futures), 2)]
-    return futures[0].result()
-
-
-def cluster_client(client_class: Any, address: Any) -> Any:
-    """A Dask client of the scheduler at ``address``, or one line after :data:`DASK_CONNECT_TIMEOUT_S`
-    seconds. (Dask's own connection timeout does not cover a peer that accepts the connection and never
-    answers: the client is made in a thread of its own, which is left behind if it hangs.)"""
-    made: dict[str, Any] = {}
-    lock, given_up = threading.Lock(), threading.Event()
-
-    def connect() -> None:
-        try:
-            client = client_class(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
-        except BaseException as exc:  # raised in the calling thread
-            made["error"] = exc
-            return
-        with lock:
-            if given_up.is_set():  # it answered after all, too late: not left open
-                client.close()
-            else:
-                made["client"] = client
-
-    thread = threading.Thread(target=connect, name="pfv-dask-connect", daemon=True)
-    thread.start()
-    thread.join(DASK_CONNECT_TIMEOUT_S + 5)
-    with lock:
-        if thread.is_alive() and "client" not in made:
-            given_up.set()
-            raise PFVError(f"the Dask scheduler at {address} did not answer within {DASK_CONNECT_TIMEOUT_S} s")
-    if "error" in made:
-        raise made["error"]
-    return made["client"]
-
-
 def _fit_on_dask(
     featurizer: Featurizer, items: Sequence[ImageLike], options: Options, batch_size: int, address: str
 ) -> tuple[FittedBasis, list[dict]]:
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise PFVError("fitting on Dask needs the dask extra: pip install 'pfv-onnx[dask]'") from None
-    if featurizer.model_path is None:
-        raise PFVError("a model given in memory cannot be fitted on Dask; give a model file")
-    if not all(isinstance(item, (str, Path)) for item in items):
-        raise PFVError("fitting on Dask reads image files: give paths and folders, not images in memory")
-    # Each worker opens the model itself, on its own default providers, without the classifier head.
-    worker_options = options.replace(providers=None, keep_logits=False).view()
-    config = json.dumps({"model": str(Path(featurizer.model_path).resolve()), "options": worker_options, "model_sha256": featurizer.model_sha256})
-    shard = batch_size * SHARD_BATCHES
-    # Absolute paths: the workers need not share this process's working folder.
-    shards = [[str(Path(p).resolve()) for p in items[i : i + shard]] for i in range(0, len(items), shard)]
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) if address == "local" else None
-    try:
-        with cluster_client(Client, cluster if cluster is not None else address) as client:
-            n = len(shards)
-            # (Client.map has a batch_size argument of its own: ours goes positionally.)
-            moments, skipped = _tree_reduce(client, client.map(_task_moments, [config] * n, shards, [batch_size] * n, pure=False), _merge_moments)
-            basis = _basis(moments, options)
-            stats = _tree_reduce(client, client.map(_task_stats, [config] * n, shards, [batch_size] * n, [basis] * n, pure=False), _merge_stats)
-    except PFVError:
-        raise
-    except Exception as exc:  # KilledWorker, connection failures, a task's own error
-        raise PFVError(f"the Dask fit failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    finally:
-        if cluster is not None:
-            cluster.close()
+    config = task_config(featurizer, options, items, "fitting")
+    parts = shards(items, batch_size)
+    n = len(parts)
+
+    def work(client) -> tuple[FittedBasis, tuple[ValueStats, ValueStats], list[dict]]:
+        # (Client.map has a batch_size argument of its own: ours goes positionally.)
+        moments, skipped = tree_reduce(client, client.map(_task_moments, [config] * n, parts, [batch_size] * n, pure=False), _merge_moments)
+        basis = _basis(moments, options)
+        stats = tree_reduce(client, client.map(_task_stats, [config] * n, parts, [batch_size] * n, [basis] * n, pure=False), _merge_stats)
+        return basis, stats, skipped
+
+    basis, stats, skipped = on_cluster(address, "fit", work)
     return _complete(basis, stats), skipped
