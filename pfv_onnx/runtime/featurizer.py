@@ -42,7 +42,7 @@ from ..options import Options
 from ..images.preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
 from ..presets import DEFAULT_PRESET, Preset, get_preset
 from . import Session, default_chunk, probe_tensors, resolve_providers
-from .tapping import TappedModel, tap_loaded
+from .tapping import TappedModel, tap_model
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 ModelLike = Union[str, Path, bytes, onnx.ModelProto]
@@ -89,9 +89,9 @@ class Featurizer:
         statistics = options.statistics_in_graph
         if statistics is None:  # only the PCA's small matrices and the components leave a GPU
             statistics = self.providers[0] in GPU_PROVIDERS
-        self.tapped: TappedModel = tap_loaded(
+        self.tapped: TappedModel = tap_model(
             source, list(options.layers) if options.layers else None, options.final, options.keep_logits, in_graph,
-            size=size, weights_dir=weights_folder(resolved, source), earlier=earlier, statistics=statistics, grid=options.grid,
+            size=size, weights_dir=weights_folder(resolved, source), earlier=earlier, statistics=statistics, grid=options.grid, checked=True,
         )
         # F_N stays in onnxruntime when the graph computes what the decomposition needs of it.
         self.statistics = statistics and self.tapped.outputs.statistics is not None

@@ -79,6 +79,7 @@ def tap_model(
     earlier: int | None = None,
     statistics: bool = False,
     grid: tuple[int, int] | None = None,
+    checked: bool = False,
 ) -> TappedModel:
     """Load ``src`` and rewrite it to output what PFV needs. A model tapped before is used as it is.
 
@@ -94,39 +95,18 @@ def tap_model(
             in ``layers`` are all kept.
         statistics: also output ``F_N``'s statistics for the decomposition (:func:`pfv_onnx.graph.add_pfv_outputs`).
         grid: ``(h, w)`` of a transformer's patch tokens, where the graph does not tell it (:mod:`pfv_onnx.graph.tokens`).
+        checked: ``src`` is a ``ModelProto`` :func:`~pfv_onnx.graph.model_io.load_model` loaded and checked
+            already (checking serialises the whole model: a large one costs seconds a time).
     """
-    model = load_model(src)
-    return tap_loaded(model, layers, final, keep_logits, activation_in_graph, size=size,
-                      weights_dir=weights_dir or weights_folder(src, model), earlier=earlier, statistics=statistics, grid=grid)
-
-
-def tap_loaded(
-    model: onnx.ModelProto,
-    layers: list[str] | None = None,
-    final: str | None = None,
-    keep_logits: bool = True,
-    activation_in_graph: bool = True,
-    *,
-    size: tuple[int, int] | None = None,
-    weights_dir: Path | None = None,
-    earlier: int | None = None,
-    statistics: bool = False,
-    grid: tuple[int, int] | None = None,
-) -> TappedModel:
-    """:func:`tap_model` of a model :func:`~pfv_onnx.graph.model_io.load_model` loaded and checked already
-    (checking serialises the whole model: a large one costs seconds a time)."""
+    model = src if checked and isinstance(src, onnx.ModelProto) else load_model(src)
+    weights_dir = weights_dir or weights_folder(src, model)
     spec = image_input(model)
     if size is not None:
         model, spec = pin_input_size(model, spec, size)
     check_input(spec, spec.size_or_default)  # before the shape probe makes an input of that size
     existing = read_tapped_outputs(model)
     if existing is not None:
-        if layers or final:
-            raise LayerError("this model was tapped already; give the original model to choose other layers")
-        if earlier is not None:  # read only the maps of the taps wanted; the others stay in onnxruntime
-            keep = slice(len(existing.taps) - earlier, None) if earlier else slice(0, 0)
-            existing = replace(existing, taps=existing.taps[keep], maps=existing.maps[keep])
-        return TappedModel(model, existing, spec, weights_dir)
+        return _tapped_before(model, existing, spec, weights_dir, bool(layers or final), earlier)
     tensors = infer_tensors(model)
     produced = {out for node in model.graph.node for out in node.output}
     wanted = shape_candidates(model) + list(layers or []) + ([final] if final else [])
@@ -147,6 +127,17 @@ def tap_loaded(
     outputs = read_tapped_outputs(tapped)
     assert outputs is not None
     return TappedModel(tapped, outputs, spec, weights_dir, tokens)
+
+
+def _tapped_before(model: onnx.ModelProto, existing: TappedOutputs, spec: InputSpec, weights_dir: Path | None, named: bool, earlier: int | None) -> TappedModel:
+    """A model tapped before, used as it is (``named``: layers were named, which it cannot take), reading only
+    the ``earlier`` last taps' maps (the others stay in onnxruntime)."""
+    if named:
+        raise LayerError("this model was tapped already; give the original model to choose other layers")
+    if earlier is not None:
+        keep = slice(len(existing.taps) - earlier, None) if earlier else slice(0, 0)
+        existing = replace(existing, taps=existing.taps[keep], maps=existing.maps[keep])
+    return TappedModel(model, existing, spec, weights_dir)
 
 
 def _token_grids(
