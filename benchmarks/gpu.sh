@@ -29,10 +29,11 @@ checks() {  # $1 provider (CUDA or CPU), $2 the output folder, $3 runs
   "$PYTHON" -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())" | tee "$out/providers.txt"
   # the tests whose code paths differ on an accelerator: sessions and kept outputs, statistics in the graph,
   # the solver's guarantee, the picture in the graph, transformers (PFV() picks CUDA where it loads)
+  # each step runs whatever the one before it gave: a failing test must not cost the measurements
   "$PYTHON" -m pytest -q -p no:cacheprovider -n 0 tests/runtime tests/core/test_fidelity.py tests/analyses/test_in_graph.py \
-    tests/apps/test_transformers.py 2>&1 | tee "$out/tests.log" | tail -3
-  "$PYTHON" -m benchmarks.gpu_check --provider "$provider" --runs "$runs" --out "$out" | tee "$out/gpu_check.log"
-  "$PYTHON" -m benchmarks.providers --runs "$runs" $( [ "$provider" = CPU ] && echo --quick ) | tee "$out/providers.md"
+    tests/apps/test_transformers.py 2>&1 | tee "$out/tests.log" | tail -3 || echo "some tests failed: $out/tests.log" >&2
+  "$PYTHON" -m benchmarks.gpu_check --provider "$provider" --runs "$runs" --out "$out" 2>&1 | tee "$out/gpu_check.log" || echo "the GPU check failed" >&2
+  "$PYTHON" -m benchmarks.providers --runs "$runs" $( [ "$provider" = CPU ] && echo --quick ) 2>&1 | tee "$out/providers.md" || echo "the providers table failed" >&2
 }
 
 case "$mode" in
@@ -55,18 +56,25 @@ for path in sorted(Path(".whl-all").iterdir()):
     if size + path.stat().st_size > limit and groups[-1]:
         groups.append([]); size = 0
     groups[-1].append(path); size += path.stat().st_size
+if not 1 <= wanted <= len(groups):
+    sys.exit(f"no group {wanted}: there are {len(groups)}")
 for path in groups[wanted - 1]:
     shutil.copy(path, ".whl")
 print(f"group {wanted} of {len(groups)}: {', '.join(p.name for p in groups[wanted - 1])}")
 GROUPS
     ;;
   stash)
+    ls .whl/* > /dev/null 2>&1 || { echo "nothing in .whl/ to keep: carry it (benchmarks/gpu.sh stage N first)" >&2; exit 2; }
     mkdir -p "$WHEELS" && cp .whl/* "$WHEELS"/ && ls -l "$WHEELS" ;;
   run)
     out=${2:-${OUT:-gpu-results}}
     for first in "$WHEELS"/*.whl.part-aa; do [ -e "$first" ] && cat "${first%.part-aa}".part-* > "${first%.part-aa}"; done
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/pfv-site "$WHEELS"/*.whl
     export PYTHONPATH=/tmp/pfv-site:$PWD
+    # onnxruntime-gpu (installed without its dependencies) loads CUDA's and cuDNN's libraries from the nvidia-*
+    # packages torch brought there
+    nvidia=$("$PYTHON" -c 'import glob, os, nvidia; print(":".join(sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], "*", "lib")))))' 2>/dev/null || true)
+    export LD_LIBRARY_PATH=${nvidia}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee /dev/stderr > /dev/null || true
     checks CUDA "$out" 9 ;;
   dry-run)

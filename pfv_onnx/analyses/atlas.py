@@ -37,7 +37,7 @@ from ..graph.receptive import receptive_field
 from ..images.labels import class_label
 from ..images.preprocess import find_images
 from ..runtime.stream import BatchStream, Decoded, plan_batches
-from .on_dask import on_cluster, shards, task_config, tree_reduce, worker_featurizer
+from .on_dask import as_given, on_cluster, shards, task_config, tree_reduce, worker_featurizer
 
 TOP_IMAGES = 8
 TOP_CLASSES = 5
@@ -227,8 +227,10 @@ def _scan_on_dask(pfv, paths: list[Path], top: int, batch_size: int, address: st
     parts = shards(paths, batch_size)
     firsts = [sum(len(part) for part in parts[:i]) for i in range(len(parts))]
     n = len(parts)
-    return on_cluster(address, "atlas", lambda client: tree_reduce(
+    scan = on_cluster(address, "atlas", lambda client: tree_reduce(
         client, client.map(_task_scan, [config] * n, parts, firsts, [top] * n, [batch_size] * n, [pfv.basis] * n, pure=False), _Scan.merge))
+    scan.skipped = as_given(scan.skipped, paths)
+    return scan
 
 
 def card_anchor(j: int) -> str:

@@ -58,6 +58,13 @@ def shards(items: Sequence[str | Path], batch_size: int) -> list[list[str]]:
     return [[str(Path(p).resolve()) for p in items[i : i + shard]] for i in range(0, len(items), shard)]
 
 
+def as_given(skipped: list[dict], items: Sequence[str | Path]) -> list[dict]:
+    """The records of the files tasks could not read (they read resolved paths), each naming its file as the
+    caller gave it, as the same work in process names it."""
+    given = {str(Path(p).resolve()): str(p) for p in items}
+    return [{"source": given.get(s["source"], s["source"]), "reason": s["reason"].replace(s["source"], given.get(s["source"], s["source"]))} for s in skipped]
+
+
 def tree_reduce(client: Any, futures: list, merge: Callable) -> Any:
     """Merge the results of ``futures`` pairwise on the cluster, level by level, and fetch the last one."""
     while len(futures) > 1:

@@ -233,15 +233,24 @@ def _randomized(Xc: np.ndarray, k: int, oversamples: int, least_steps: int, seed
     room = min(n, c, width * (MAX_POWER_ITERATIONS + 1))
     basis, products = np.empty((c, room)), np.empty((c, room))  # V and Xc^T Xc V, float64
     block = Xc.T @ (Xc @ np.random.default_rng(seed).standard_normal((c, width)).astype(Xc.dtype))
-    used = 0
+    used, values = 0, np.zeros(k)
     for step in range(MAX_POWER_ITERATIONS + 1):
         if not np.isfinite(block).all():  # float32 products overflowed on huge features: the caller redoes it in float64
             return np.full(k, np.inf), None
-        # The next block: the newest product, orthogonal to the basis (twice: one pass loses digits).
+        # The next block: the newest product, orthogonal to the basis (twice: one pass loses digits). What
+        # is left of a column that lay in the basis is rounding: dropped. Nothing left: the space is
+        # invariant (rank-deficient data), and the exact solver decides.
         block = block.astype(np.float64)
+        before = np.linalg.norm(block, axis=0)
         for _ in range(2 if used else 0):
             block -= basis[:, :used] @ (basis[:, :used].T @ block)
-        block = np.linalg.qr(block)[0][:, : room - used]
+        fresh = np.linalg.norm(block, axis=0) > 1e-8 * before
+        if not fresh.any():
+            break
+        block = np.linalg.qr(block[:, fresh])[0]
+        if used:  # once more after the QR: in float64 a column that was mostly rounding comes back skewed
+            block = np.linalg.qr(block - basis[:, :used] @ (basis[:, :used].T @ block))[0]
+        block = block[:, : room - used]
         added = block.shape[1]
         basis[:, used : used + added] = block
         products[:, used : used + added] = Xc.T @ (Xc @ block.astype(Xc.dtype))
@@ -253,7 +262,7 @@ def _randomized(Xc: np.ndarray, k: int, oversamples: int, least_steps: int, seed
         values, W = np.linalg.eigh((small + small.T) / 2)
         values, W = values[::-1], W[:, ::-1]
         residuals = np.linalg.norm(P @ W[:, :k] - (V @ W[:, :k]) * values[:k], axis=0)
-        whole = used == min(n, c)  # the whole space: exact
+        whole = used == c  # the whole space: exact
         if whole or (step + 1 >= least_steps and worst_angle(residuals, values, k) <= TOLERANCE):
             return values[:k], (V @ W[:, :k]).T
         if used == room:

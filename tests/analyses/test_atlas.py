@@ -203,3 +203,18 @@ def test_leaders_of_shards_merge_in_any_order_to_the_leaders_of_the_whole():
         for i in order[1:]:
             merged = merged.merge(parts[i])
         assert (merged.values, merged.items) == (whole.values, whole.items)
+
+
+def test_files_the_workers_cannot_read_are_named_as_the_caller_gave_them(basis_file, tmp_path, monkeypatch):
+    """Workers read resolved paths; what they could not read is reported by the path given, as in process,
+    and counted out of the images read."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in bundled.sample_images()[:5]:
+        shutil.copy(photo, folder / photo.name)
+    (folder / "broken.jpg").write_bytes(b"not a picture")
+    monkeypatch.chdir(tmp_path)
+    local = PFV(basis=basis_file).atlas("photos", batch_size=2, progress=lambda *_: None)
+    remote = PFV(basis=basis_file).atlas("photos", batch_size=2, dask="local", progress=lambda *_: None)
+    assert remote.summary["skipped"] == local.summary["skipped"] and [s["source"] for s in local.summary["skipped"]] == [str(Path("photos/broken.jpg"))]
+    assert remote.summary["data"] == local.summary["data"] and local.summary["data"]["images"] == 5

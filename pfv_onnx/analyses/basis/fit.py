@@ -19,7 +19,7 @@ from ...runtime.features import Features
 from ...runtime.featurizer import Featurizer, ImageLike
 from ...options import Options
 from ...runtime.stream import BatchStream, Decoded, plan_batches
-from ..on_dask import on_cluster, shards, task_config, tree_reduce, worker_featurizer
+from ..on_dask import as_given, on_cluster, shards, task_config, tree_reduce, worker_featurizer
 
 
 def fit_basis(
@@ -163,4 +163,4 @@ def _fit_on_dask(
         return basis, stats, skipped
 
     basis, stats, skipped = on_cluster(address, "fit", work)
-    return _complete(basis, stats), skipped
+    return _complete(basis, stats), as_given(skipped, items)
