@@ -23,7 +23,7 @@ from .providers import section as runtimes_section
 
 def configurations(quick: bool) -> list[tuple[str, object, list[int]]]:
     if quick:
-        return [("mobilenet_v2", "mobilenet_v2", [4]), ("vgg16 (random)", vgg16_random(size=64), [2]), ("resnet50 (random)", resnet50_random(size=64), [2])]
+        return [("mobilenet_v2", "mobilenet_v2", [4]), ("vgg16 (random)", vgg16_random(size=64, pooled_head=True), [2]), ("resnet50 (random)", resnet50_random(size=64), [2])]
     return [
         ("mobilenet_v2", "mobilenet_v2", [1, 8, 32]),
         ("mobilenet_v2 (QDQ uint8)", mobilenet_v2_qdq(), [8, 32]),
