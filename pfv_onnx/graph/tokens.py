@@ -38,6 +38,7 @@ MIN_TOKENS = 4  # a grid of fewer places shows nothing
 # Ops whose output may be the token sequence: a norm, or the residual stream.
 TOKEN_MAKERS = {"LayerNormalization", "Add", "SkipLayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization"}
 GRID_NAME = "pfv_token_grid"
+FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
 
 
 @dataclass(frozen=True)
@@ -105,17 +106,15 @@ def find_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size
     embedding = _grid(model, tensors, size, grid)
     if embedding is None:
         return None
-    patches, height, width = embedding
+    batch = _batch(model)
     for node in reversed(model.graph.node):
         if node.op_type not in TOKEN_MAKERS or not node.output:
             continue
         info = tensors.get(node.output[0])
         if info is None or not info.known or info.elem_type not in FLOATS:
             continue
-        found = _fits(node.output[0], info, height, width, _batch(model))
+        found = _tokens_of(model, tensors, node.output[0], info, embedding, batch)
         if found is not None:
-            if found.prefix:
-                found = _placed(model, tensors, found, patches)
             return found
     return None
 
@@ -127,10 +126,10 @@ def token_sequences(model: onnx.ModelProto, tensors: dict[str, TensorInfo], size
     if embedding is None:
         return []
     _, height, width = embedding
-    found = []
+    batch, found = _batch(model), []
     for node in model.graph.node:
         info = tensors.get(node.output[0]) if node.op_type in TOKEN_MAKERS and node.output else None
-        if info is not None and info.known and info.shape is not None and len(info.shape) == 3 and info.shape[2] == channels and _fits(node.output[0], info, height, width, _batch(model)):
+        if info is not None and info.known and info.shape is not None and len(info.shape) == 3 and info.shape[2] == channels and _fits(node.output[0], info, height, width, batch):
             found.append(node.output[0])
     return found
 
@@ -151,15 +150,19 @@ def named_token_grid(model: onnx.ModelProto, tensors: dict[str, TensorInfo], nam
         raise LayerError(f"{name!r} is a sequence of tokens {list(info.shape)}, and the model has no patch embedding "
                          "(a convolution whose stride is its kernel, or a reshape of the image into patches) to tell their grid: give it with grid=",
                          flags={"grid=": "--grid H W"})
-    patches, height, width = embedding
-    found = _fits(name, info, height, width, _batch(model)) if info.known else None
+    _, height, width = embedding
+    found = _tokens_of(model, tensors, name, info, embedding, _batch(model)) if info.known else None
     if found is None:
         raise LayerError(f"{name!r} holds {info.shape[1]} tokens, which do not make the {height} x {width} patch grid "
                          f"(with at most {MAX_PREFIX} other tokens) or a grid merged from it")
-    return _placed(model, tensors, found, patches) if found.prefix else found
+    return found
 
 
-FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+def _tokens_of(model: onnx.ModelProto, tensors: dict[str, TensorInfo], name: str, info: TensorInfo, embedding: tuple[str, int, int], batch: int | None) -> TokenGrid | None:
+    """``name`` as tokens of the patch grid ``embedding`` (``(patches, h, w)``), its other tokens placed; ``None`` when it is not."""
+    patches, height, width = embedding
+    found = _fits(name, info, height, width, batch)
+    return _placed(model, tensors, found, patches) if found is not None and found.prefix else found
 
 
 def _fits(name: str, info: TensorInfo, height: int, width: int, batch: int | None) -> TokenGrid | None:
