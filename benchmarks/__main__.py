@@ -3,7 +3,7 @@ scale; and, where torch is installed, the PyTorch reference. Prints tables, writ
 
     python -m benchmarks                       # the full set (a few minutes on 2 cores)
     python -m benchmarks --quick --json r.json # a smoke run (CI)
-    python -m benchmarks --results benchmarks/RESULTS.md --throughput 200,2000
+    python -m benchmarks --results benchmarks/RESULTS.md --throughput 200,2000 --dask
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 
-from . import overhead, solver, throughput, torch_reference, weightings
+from . import cluster, overhead, solver, throughput, torch_reference, weightings
 from .environment import PROVIDERS, machine
 from .models import mobilenet_v2_qdq, resnet50_random, vgg16_random, vit_random
 from .providers import saved as saved_runtimes
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--results", help="write the tables to this markdown file (benchmarks/RESULTS.md)")
     parser.add_argument("--throughput", default="", help="explain over folders of these sizes, e.g. 200,2000")
+    parser.add_argument("--dask", action="store_true", help="the atlas's scan and evaluate in process and on a local two-worker Dask cluster")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference even where torch is installed")
     args = parser.parse_args(argv)
     runs = 2 if args.quick else args.runs
@@ -89,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in scale:
             print(throughput.row(r))
 
+    scale_out = []
+    if args.dask:
+        print(cluster.HEADER)
+        scale_out = cluster.measure(repeats=1 if args.quick else 2)
+        for r in scale_out:
+            print(cluster.row(r), flush=True)
+
     reference = []
     if torch_reference.available() and not args.no_torch and not args.quick:
         print(torch_reference.HEADER)
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             reference.append(r)
 
     data = {"machine": info, "quick": args.quick, "runs": runs, "results": rows, "unusable": unusable, "weightings": by_weighting,
-            "solvers": solvers, "throughput": scale, "torch": reference}
+            "solvers": solvers, "throughput": scale, "dask": scale_out, "torch": reference}
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
     if args.results:
@@ -153,12 +161,19 @@ def results_markdown(data: dict) -> str:
                   "the eigenvalues lie too close for that) against an exact `eigh`; medians of interleaved runs.", "",
                   solver.HEADER, *[solver.row(r) for r in data["solvers"]]]
     if data["throughput"]:
-        lines += ["", "## Folders at scale", "", "`pfv-onnx explain` against a plain loop that only decodes, preprocesses and runs the bare",
-                  "forward pass on the same files (batches of 32, the shipped gcompris5 photos copied round-robin): one inference",
+        lines += ["", "## Folders at scale", "", "`pfv-onnx explain` against a plain loop that decodes, preprocesses and runs the bare forward",
+                  "pass on the same files and writes one PNG per image (its input crop, with the encoder PFV's pictures use;",
+                  "batches of 32, the shipped gcompris5 photos copied round-robin): one inference",
                   f"call per batch, as a script would, and in chunks of {throughput.PLAIN['plain-chunked']} images, as PFV runs its "
                   "forward passes on the CPU. Each",
                   "run is a process of its own, for its peak resident memory; medians of three runs in rotating order.", "",
                   throughput.HEADER, *[throughput.row(r) for r in data["throughput"]]]
+    if data.get("dask"):
+        lines += ["", "## On Dask", "",
+                  "The atlas's scan of the 80 shipped dataset photos (a basis fitted beforehand) and evaluate's batches (with its",
+                  "deletion and insertion curves) in one process, and on a local Dask cluster of two worker processes on the same",
+                  "machine: the cluster's start and each worker's model loading count, as a user meets them. Medians of two runs.", "",
+                  cluster.HEADER, *[cluster.row(r) for r in data["dask"]]]
     if data["torch"]:
         lines += ["", "## The PyTorch reference", "",
                   "The paper's method in PyTorch with forward hooks, on the same weights as the ONNX model, doing the same work as",

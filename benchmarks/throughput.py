@@ -1,5 +1,6 @@
-"""Folders at scale: ``explain`` over hundreds and thousands of photos against a plain loop that only
-decodes, preprocesses and runs the bare forward pass on the same files (images per second, peak memory).
+"""Folders at scale: ``explain`` over hundreds and thousands of photos against a plain loop that decodes,
+preprocesses and runs the bare forward pass on the same files and writes one PNG per image (images per
+second, peak memory).
 
 Each run is a subprocess of its own, so its peak resident memory is its own:
 ``python -m benchmarks.throughput --mode explain|plain --folder DIR [--out DIR]`` prints one JSON line.
@@ -23,6 +24,7 @@ from pfv_onnx.images import bundled
 from pfv_onnx.graph import image_input, load_model
 from pfv_onnx.images.preprocess import expand_inputs, fit_image, load_image, to_model_input
 from pfv_onnx.presets import get_preset
+from pfv_onnx.render import write_png
 from pfv_onnx.runtime import Session, default_chunk
 
 BATCH = 32
@@ -37,17 +39,22 @@ def make_folder(folder: Path, count: int) -> Path:
     return folder
 
 
-def plain_loop(folder: Path, chunk: int | None = None) -> int:
+def plain_loop(folder: Path, out: Path, chunk: int | None = None) -> int:
     """Decode, preprocess and run the bare model on every file, batch by batch, as a user's loop would: one
-    inference call per batch, or calls of ``chunk`` images (as PFV runs its forward passes)."""
+    inference call per batch, or calls of ``chunk`` images (as PFV runs its forward passes); then write one
+    PNG per image (its model-input crop) with the encoder PFV's pictures use."""
     source = load_model(bundled.model_path())
     session = Session(source)
     spec = image_input(source)
     preset = get_preset(next(p.value for p in source.metadata_props if p.key == "preset"))
     paths = expand_inputs([folder])
+    out.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(paths), BATCH):
-        pixels = np.stack([fit_image(load_image(p), spec.size_or_default) for p in paths[start : start + BATCH]])
+        batch = paths[start : start + BATCH]
+        pixels = np.stack([fit_image(load_image(p), spec.size_or_default) for p in batch])
         session.run(to_model_input(pixels, preset, spec.layout, spec.channels, spec.dtype), chunk_size=chunk)
+        for path, picture in zip(batch, pixels):
+            write_png(out / f"{path.stem}.png", picture)
     return len(paths)
 
 
@@ -131,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     if args.mode in PLAIN:
-        count = plain_loop(Path(args.folder), PLAIN[args.mode])
+        count = plain_loop(Path(args.folder), Path(args.out), PLAIN[args.mode])
     else:
         count = explain_run(Path(args.folder), Path(args.out), ["pfv"] if args.mode == "explain-pfv" else ["pfv", "overlay", "activation", "components"])
     seconds = time.perf_counter() - start

@@ -126,6 +126,7 @@ def _applications(commands: Any) -> None:
     evaluate.add_argument("--masks", metavar="DIR", help="one mask per image, of the same name: the object where it is not black")
     evaluate.add_argument("--batch", type=_count(1), help="images per PCA batch (default 16)")
     evaluate.add_argument("--steps", type=_count(2), help="steps of the deletion and insertion curves (default 20)")
+    evaluate.add_argument("--dask", metavar="ADDRESS", help="run the batches on Dask: a scheduler address, or 'local' for a local cluster of two worker processes")
     evaluate.add_argument("--fill", choices=("blur", "mean"), default="blur", help="what removed pixels become: a blurred copy (default) or the mean colour")
     evaluate.add_argument("--no-faithfulness", action="store_true", help="localisation only (seconds instead of minutes)")
     evaluate.add_argument("--seed", type=_count(0), default=0, help="seed of the composites and of the random control (default 0)")

@@ -276,7 +276,8 @@ class PFV:
 
 def evaluate(model: ModelLike = bundled.DEFAULT_MODEL, scenes: evaluation.Scenes | None = None, options: Options | None = None, *,
              batch: int = evaluation.BATCH, steps: int = evaluation.STEPS, fill: str = "blur", faithfulness: bool = True, seed: int = 0,
-             count: int = evaluation.COMPOSITES, examples: int = 6, progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
+             count: int = evaluation.COMPOSITES, examples: int = 6, progress: Callable[[int, int], None] | None = None,
+             dask: str | None = None) -> EvaluationResult:
     """Do PFV's maps point at the object, and are they faithful to the model? The scores of
     :func:`pfv_onnx.analyses.evaluate.evaluate` (the arguments are its), as a result that shows itself and
     saves what ``pfv-onnx evaluate`` writes (``.save(folder)``); without ``progress``, a progress bar in a notebook or a terminal.
@@ -288,6 +289,12 @@ def evaluate(model: ModelLike = bundled.DEFAULT_MODEL, scenes: evaluation.Scenes
     True
     """
     with progress_bar() as bar:
+        shown = [0]
+
+        def advance(done: int, total: int) -> None:  # the images finished so far, as the bar's steps
+            bar(done - shown[0], total)
+            shown[0] = done
+
         found = evaluation.evaluate(model, scenes, options, batch=batch, steps=steps, fill=fill, faithfulness=faithfulness, seed=seed,
-                                    count=count, examples=examples, progress=progress or (lambda done, total: bar(1, total)))
+                                    count=count, examples=examples, progress=progress or advance, dask=dask)
     return promote(EvaluationResult, found)

@@ -29,47 +29,40 @@ faithfulness is measured, when filling the whole image lowers the top class's pr
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from ..images import bundled
-from .colouring import class_probabilities, colour
-from ..images.composites import Scene, composites
 from ..core import centre_gaussian, class_activation_maps, eigen_cam, random_maps, relevance
 from ..core.pairing import MASK_P_VALUE, mask_check, min_mask_images, other_images
 from ..errors import PFVError
-from ..runtime.featurizer import Featurizer, ModelLike
-from ..graph import load_model, weights_folder
+from ..images import bundled
+from ..images.composites import Scene, composites
 from ..options import WEIGHTINGS, Options
-from ..images.preprocess import Preset, blank_image
-from ..runtime import Session
+from ..runtime.featurizer import Featurizer, ModelLike
+from .colouring import class_probabilities, colour
+from .on_dask import on_cluster, task_config, worker_featurizer
+from .faithfulness import FILLS, Scorer, fill_canvas, rounded
 
 CHANNEL_SUM, EIGENCAM, CAM = "channel sum of F_N", "EigenCAM", "CAM (top class)"
 GAUSSIAN, RANDOM = "Gaussian (control)", "random (control)"
 CONTROLS = (GAUSSIAN, RANDOM)
-FILLS = ("blur", "mean")
 STEPS = 20
 # Each step of the curves costs two forward passes of every map of every image (about 600 an image at the
 # default 20 steps, 3 s with MobileNetV2 on two cores). 200 steps, half a percent of the pixels each, cost
 # ten times that; more would only multiply the hours.
 MAX_STEPS = 200
-# Step images run through the model at a time: one map's 2 (steps - 1) at the default steps, and a bounded
-# memory at many.
-SCORER_BATCH = 64
 BATCH = 16
 COMPOSITES = 48
 RANDOM_TOLERANCE = 0.03
 MIN_DROP = 0.05
 MIN_MASK_LEAD = 0.02
 LOCALISATION = ("pointing", "border", "auc", "mass")
-# The blur of the "blur" fill, as a share of the image's longer side (5 px at 224).
-BLUR_SIGMA = 0.022
 # The images to score: scenes, or a function of the model's input size ``(H, W)`` that makes them.
 Scenes = Sequence[Scene] | Callable[[tuple[int, int]], Sequence[Scene]]
 
@@ -125,6 +118,7 @@ def evaluate(
     count: int = COMPOSITES,
     examples: int = 6,
     progress: Callable[[int, int], None] | None = None,
+    dask: str | None = None,
 ) -> Evaluation:
     """Score every map (see the module docstring) on ``scenes``.
 
@@ -142,23 +136,30 @@ def evaluate(
             of the masks' check (:func:`~pfv_onnx.core.pairing.mask_check`).
         count: how many default composites.
         examples: images whose maps are kept for pictures.
-        progress: called with the images finished and their total after each image.
+        progress: called with the images finished and their total after each image (each batch on Dask).
+        dask: ``"local"`` (a local cluster of two worker processes) or a scheduler's address: the batches
+            run on Dask, one task each, to the same numbers (the model must be a file the workers can open).
     """
     _check_arguments(fill, batch, steps)
     options = options or Options()
     # Every earlier tap, so that each weighting is made from the same forward pass.
-    featurizer = Featurizer(model, options.replace(weighting="paper", hierarchical=False, activation_in_graph=False))
+    tapped = options.replace(weighting="paper", hierarchical=False, activation_in_graph=False)
+    featurizer = Featurizer(model, tapped)
     size = featurizer.size
     if faithfulness and steps > size[0] * size[1]:
         raise PFVError(f"{steps} steps are more than the {size[0]} x {size[1]} pixels of the model's input")
     if scenes is None or callable(scenes):
         scenes = (scenes or (lambda shape: default_scenes(shape, count, seed)))(size)
     scenes = _checked(scenes, size)
-    scorer = _Scorer(model, featurizer, options.threads) if faithfulness else None
     started = time.perf_counter()
-    run = _Run(featurizer, options, scenes, scorer, fill=fill, steps=steps, seed=seed, examples=examples, progress=progress)
-    for start in range(0, len(scenes), batch):
-        run.batch(start, batch)
+    measure = _Measure(options, fill, steps, seed, examples, faithfulness)
+    if dask is None:
+        scorer = Scorer(model, featurizer, options.threads) if faithfulness else None
+        run = _Run(featurizer, measure, scorer, [s.mask for s in scenes], len(scenes), progress)
+        for start in range(0, len(scenes), batch):
+            run.batch(start, scenes[start : start + batch])
+    else:
+        run = _on_dask(dask, featurizer, tapped, measure, scenes, batch, progress)
     summary = summarise(run.per_image, steps, np.stack(run.aucs), seed)
     summary.update(model=featurizer.describe()["model"], weighting=options.weighting, hierarchical=options.hierarchical, batch=batch,
                    fill=fill if faithfulness else None, seconds=round(time.perf_counter() - started, 1))
@@ -175,55 +176,113 @@ def _check_arguments(fill: str, batch: int, steps: int) -> None:
         raise PFVError(f"steps must be from 2 to {MAX_STEPS} (each step costs two forward passes of every map of every image), got {steps}")
 
 
-@dataclass
-class _Run:
-    """An evaluation under way: what it scores the scenes with (``scorer`` ``None``: localisation only), and
-    what it has measured so far, image by image."""
+@dataclass(frozen=True)
+class _Measure:
+    """What an evaluation measures, the same in process and in every Dask task."""
 
-    featurizer: Featurizer
     options: Options
-    scenes: list[Scene]
-    scorer: _Scorer | None
     fill: str
     steps: int
     seed: int
     examples: int  # images whose maps are kept
-    progress: Callable[[int, int], None] | None
+    faithfulness: bool
+
+
+@dataclass
+class _Run:
+    """An evaluation under way, or a Dask task's part of one: what it scores the scenes with (``scorer``
+    ``None``: localisation only), and what it has measured so far, image by image.
+
+    ``masks`` holds, by position among all ``total`` scenes, the masks the images are also checked against
+    (all of them in process, a task's batch's others on Dask)."""
+
+    featurizer: Featurizer
+    measure: _Measure
+    scorer: Scorer | None
+    masks: Sequence[np.ndarray] | dict[int, np.ndarray]
+    total: int
+    progress: Callable[[int, int], None] | None = None
     per_image: list[dict[str, Any]] = field(default_factory=list)
     kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
     aucs: list[np.ndarray] = field(default_factory=list)  # per image (maps, 1 + others): ROC-AUC against its own mask, then the others'
 
-    def batch(self, start: int, size: int) -> None:
-        """Score the ``size`` scenes from ``start`` on, decomposed as one batch."""
-        part = self.scenes[start : start + size]
+    def batch(self, start: int, part: Sequence[Scene]) -> None:
+        """Score ``part``, the scenes from position ``start`` on, decomposed as one batch."""
         features = self.featurizer.forward(self.featurizer.model_input(np.stack([s.image for s in part])), maps=True)
-        picture, maps = batch_maps(self.featurizer, features, self.options, self.seed + start)
-        others = other_images(len(self.scenes))
+        picture, maps = batch_maps(self.featurizer, features, self.measure.options, self.measure.seed + start)
+        others = other_images(self.total)
         for i, scene in enumerate(part):
             own = {name: m[i] for name, m in maps.items()}
             # Against its own object and those of other images, from any batch: the masks' check.
-            masks = np.stack([scene.mask, *(self.scenes[j].mask for j in others[start + i])])
+            masks = np.stack([scene.mask, *(self.masks[j] for j in others[start + i])])
             self.aucs.append(np.stack([relevance.roc_aucs(m, masks) for m in own.values()]))
             entry = {"name": scene.name, "object_share": round(float(scene.mask.mean()), 4)}
             entry["maps"] = {name: {k: round(v, 4) for k, v in relevance.localisation(m, scene.mask, a).items()} for (name, m), a in zip(own.items(), self.aucs[-1])}
             if self.scorer is not None:
                 entry["top_class"] = self._faithfulness(scene, own, features.logits[i : i + 1], entry["maps"])
             self.per_image.append(entry)
-            if len(self.per_image) <= self.examples:
+            if start + i < self.measure.examples:
                 for key, value in [("image", scene.image), ("mask", scene.mask), ("picture", picture[i]), *own.items()]:
                     self.kept.setdefault(key, []).append(value)
             if self.progress is not None:
-                self.progress(len(self.per_image), len(self.scenes))
+                self.progress(len(self.per_image), self.total)
 
     def _faithfulness(self, scene: Scene, maps: dict[str, np.ndarray], logits: np.ndarray, scores: dict[str, dict[str, Any]]) -> int:
         """Add each map's deletion and insertion curves of the image's top class (``logits`` ``(1, K)``) to its
         ``scores``; return that class."""
         assert self.scorer is not None
         top = int(np.argmax(class_probabilities(logits)[0]))
-        canvas = fill_canvas(scene.image, self.fill, self.featurizer.preset)
-        for name, (deletion, insertion) in self.scorer.curves(scene.image, canvas, maps, top, self.steps, self.seed).items():
+        canvas = fill_canvas(scene.image, self.measure.fill, self.featurizer.preset)
+        for name, (deletion, insertion) in self.scorer.curves(scene.image, canvas, maps, top, self.measure.steps, self.measure.seed).items():
             scores[name].update(deletion_curve=deletion, insertion_curve=insertion)
         return top
+
+
+def _on_dask(
+    address: str, featurizer: Featurizer, tapped: Options, measure: _Measure, scenes: list[Scene], batch: int, progress: Callable[[int, int], None] | None
+) -> _Run:
+    """The batches of :func:`evaluate` as Dask tasks (:mod:`pfv_onnx.analyses.on_dask`), one batch each, their
+    scenes sent with them, each worker opening the model with the ``tapped`` options: what they measured,
+    merged in order of position."""
+    config = task_config(featurizer, tapped, [], "evaluate", keep_logits=tapped.keep_logits)
+    starts = list(range(0, len(scenes), batch))
+    others = other_images(len(scenes))
+    finished = _Run(featurizer, measure, None, [], len(scenes))
+
+    def work(client: Any) -> list[tuple[int, _Run]]:
+        from dask.distributed import as_completed
+
+        parts = client.scatter([scenes[start : start + batch] for start in starts])
+        masks = client.scatter([{int(j): scenes[j].mask for j in np.unique(others[start : start + batch])} for start in starts])
+        futures = client.map(_task, [config] * len(starts), [measure] * len(starts), starts, parts, masks, [len(scenes)] * len(starts), pure=False)
+        done = []
+        for future in as_completed(futures, loop=client.loop):  # the client is not the default one
+            done.append(future.result())
+            if progress is not None:
+                progress(sum(len(part.per_image) for _, part in done), len(scenes))
+        return done
+
+    for _, part in sorted(on_cluster(address, "evaluation", work), key=lambda found: found[0]):
+        finished.per_image += part.per_image
+        finished.aucs += part.aucs
+        for key, values in part.kept.items():
+            finished.kept.setdefault(key, []).extend(values)
+    return finished
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_scorer(config: str) -> Scorer:
+    """The faithfulness scorer of a task's worker process, opened once per configuration."""
+    return Scorer(json.loads(config)["model"], worker_featurizer(config), None)
+
+
+def _task(config: str, measure: _Measure, start: int, part: list[Scene], masks: dict[int, np.ndarray], total: int) -> tuple[int, _Run]:
+    """One batch of scenes from position ``start`` on, measured in a Dask worker; ``masks`` the masks of all
+    ``total`` scenes its images are checked against. Returned without its featurizer and scorer."""
+    run = _Run(worker_featurizer(config), measure, _worker_scorer(config) if measure.faithfulness else None, masks, total)
+    run.batch(start, part)
+    run.featurizer, run.scorer = None, None  # type: ignore[assignment]  # sessions stay in the worker
+    return start, run
 
 
 def batch_maps(featurizer: Featurizer, features, options: Options, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -265,57 +324,6 @@ def _checked(scenes: Sequence[Scene], size: tuple[int, int]) -> list[Scene]:
     return checked
 
 
-def fill_canvas(image: np.ndarray, fill: str, preset: Preset) -> np.ndarray:
-    """What deleted pixels of an ``(H, W, 3)`` uint8 image become: a blurred copy, or the preset's mean
-    colour (:func:`~pfv_onnx.images.preprocess.blank_image`)."""
-    if fill == "mean":
-        return blank_image(preset, image.shape[:2])
-    return cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA * max(image.shape[:2]), borderType=cv2.BORDER_REFLECT)
-
-
-class _Scorer:
-    """The original model (not the tapped one: the taps would only slow it), run on step images."""
-
-    def __init__(self, model: ModelLike, featurizer: Featurizer, threads: int | None):
-        resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
-        source = load_model(resolved)
-        self.featurizer = featurizer
-        self.output = featurizer.logits_output
-        if self.output is None or self.output not in [o.name for o in source.graph.output]:
-            raise PFVError("the model has no class scores among its outputs: faithfulness needs them (use faithfulness=False)",
-                           flags={"faithfulness=False": "--no-faithfulness"})
-        self.session = Session(source, featurizer.providers, threads, spin=False, weights_dir=weights_folder(resolved, source))
-
-    def probabilities(self, crops: np.ndarray, klass: int) -> np.ndarray:
-        """The probability of class ``klass`` for each ``(n, H, W, 3)`` uint8 crop."""
-        # One map's steps at once (up to SCORER_BATCH): larger batches than a PFV chunk run faster.
-        parts = [crops[start : start + SCORER_BATCH] for start in range(0, len(crops), SCORER_BATCH)]
-        values = np.concatenate([self.session.run(self.featurizer.model_input(part), [self.output])[self.output] for part in parts])
-        return class_probabilities(values.reshape(len(crops), -1))[:, klass]
-
-    def curves(
-        self, image: np.ndarray, canvas: np.ndarray, maps: dict[str, np.ndarray], klass: int, steps: int, seed: int
-    ) -> dict[str, tuple[list[float], list[float]]]:
-        """The deletion and insertion curves (``steps + 1`` probabilities each) of every map for one image."""
-        ends = self.probabilities(np.stack([image, canvas]), klass)
-        curves = {}
-        for name, saliency in maps.items():
-            marked = relevance.steps_masks(relevance.deletion_order(saliency, seed), image.shape[:2], steps)[1:-1, ..., None]
-            deleted = np.where(marked, canvas, image)
-            inserted = np.where(marked, image, canvas)
-            p = self.probabilities(np.concatenate([deleted, inserted]), klass)
-            inner = steps - 1
-            curves[name] = (
-                _rounded([ends[0], *p[:inner], ends[1]]),
-                _rounded([ends[1], *p[inner:], ends[0]]),
-            )
-        return curves
-
-
-def _rounded(values: Sequence[float]) -> list[float]:
-    return [round(float(v), 5) for v in values]
-
-
 def summarise(per_image: list[dict[str, Any]], steps: int, aucs: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """Means over the images per map, the components' importance and the controls' verdict; ``aucs``
     ``(images, maps, 1 + K)`` as :func:`~pfv_onnx.core.pairing.mask_check` takes them."""
@@ -334,7 +342,7 @@ def summarise(per_image: list[dict[str, Any]], steps: int, aucs: np.ndarray, see
             scores["deletion"] = round(float(np.mean([r["deletion"] for r in rows])), 4)
             scores["insertion"] = round(float(np.mean([r["insertion"] for r in rows])), 4)
             scores["faithfulness"] = round(scores["insertion"] - scores["deletion"], 4)
-            scores["curves"] = {"deletion": _rounded(deletion), "insertion": _rounded(insertion)}
+            scores["curves"] = {"deletion": rounded(deletion), "insertion": rounded(insertion)}
         maps[name] = scores
     components = []
     if faithful:

@@ -1,8 +1,10 @@
-"""Dataset-sized work on Dask (the optional ``[dask]`` extra): the basis's fit, the atlas's scan.
+"""Dataset-sized work on Dask (the optional ``[dask]`` extra): the basis's fit, the atlas's scan, the
+evaluation's batches.
 
 The image files are cut into shards of a few batches; each task opens the model itself (once per worker
 process and configuration), reads its shard (the workers must see the same paths), and returns a small
 partial result; the results merge pairwise in a tree, in any order, to what the same work gives in process.
+(evaluate's images are made in memory, so each of its tasks is one batch with its images sent along.)
 A task lost with its worker is run again by Dask; work whose task keeps failing stops with one line, never
 with a wrong result.
 """
@@ -39,15 +41,15 @@ def worker_featurizer(config: str) -> Featurizer:
     return featurizer
 
 
-def task_config(featurizer: Featurizer, options: Options, items: Sequence[ImageLike], what: str) -> str:
+def task_config(featurizer: Featurizer, options: Options, items: Sequence[ImageLike], what: str, keep_logits: bool = False) -> str:
     """What a task needs to open the same model with the same options, as text; refuses (one line) what a
     cluster cannot run: a model given in memory, images given in memory. The workers open the model on their
-    own default providers, without the classifier head."""
+    own default providers, with the classifier head only where ``keep_logits`` asks for it."""
     if featurizer.model_path is None:
         raise PFVError(f"a model given in memory cannot be used for {what} on Dask; give a model file")
     if not all(isinstance(item, (str, Path)) for item in items):
         raise PFVError(f"{what} on Dask reads image files: give paths and folders, not images in memory")
-    worker_options = options.replace(providers=None, keep_logits=False).view()
+    worker_options = options.replace(providers=None, keep_logits=keep_logits).view()
     return json.dumps({"model": str(Path(featurizer.model_path).resolve()), "options": worker_options, "model_sha256": featurizer.model_sha256})
 
 

@@ -44,16 +44,18 @@ def run(args: argparse.Namespace, options: Options) -> int:
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     check_apart(out, datasets=[path for path in (args.images, args.masks, args.objects, args.backgrounds) if path])
     bar: list[Progress] = []
+    shown = [0]
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int) -> None:  # the images finished so far (a batch at a time on Dask)
         if not bar:
             bar.append(Progress(total, enabled=not args.quiet))
-        bar[0].update()
+        bar[0].update(done - shown[0])
+        shown[0] = done
 
     try:
         evaluation = evaluate(
             args.model, scenes_for(args), options, batch=args.batch or BATCH, steps=args.steps or STEPS, fill=args.fill,
-            faithfulness=not args.no_faithfulness, seed=args.seed, count=args.count or COMPOSITES, progress=progress,
+            faithfulness=not args.no_faithfulness, seed=args.seed, count=args.count or COMPOSITES, progress=progress, dask=args.dask,
         )
     finally:
         if bar:

@@ -11,6 +11,7 @@ import pytest
 from onnx import numpy_helper
 from PIL import Image
 
+import pfv_onnx
 from helpers import browser, graphs
 from pfv_onnx import PFVError
 from pfv_onnx.images import bundled
@@ -246,3 +247,24 @@ def test_steps_and_count_beyond_their_limits_are_refused_up_front(tmp_path, caps
     assert main(["evaluate", "mobilenet_v2", "--out", str(out), "--count", "1000000", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "1000000 images and their masks at 224 x 224 needs about 186.9 GB" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_the_batches_on_dask_give_the_numbers_in_process(tmp_path):
+    """The batches (of 4: 3 tasks) on a local two-worker cluster, the curves included: the same summary,
+    image by image in the same order, and the same example maps, as in process; progress a batch at a time."""
+    model = str(bundled.model_path("mobilenet_v2"))
+    local = evaluate(model, count=12, batch=4, steps=3)
+    seen = []
+    remote = pfv_onnx.evaluate(model, count=12, batch=4, steps=3, dask="local", progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 12), (8, 12), (12, 12)]
+    for summary in (remote.summary, local.summary):
+        summary.pop("seconds")
+    assert remote.summary == local.summary and "deletion" in remote.summary["per_image"][11]["maps"]["PFV (focus)"]
+    assert set(remote.examples) == set(local.examples) and all(np.array_equal(remote.examples[k], local.examples[k]) for k in local.examples)
+    remote.save(tmp_path / "evaluate")
+    assert json.loads((tmp_path / "evaluate" / "summary.json").read_text())["images"] == 12
+
+
+def test_a_model_in_memory_is_refused_on_dask():
+    with pytest.raises(PFVError, match="a model given in memory cannot be used for evaluate on Dask"):
+        evaluate(onnx.load(str(bundled.model_path("mobilenet_v2"))), count=12, faithfulness=False, dask="local")
