@@ -3,7 +3,7 @@ scale; and, where torch is installed, the PyTorch reference. Prints tables, writ
 
     python -m benchmarks                       # the full set (a few minutes on 2 cores)
     python -m benchmarks --quick --json r.json # a smoke run (CI)
-    python -m benchmarks --results benchmarks/RESULTS.md --throughput 200,2000 --dask
+    python -m benchmarks --results benchmarks/RESULTS.md --throughput 200,2000 --dask --corpus
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 
-from . import cluster, overhead, solver, throughput, torch_reference, weightings
+from . import cluster, corpus, overhead, solver, throughput, torch_reference, weightings
 from .environment import PROVIDERS, machine
 from .models import mobilenet_v2_qdq, resnet50_random, vgg16_random, vit_random
 from .providers import saved as saved_runtimes
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", help="write the tables to this markdown file (benchmarks/RESULTS.md)")
     parser.add_argument("--throughput", default="", help="explain over folders of these sizes, e.g. 200,2000")
     parser.add_argument("--dask", action="store_true", help="the atlas's scan and evaluate in process and on a local two-worker Dask cluster")
+    parser.add_argument("--corpus", action="store_true", help="PFV over the bare pass across the export corpus (tests/corpus)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference even where torch is installed")
     args = parser.parse_args(argv)
     runs = 2 if args.quick else args.runs
@@ -97,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in scale_out:
             print(cluster.row(r), flush=True)
 
+    exports = []
+    if args.corpus:
+        print(corpus.HEADER)
+        exports = corpus.measure(runs)
+        for r in exports:
+            print(corpus.row(r), flush=True)
+
     reference = []
     if torch_reference.available() and not args.no_torch and not args.quick:
         print(torch_reference.HEADER)
@@ -106,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             reference.append(r)
 
     data = {"machine": info, "quick": args.quick, "runs": runs, "results": rows, "unusable": unusable, "weightings": by_weighting,
-            "solvers": solvers, "throughput": scale, "dask": scale_out, "torch": reference}
+            "solvers": solvers, "throughput": scale, "dask": scale_out, "corpus": exports, "torch": reference}
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
     if args.results:
@@ -143,6 +151,13 @@ def results_markdown(data: dict) -> str:
     ]
     for provider, reason in data["unusable"].items():
         lines += ["", f"{provider}: installed but not usable here ({reason})."]
+    lines += ["", "### The targets", "", "PFV against the bare pass as a plain script runs it (the whole batch in one call on a session with",
+              "onnxruntime's default options), and folder runs against a plain loop that writes one PNG per image:", "",
+              *overhead.targets(data["results"], data["throughput"])]
+    if data.get("corpus"):
+        median = corpus.median(data["corpus"])
+        lines.append(f"| the export corpus ({len(data['corpus'])} models, batch {corpus.BATCH}): the median model's PFV / bare, one call, default "
+                     f"session | <= 1.10 | {median:.3f} | {'yes' if median <= 1.10 else '**no**'} |")
     measured = {r["provider"] for r in data["results"]}
     if "CUDA" not in measured:
         lines += ["", "No GPU provider was usable on this machine: the CUDA rows (I/O binding, device timings) come from a",
@@ -174,6 +189,11 @@ def results_markdown(data: dict) -> str:
                   "deletion and insertion curves) in one process, and on a local Dask cluster of two worker processes on the same",
                   "machine: the cluster's start and each worker's model loading count, as a user meets them. Medians of two runs.", "",
                   cluster.HEADER, *[cluster.row(r) for r in data["dask"]]]
+    if data.get("corpus"):
+        lines += ["", "## Across the export corpus", "",
+                  "Every model of `tests/corpus` (real exports from Keras, Paddle, timm, Hugging Face and plain torch, at small widths",
+                  f"and input sizes, random weights) at batch {corpus.BATCH}, measured as the table above measures the bundled models.", "",
+                  corpus.HEADER, *[corpus.row(r) for r in data["corpus"]]]
     if data["torch"]:
         lines += ["", "## The PyTorch reference", "",
                   "The paper's method in PyTorch with forward hooks, on the same weights as the ONNX model, doing the same work as",

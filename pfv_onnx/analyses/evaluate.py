@@ -249,7 +249,7 @@ def _on_dask(
     others = other_images(len(scenes))
     finished = _Run(featurizer, measure, None, [], len(scenes))
 
-    def work(client: Any) -> list[tuple[int, _Run]]:
+    def work(client: Any) -> list[_Measured]:
         from dask.distributed import as_completed
 
         parts = client.scatter([scenes[start : start + batch] for start in starts])
@@ -259,13 +259,13 @@ def _on_dask(
         for future in as_completed(futures, loop=client.loop):  # the client is not the default one
             done.append(future.result())
             if progress is not None:
-                progress(sum(len(part.per_image) for _, part in done), len(scenes))
+                progress(sum(len(per_image) for _, per_image, _, _ in done), len(scenes))
         return done
 
-    for _, part in sorted(on_cluster(address, "evaluation", work), key=lambda found: found[0]):
-        finished.per_image += part.per_image
-        finished.aucs += part.aucs
-        for key, values in part.kept.items():
+    for _, per_image, aucs, kept in sorted(on_cluster(address, "evaluation", work), key=lambda found: found[0]):
+        finished.per_image += per_image
+        finished.aucs += aucs
+        for key, values in kept.items():
             finished.kept.setdefault(key, []).extend(values)
     return finished
 
@@ -276,13 +276,15 @@ def _worker_scorer(config: str) -> Scorer:
     return Scorer(json.loads(config)["model"], worker_featurizer(config), None)
 
 
-def _task(config: str, measure: _Measure, start: int, part: list[Scene], masks: dict[int, np.ndarray], total: int) -> tuple[int, _Run]:
-    """One batch of scenes from position ``start`` on, measured in a Dask worker; ``masks`` the masks of all
-    ``total`` scenes its images are checked against. Returned without its featurizer and scorer."""
+_Measured = tuple[int, list[dict[str, Any]], list[np.ndarray], dict[str, list[np.ndarray]]]
+
+
+def _task(config: str, measure: _Measure, start: int, part: list[Scene], masks: dict[int, np.ndarray], total: int) -> _Measured:
+    """One batch of scenes from position ``start`` on, measured in a Dask worker (``masks``: the masks of all
+    ``total`` scenes its images are checked against): ``start`` and its run's ``per_image``, ``aucs``, ``kept``."""
     run = _Run(worker_featurizer(config), measure, _worker_scorer(config) if measure.faithfulness else None, masks, total)
     run.batch(start, part)
-    run.featurizer, run.scorer = None, None  # type: ignore[assignment]  # sessions stay in the worker
-    return start, run
+    return start, run.per_image, run.aucs, run.kept
 
 
 def batch_maps(featurizer: Featurizer, features, options: Options, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

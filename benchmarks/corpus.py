@@ -1,0 +1,36 @@
+"""PFV over the bare pass across the export corpus (``tests/corpus``: real exports from Keras, Paddle, timm,
+Hugging Face and plain torch, at small widths and input sizes, random weights): per model, and the median.
+
+``python -m benchmarks --corpus`` adds this table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from pathlib import Path
+
+from . import overhead
+
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
+BATCH = 32
+HEADER = "| model | PFV / bare, one call, default session | PFV / bare, same chunks and options |\n|---|---|---|"
+
+
+def measure(runs: int) -> list[dict]:
+    """Each corpus model at batch :data:`BATCH`, the bundled photos as its input (``runs`` interleaved rounds)."""
+    rows = []
+    for path in sorted(CORPUS.glob("*.onnx")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # models without a preset: the default one is fine for timing
+            r = overhead.measure(path.stem, str(path), BATCH, runs=runs)
+        rows.append({"model": path.stem, "ratio_one_call": r.ratio_one_call, "ratio": r.ratio})
+    return rows
+
+
+def median(rows: list[dict]) -> float:
+    return statistics.median(r["ratio_one_call"] for r in rows)
+
+
+def row(r: dict) -> str:
+    return f"| {r['model']} | {r['ratio_one_call']:.3f} | {r['ratio']:.3f} |"
