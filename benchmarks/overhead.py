@@ -25,10 +25,10 @@ class Overhead:
     """Medians in seconds. ``pfv_s`` is what replaces the bare forward pass: PFV's forward, decomposition
     and weighting on the same preprocessed batch; ``ratio`` is ``pfv_s / bare_s``, both run in the same
     chunks of ``chunk`` images (PFV's default for the provider) with the same session options (threads
-    that do not spin). ``bare_default_s`` is the bare pass in the same chunks on a session
+    that spin for a light model, not for a heavy one). ``bare_default_s`` is the bare pass in the same chunks on a session
     with onnxruntime's default options, as a user makes one (``ratio_default`` = ``pfv_s`` over it);
     ``bare_one_call_s`` is the bare pass of the whole batch in one call, as a plain script runs it, and
-    ``bare_default_one_call_s`` the same on the default session (``ratio_issue`` = ``pfv_s`` over it: PFV
+    ``bare_default_one_call_s`` the same on the default session (:attr:`ratio_one_call` = ``pfv_s`` over it: PFV
     against ``InferenceSession(model).run(None, {input: x})``, the measure the speed targets are set in).
     Preprocessing, drawing and PNG encoding are reported beside it (the bare pass has no counterpart
     for them)."""
@@ -118,7 +118,7 @@ def measure(
     source = load_model(bundled.resolve_model(model) if isinstance(model, str) else model)
     pfv = PFV(source, providers=[provider], weighting=weighting)
     chunk = pfv.featurizer.chunk_size
-    bare = Session(source, providers=[provider], spin=False)
+    bare = Session(source, providers=[provider], spin=pfv.featurizer.session.spin)  # as PFV's session for a lone batch
     default = default_session(source, provider)
     paths = sample_paths(batch)
     loaded = pfv.featurizer.load(paths)

@@ -53,9 +53,10 @@ def measure_provider(name: str, batch: int, provider: str, runs: int, basis: Pat
     chunk = relative.featurizer.chunk_size
     loaded = relative.featurizer.load(sample_paths(batch))
     x = loaded.inputs
-    bare = Session(onnx.load(str(bundled.model_path(name))), providers=[provider], spin=False)
+    spin = relative.featurizer.session.spin  # the bare passes run as PFV runs a lone batch
+    bare = Session(onnx.load(str(bundled.model_path(name))), providers=[provider], spin=spin)
     model = onnx.load(str(exported))
-    in_graph = Session(model, providers=[provider], spin=False)
+    in_graph = Session(model, providers=[provider], spin=spin)
     picture = read_tapped_outputs(model).picture
     steps = {
         "bare": lambda: bare.run(x, chunk_size=chunk),

@@ -42,6 +42,7 @@ from ..options import Options
 from ..images.preprocess import blank_image, expand_inputs, fit_image, to_image, to_model_input
 from ..presets import DEFAULT_PRESET, Preset, get_preset
 from . import Session, default_chunk, probe_tensors, resolve_providers
+from .session import SessionByUse
 from .tapping import TappedModel, tap_model
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
@@ -95,10 +96,7 @@ class Featurizer:
         )
         # F_N stays in onnxruntime when the graph computes what the decomposition needs of it.
         self.statistics = statistics and self.tapped.outputs.statistics is not None
-        # No spinning: the NumPy core runs right after each forward pass, and in a folder run the threads that
-        # decode and write run during it; they need the cores (spinning made a single large batch faster
-        # but a folder run slower).
-        self.session = Session(self.tapped.model, self.providers, options.threads, spin=False, weights_dir=self.tapped.weights_dir)
+        self._sessions = SessionByUse(self.tapped.model, self.providers, options.threads, self.tapped.weights_dir)
         preset = options.preset or _metadata(source, PRESET_METADATA_KEY)
         self.preset_source = "--preset" if options.preset else "model metadata" if preset else "default"
         if preset is None:
@@ -115,6 +113,10 @@ class Featurizer:
             self.class_names_for(scores[1])
 
     # ---- the model ----------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> Session:
+        return self._sessions.current
 
     @property
     def input(self) -> InputSpec:
@@ -307,7 +309,7 @@ class Featurizer:
 
     # ---- the forward pass ---------------------------------------------------------------------------
 
-    def forward(self, inputs: np.ndarray, maps: bool = False, relative: bool = False) -> Features:
+    def forward(self, inputs: np.ndarray, maps: bool = False, relative: bool = False, alongside: bool = False) -> Features:
         """One forward pass (in chunks) of a preprocessed batch in the model's layout.
 
         Args:
@@ -316,6 +318,7 @@ class Featurizer:
                 from the graph and no ``maps``, only ``F_N``, ``A^b`` and the logits leave onnxruntime.
             relative: the features are for colours relative to the batch: with the statistics in the graph
                 (:attr:`statistics`), ``F_N`` stays in onnxruntime and only its statistics come back.
+            alongside: other threads work while it runs (a folder run's decoding and writing).
         """
         spec, expected = self.input, self._image_shape
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:
@@ -332,7 +335,7 @@ class Featurizer:
         fetched = [outputs.final] if stats is None else list(stats[:2])  # F_N, or what the PCA needs of it
         names = [*fetched, *layer_maps, *([activation] if activation else []), *([logits] if logits else [])]
         left = {"per_run": stats[2:], "kept": [outputs.final]} if stats else {}
-        values = self.session.run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size, **left)
+        values = self._sessions.for_pass(alongside).run(np.ascontiguousarray(inputs, dtype=spec.dtype), names, self.chunk_size, **left)
         if stats:  # F_N is read from the device only if something asks for it
             final = lambda: _feature_map({outputs.final: values[outputs.final].fetch()}, outputs.final, "F_N")  # noqa: E731
         else:

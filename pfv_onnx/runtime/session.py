@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import importlib
 import threading
 from collections.abc import Callable, Sequence
@@ -87,7 +89,7 @@ class Session:
             :func:`default_providers`. An explicit list wins; CPU is appended as the fallback.
         threads: intra-op threads (``None``: onnxruntime's default).
         spin: let onnxruntime's threads spin while they wait for work, within a run and after it (faster
-            runs, but they take the cores from whatever else the process does meanwhile).
+            runs, but they take the cores from whatever else the process does meanwhile). Kept as ``spin``.
         binding: run through I/O binding (default: when the first provider is not the CPU).
         weights_dir: the folder of the model's external weight files (:func:`pfv_onnx.graph.weights_folder`);
             needed when its weights are not inside it.
@@ -103,7 +105,7 @@ class Session:
         weights_dir: Path | None = None,
     ):
         ort = onnxruntime()
-        self._threads, self._spin = threads, spin
+        self._threads, self.spin = threads, spin
         options = self._options()
         if weights_dir is not None:
             # The graph goes as bytes, its external weights are read from their folder.
@@ -133,7 +135,7 @@ class Session:
         options = onnxruntime().SessionOptions()
         options.graph_optimization_level = onnxruntime().GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
-        if not self._spin:
+        if not self.spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self._threads is not None:
             options.intra_op_num_threads = int(self._threads)
@@ -256,6 +258,33 @@ class Session:
         """The declared shape of output ``name`` (ints, symbolic names or ``None``), ``None`` if unknown."""
         output = next((o for o in self._session.get_outputs() if o.name == name), None)
         return None if output is None else list(output.shape)
+
+
+# Models whose weights are at most this size are light (MobileNetV2 and EfficientNet-Lite0 are 14 and 19 MB).
+LIGHT_MODEL_BYTES = 32 * 2**20
+
+
+class SessionByUse:
+    """A model's session for each pass, by what else runs beside it.
+
+    onnxruntime's threads spin between operators only in a light model's lone pass: there the gaps between
+    many small operators are a large part of the pass, and spinning threads fill them without waking up. In
+    a folder run the threads that decode and write would lose the cores to them, and a heavy model's pass is
+    spent inside large operators. The setting is fixed when a session is made, so a light model's session
+    is made again when its use changes (cheap for a light model); one session is held at a time.
+    """
+
+    def __init__(self, model: onnx.ModelProto, providers: Sequence[str] | None, threads: int | None, weights_dir: Path | None):
+        self._made = functools.partial(Session, model, providers, threads, weights_dir=weights_dir)
+        self._light = weights_dir is None and model.ByteSize() <= LIGHT_MODEL_BYTES
+        self.current: Session = self._made(spin=self._light)
+
+    def for_pass(self, alongside: bool) -> Session:
+        """The session for a pass that other threads work beside (``alongside``: a folder run's), or not."""
+        spin = self._light and not alongside
+        if self.current.spin != spin:
+            self.current = self._made(spin=spin)
+        return self.current
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ class BatchStream:
         if decoded.inputs is None:
             return None
         started = time.perf_counter()
-        features = self.featurizer.forward(decoded.inputs, maps=self.maps, relative=self.relative)
+        features = self.featurizer.forward(decoded.inputs, maps=self.maps, relative=self.relative, alongside=True)
         decoded.timings["forward"] = time.perf_counter() - started
         return self.pool.submit(finish, decoded, features)
 

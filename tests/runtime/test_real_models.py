@@ -136,3 +136,35 @@ def test_chunks_change_the_speed_not_the_outputs(mobilenet, animals):
     runs = [mobilenet.featurizer.session.run(x, chunk_size=size) for size in (None, 4, 1)]
     for name in runs[0]:
         assert all(np.array_equal(runs[0][name], other[name]) for other in runs[1:]), name
+
+
+def test_a_light_models_lone_pass_spins_and_a_folder_runs_pass_does_not(animals, monkeypatch):
+    """onnxruntime's threads spin in a light model's lone pass only: a folder run's pass (other threads
+    decode and write beside it) is made on a session that does not spin, and so is a heavy model's every
+    pass. The features are the same either way."""
+    from pfv_onnx.runtime import featurizer as featurizer_module
+    from pfv_onnx.runtime import session as session_module
+
+    def spinning(featurizer) -> bool:
+        config = featurizer.session._session.get_session_options().get_session_config_entry
+        try:
+            return config("session.intra_op.allow_spinning") != "0"
+        except Exception:  # not set: onnxruntime's default, which spins
+            return True
+
+    light = featurizer_module.Featurizer("mobilenet_v2")
+    x = light.load(animals).inputs
+    lone = light.forward(x).final
+    assert light.session.spin and spinning(light)
+    alongside = light.forward(x, alongside=True).final
+    assert not light.session.spin and not spinning(light)
+    np.testing.assert_array_equal(lone, alongside)
+    light.forward(x)
+    assert light.session.spin  # back to the lone pass's session
+
+    monkeypatch.setattr(session_module, "LIGHT_MODEL_BYTES", 1 << 20)  # MobileNetV2's 14 MB weights are heavy now
+    heavy = featurizer_module.Featurizer("mobilenet_v2")
+    first = heavy.session
+    heavy.forward(x)
+    heavy.forward(x, alongside=True)
+    assert heavy.session is first and not spinning(heavy)
