@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = 2 if args.quick else args.runs
     info = machine()
     print(f"{info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']}")
+    data: dict = {"machine": info, "quick": args.quick, "runs": runs}
+
+    def done(section: str, value: object) -> None:  # each table is written as soon as it is measured
+        data[section] = value
+        if args.json:
+            Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
 
     providers = [p for p in PROVIDERS if p in info["providers"]]
     print(overhead.HEADER)
@@ -65,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(overhead.as_dict(result))
     for provider, reason in unusable.items():
         print(f"{provider}: not usable here ({reason})")
+    done("results", rows)
+    done("unusable", unusable)
 
     print(weightings.HEADER)
     by_weighting = []
@@ -74,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in weightings.measure(name, model, max(batches), runs, relevance="random" not in name):
             print(weightings.row(r), flush=True)
             by_weighting.append(r)
+    done("weightings", by_weighting)
 
     print(solver.HEADER)
     solvers = []
@@ -82,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             r = solver.measure(name, model, batch, runs)
             print(solver.row(r), flush=True)
             solvers.append(r)
+    done("solvers", solvers)
 
     scale = []
     if args.throughput:
@@ -90,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             scale = throughput.compare([int(n) for n in args.throughput.split(",")], Path(work), repeats=1 if args.quick else 3)
         for r in scale:
             print(throughput.row(r))
+    done("throughput", scale)
 
     scale_out = []
     if args.dask:
@@ -97,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         scale_out = cluster.measure(repeats=1 if args.quick else 2)
         for r in scale_out:
             print(cluster.row(r), flush=True)
+    done("dask", scale_out)
 
     exports = []
     if args.corpus:
@@ -104,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         exports = corpus.measure(runs)
         for r in exports:
             print(corpus.row(r), flush=True)
+    done("corpus", exports)
 
     reference = []
     if torch_reference.available() and not args.no_torch and not args.quick:
@@ -113,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             print(torch_reference.row(r), flush=True)
             reference.append(r)
 
-    data = {"machine": info, "quick": args.quick, "runs": runs, "results": rows, "unusable": unusable, "weightings": by_weighting,
-            "solvers": solvers, "throughput": scale, "dask": scale_out, "corpus": exports, "torch": reference}
-    if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    done("torch", reference)
     if args.results:
         Path(args.results).write_text(results_markdown(data), encoding="utf-8")
     return 0
@@ -200,7 +210,7 @@ def results_markdown(data: dict) -> str:
                   "pfv-onnx: hooks on the modules that make the tensors pfv-onnx taps, the forward passes in the same chunks, only the",
                   "three components that are drawn (`torch.linalg.eigh` of the covariance, or `torch.pca_lowrank` where pfv-onnx's",
                   "solver is randomised too), the model in channels-last memory and inference mode. Its OpenMP threads wait",
-                  "passively, as onnxruntime's do in the comparison, so that none slows the next candidate.",
+                  "passively, so that none slows the next candidate.",
                   "", torch_reference.HEADER, *[torch_reference.row(r) for r in data["torch"]]]
     if saved_runtimes():  # measured environment by environment: python -m benchmarks.providers
         lines += ["", runtimes_section(saved_runtimes()).rstrip("\n")]

@@ -1,5 +1,6 @@
 """PFV over the bare pass across the export corpus (``tests/corpus``: real exports from Keras, Paddle, timm,
-Hugging Face and plain torch, at small widths and input sizes, random weights): per model, and the median.
+Hugging Face and plain torch, at small widths and input sizes; their weights are filled with seeded random
+values as the tests fill them): per model, and the median.
 
 ``python -m benchmarks --corpus`` adds this table.
 """
@@ -7,23 +8,27 @@ Hugging Face and plain torch, at small widths and input sizes, random weights): 
 from __future__ import annotations
 
 import statistics
+import sys
 import warnings
 from pathlib import Path
 
 from . import overhead
 
-CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 BATCH = 32
 HEADER = "| model | PFV / bare, one call, default session | PFV / bare, same chunks and options |\n|---|---|---|"
 
 
 def measure(runs: int) -> list[dict]:
     """Each corpus model at batch :data:`BATCH`, the bundled photos as its input (``runs`` interleaved rounds)."""
+    sys.path.insert(0, str(TESTS))  # the corpus ships without its weights; the tests' helper fills them
+    from helpers import corpus
+
     rows = []
-    for path in sorted(CORPUS.glob("*.onnx")):
+    for path in sorted(corpus.CORPUS.glob("*.onnx")):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # models without a preset: the default one is fine for timing
-            r = overhead.measure(path.stem, str(path), BATCH, runs=runs)
+            r = overhead.measure(path.stem, corpus.load(path.stem), BATCH, runs=runs)
         rows.append({"model": path.stem, "ratio_one_call": r.ratio_one_call, "ratio": r.ratio})
     return rows
 

@@ -87,7 +87,7 @@ def compare(counts: list[int], work: Path, repeats: int = 3) -> list[dict]:
         runs: dict[str, list[dict]] = {mode: [] for mode in order}
         for r in range(repeats):
             for mode in order[r % len(order):] + order[: r % len(order)]:
-                runs[mode].append(run_once(mode, folder, work / f"out_{count}"))
+                runs[mode].append(run_once(mode, folder, work / f"out_{count}_{mode}"))
         rate = {mode: float(np.median([x["images_per_s"] for x in runs[mode]])) for mode in order}
         for mode, per_image in MODES.items():
             rows.append({
@@ -103,7 +103,8 @@ def compare(counts: list[int], work: Path, repeats: int = 3) -> list[dict]:
                 "explain_peak_mb": max(x["peak_mb"] for x in runs[mode]),
             })
         shutil.rmtree(folder)
-        shutil.rmtree(work / f"out_{count}", ignore_errors=True)
+        for mode in order:
+            shutil.rmtree(work / f"out_{count}_{mode}", ignore_errors=True)
     return rows
 
 

@@ -18,8 +18,9 @@ import onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 # torch's OpenMP threads spin after each call and would slow whatever runs next in the process (the other
-# candidates of the interleaved comparison): they wait passively here, as pfv-onnx's onnxruntime threads
-# do. (It costs torch's own forward pass about a fifth on MobileNetV2 at batch 8 on 2 cores.)
+# candidates of the interleaved comparison): they wait passively here. (It costs torch's own forward pass
+# about a fifth on MobileNetV2 at batch 8 on 2 cores; pfv-onnx's onnxruntime threads spin within a light
+# model's runs, and the comparison pauses between candidates for them to settle.)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -155,7 +156,7 @@ def measure(name: str, batch: int, runs: int = 5) -> dict:
     exported = to_onnx(model)
     pfv = PFV(exported, providers=["CPUExecutionProvider"])
     chunk = pfv.featurizer.chunk_size
-    bare = Session(exported, providers=["CPUExecutionProvider"], spin=False)
+    bare = Session(exported, providers=["CPUExecutionProvider"], spin=pfv.featurizer.session.spin)  # as PFV's lone batch
     default = default_session(exported, "CPUExecutionProvider")
     loaded = pfv.featurizer.load(sample_paths(batch))
     x = loaded.inputs

@@ -7,7 +7,8 @@ from __future__ import annotations
 import onnx
 
 from pfv_onnx.options import WEIGHTINGS
-from pfv_onnx.analyses.evaluate import evaluate, map_name, picture_name
+from pfv_onnx.analyses.evaluate import evaluate
+from pfv_onnx.analyses.evaluation_batches import map_name, picture_name
 
 from . import overhead
 

@@ -35,6 +35,13 @@ def fill_canvas(image: np.ndarray, fill: str, preset: Preset) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA * max(image.shape[:2]), borderType=cv2.BORDER_REFLECT)
 
 
+def require_scores(featurizer: Featurizer | None) -> None:
+    """Refuse, with one line, a model (``featurizer``'s) with no class scores among its outputs."""
+    if featurizer is None or featurizer.logits_output is None:
+        raise PFVError("the model has no class scores among its outputs: faithfulness needs them (use faithfulness=False)",
+                       flags={"faithfulness=False": "--no-faithfulness"})
+
+
 class Scorer:
     """The original model (not the tapped one: the taps would only slow it), run on step images."""
 
@@ -43,9 +50,8 @@ class Scorer:
         source = load_model(resolved)
         self.featurizer = featurizer
         self.output = featurizer.logits_output
-        if self.output is None or self.output not in [o.name for o in source.graph.output]:
-            raise PFVError("the model has no class scores among its outputs: faithfulness needs them (use faithfulness=False)",
-                           flags={"faithfulness=False": "--no-faithfulness"})
+        if self.output not in [o.name for o in source.graph.output]:
+            require_scores(None)
         self.session = Session(source, featurizer.providers, threads, spin=False, weights_dir=weights_folder(resolved, source))
 
     def probabilities(self, crops: np.ndarray, klass: int) -> np.ndarray:

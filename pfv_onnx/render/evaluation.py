@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..analyses.evaluate import CONTROLS, GAUSSIAN, LOCALISATION, RANDOM, Evaluation, component_name, picture_name
+from ..analyses.evaluate import LOCALISATION, Evaluation
+from ..analyses.evaluation_batches import CONTROLS, GAUSSIAN, RANDOM, component_name, picture_name
 from ..util.console import plural
 from ..util.files import write_report
 from . import Figure, Section, colour_map, labelled_grid, line_chart, overlay, page, table_picture, to_uint8, write_png

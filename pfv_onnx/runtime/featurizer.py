@@ -1,5 +1,6 @@
-"""The model side of PFV: a model tapped, in one onnxruntime session, with the preprocessing its preset
-names; images in, :class:`~pfv_onnx.runtime.features.Features` out.
+"""The model side of PFV: a model tapped, in an onnxruntime session chosen by its use
+(:class:`~pfv_onnx.runtime.session.SessionByUse`), with the preprocessing its preset names; images in,
+:class:`~pfv_onnx.runtime.features.Features` out.
 
 >>> featurizer = Featurizer("mobilenet_v2")
 >>> batch = featurizer.load(["cat.jpg", "dog.jpg"])     # paths, folders, PIL images, uint8 arrays
@@ -192,7 +193,7 @@ class Featurizer:
     def blank(self) -> BlankResponse:
         """The channel sums of ``F_N`` (and ``F_N`` itself, when it is a token grid) and each earlier tap's map for a featureless image
         (:func:`~pfv_onnx.images.preprocess.blank_image`): what the network responds to the frame and padding alone."""
-        features = self.forward(self.model_input(blank_image(self.preset, self.size)[None]), maps=True)
+        features = self.forward(self.model_input(blank_image(self.preset, self.size)[None]), maps=True, alongside=None)
         tokens = features.final[0].astype(np.float32) if self.tapped.outputs.tokens else None
         return BlankResponse(channel_sum(features.final)[0], tuple(m[0] for m in features.maps or []), tokens)
 
@@ -309,7 +310,7 @@ class Featurizer:
 
     # ---- the forward pass ---------------------------------------------------------------------------
 
-    def forward(self, inputs: np.ndarray, maps: bool = False, relative: bool = False, alongside: bool = False) -> Features:
+    def forward(self, inputs: np.ndarray, maps: bool = False, relative: bool = False, alongside: bool | None = False) -> Features:
         """One forward pass (in chunks) of a preprocessed batch in the model's layout.
 
         Args:
@@ -318,7 +319,8 @@ class Featurizer:
                 from the graph and no ``maps``, only ``F_N``, ``A^b`` and the logits leave onnxruntime.
             relative: the features are for colours relative to the batch: with the statistics in the graph
                 (:attr:`statistics`), ``F_N`` stays in onnxruntime and only its statistics come back.
-            alongside: other threads work while it runs (a folder run's decoding and writing).
+            alongside: other threads work while it runs (a folder run's decoding and writing); ``None``: a
+                pass too small to choose a session for (it runs on the one held).
         """
         spec, expected = self.input, self._image_shape
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:

@@ -267,24 +267,28 @@ LIGHT_MODEL_BYTES = 32 * 2**20
 class SessionByUse:
     """A model's session for each pass, by what else runs beside it.
 
-    onnxruntime's threads spin between operators only in a light model's lone pass: there the gaps between
-    many small operators are a large part of the pass, and spinning threads fill them without waking up. In
-    a folder run the threads that decode and write would lose the cores to them, and a heavy model's pass is
-    spent inside large operators. The setting is fixed when a session is made, so a light model's session
-    is made again when its use changes (cheap for a light model); one session is held at a time.
+    On the CPU, onnxruntime's threads spin between operators only in a light model's lone pass: there the
+    gaps between many small operators are a large part of the pass, and spinning threads fill them without
+    waking up. In a folder run the threads that decode and write would lose the cores to them, and a heavy
+    model's pass is spent inside large operators. The setting is fixed when a session is made, so a light
+    model's session is made again when its use changes (cheap for a light model); one session is held at a
+    time. An accelerator's session is never made again.
     """
 
-    def __init__(self, model: onnx.ModelProto, providers: Sequence[str] | None, threads: int | None, weights_dir: Path | None):
+    def __init__(self, model: onnx.ModelProto, providers: Sequence[str], threads: int | None, weights_dir: Path | None):
         self._made = functools.partial(Session, model, providers, threads, weights_dir=weights_dir)
-        self._light = weights_dir is None and model.ByteSize() <= LIGHT_MODEL_BYTES
+        self._light = providers[0] == "CPUExecutionProvider" and weights_dir is None and model.ByteSize() <= LIGHT_MODEL_BYTES
+        self._lock = threading.Lock()
         self.current: Session = self._made(spin=self._light)
 
-    def for_pass(self, alongside: bool) -> Session:
-        """The session for a pass that other threads work beside (``alongside``: a folder run's), or not."""
-        spin = self._light and not alongside
-        if self.current.spin != spin:
-            self.current = self._made(spin=spin)
-        return self.current
+    def for_pass(self, alongside: bool | None) -> Session:
+        """The session for a pass that other threads work beside (``alongside``: a folder run's), or not;
+        ``None``: whichever is held (a pass too small to be worth a new session)."""
+        spin = self.current.spin if alongside is None else self._light and not alongside
+        with self._lock:  # a stream's worker threads may ask while the main thread runs
+            if self.current.spin != spin:
+                self.current = self._made(spin=spin)
+            return self.current
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from pfv_onnx.images import bundled
 from pfv_onnx.util import memory
 from pfv_onnx.cli import main
 from pfv_onnx.images.composites import Scene, composites, pairs
-from pfv_onnx.analyses.evaluate import CONTROLS, MAX_STEPS, class_probabilities, default_scenes, evaluate
+from pfv_onnx.analyses.colouring import class_probabilities
+from pfv_onnx.analyses.evaluate import MAX_STEPS, default_scenes, evaluate
+from pfv_onnx.analyses.evaluation_batches import CONTROLS
 
 OBJECTS, BACKGROUNDS = bundled.relevance_set()
 
@@ -250,21 +252,34 @@ def test_steps_and_count_beyond_their_limits_are_refused_up_front(tmp_path, caps
 
 
 def test_the_batches_on_dask_give_the_numbers_in_process(tmp_path):
-    """The batches (of 4: 3 tasks) on a local two-worker cluster, the curves included: the same summary,
-    image by image in the same order, and the same example maps, as in process; progress a batch at a time."""
+    """The batches (4, 4 and 2 images: 3 tasks) on a local two-worker cluster, the curves included: the same
+    summary, image by image in the same order, and the same example maps (from every batch), as in process;
+    progress a batch at a time."""
     model = str(bundled.model_path("mobilenet_v2"))
-    local = evaluate(model, count=12, batch=4, steps=3)
+    local = evaluate(model, count=10, batch=4, steps=3, examples=9)
     seen = []
-    remote = pfv_onnx.evaluate(model, count=12, batch=4, steps=3, dask="local", progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(4, 12), (8, 12), (12, 12)]
+    remote = pfv_onnx.evaluate(model, count=10, batch=4, steps=3, examples=9, dask="local", progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) == 3 and seen[-1] == (10, 10) and {done - before for (before, _), (done, _) in zip([(0, 10), *seen], seen)} <= {2, 4}
     for summary in (remote.summary, local.summary):
         summary.pop("seconds")
-    assert remote.summary == local.summary and "deletion" in remote.summary["per_image"][11]["maps"]["PFV (focus)"]
-    assert set(remote.examples) == set(local.examples) and all(np.array_equal(remote.examples[k], local.examples[k]) for k in local.examples)
+    assert remote.summary == local.summary and "deletion" in remote.summary["per_image"][9]["maps"]["PFV (focus)"]
+    assert set(remote.examples) == set(local.examples) and len(local.examples["image"]) == 9
+    assert all(np.array_equal(remote.examples[k], local.examples[k]) for k in local.examples)
     remote.save(tmp_path / "evaluate")
-    assert json.loads((tmp_path / "evaluate" / "summary.json").read_text())["images"] == 12
+    assert json.loads((tmp_path / "evaluate" / "summary.json").read_text())["images"] == 10
 
 
-def test_a_model_in_memory_is_refused_on_dask():
+def test_what_a_cluster_cannot_run_is_refused_before_it_starts(tmp_path, monkeypatch):
+    """A model in memory, and a model with no class scores for the curves: one line, no cluster started."""
+    from pfv_onnx.analyses import evaluation_batches
+
+    monkeypatch.setattr(evaluation_batches, "on_cluster", lambda *args: pytest.fail("a cluster was started"))
     with pytest.raises(PFVError, match="a model given in memory cannot be used for evaluate on Dask"):
         evaluate(onnx.load(str(bundled.model_path("mobilenet_v2"))), count=12, faithfulness=False, dask="local")
+    model, _, final = graphs.vgg_like()
+    del model.graph.output[:]
+    model.graph.output.append(graphs.output(final, ["N", 16, 8, 8]))  # the features only: no class scores
+    path = tmp_path / "features.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(PFVError, match="no class scores"):
+        evaluate(str(path), count=4, steps=3, dask="local")

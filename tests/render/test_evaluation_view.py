@@ -13,7 +13,7 @@ import pytest
 import pfv_onnx
 from helpers import browser
 from pfv_onnx import PFVError
-from pfv_onnx.analyses.evaluate import CONTROLS
+from pfv_onnx.analyses.evaluation_batches import CONTROLS
 from pfv_onnx.cli import main
 from pfv_onnx.render.evaluation import MAX_HTML
 from pfv_onnx.results import EvaluationResult

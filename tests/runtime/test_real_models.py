@@ -168,3 +168,22 @@ def test_a_light_models_lone_pass_spins_and_a_folder_runs_pass_does_not(animals,
     heavy.forward(x)
     heavy.forward(x, alongside=True)
     assert heavy.session is first and not spinning(heavy)
+
+
+def test_a_folder_run_makes_its_session_once(tmp_path, monkeypatch):
+    """explain with the focus weighting: its featureless image's pass, first asked for in a worker thread,
+    runs on the session held; the run makes one session for its stream after the one PFV made."""
+    from pfv_onnx.apps.explain import explain
+    from pfv_onnx.runtime import session as session_module
+
+    made = []
+
+    class Counted(session_module.Session):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs.get("spin"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "Session", Counted)
+    pfv = PFV("mobilenet_v2")
+    explain(pfv, bundled.sample_images()[:4], tmp_path / "out", batch=2, show_progress=False, pictures=["pfv"])
+    assert made == [True, False] and not pfv.featurizer.session.spin
