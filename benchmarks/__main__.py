@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def results_markdown(data: dict) -> str:
+    data = {key: [] for key in ("results", "weightings", "solvers", "throughput", "dask", "corpus", "torch")} | {"unusable": {}} | data
     m = data["machine"]
     lines = [
         "# Benchmark results",
@@ -150,28 +151,25 @@ def results_markdown(data: dict) -> str:
         "",
         "*PFV / bare* compares PFV with the bare model run the same way: in PFV's chunks (its default for the provider,",
         "8 images per inference call on the CPU), on a session with the same options (onnxruntime's threads spin between",
-        "operators for a light model's lone batch, and do not for a heavy model, nor in a folder run, where the decoding",
-        "and writing threads need the cores). *bare, default session* is the bare model in the same chunks on a session with onnxruntime's default",
-        "options, as a user's own script makes one (its threads spin); *PFV / bare default* compares with that. *bare,",
-        "one call* is the whole batch in one call, as a plain script runs it; on the CPU, chunks that fit the cache make",
-        "the light models faster, for the bare pass and PFV alike. The",
+        "operators for a light model's lone batch, and not for a heavy model; see docs/speed.md). *bare, default",
+        "session* is the bare model in the same chunks on a session with onnxruntime's default options, as a user's own",
+        "script makes one (its threads spin); *PFV / bare default* compares with that. *bare, one call* is the whole",
+        "batch in one call with PFV's session options; *PFV / bare default, one call* compares PFV with the whole batch",
+        "in one call on a default session, as a plain script runs it (the targets' measure). On the CPU, chunks that",
+        "fit the cache make the light models faster, for the bare pass and PFV alike. The",
         "*forward* column is PFV's forward pass: the model plus the channel sums of the taps inside the graph (a 1x1",
         "convolution per tap, one multiply-add per channel and pixel). *decomposition* is the PCA of `F_N`; *weighting*",
         "is upsampling, weighting by `A^b` and the joint normalisation.",
     ]
     for provider, reason in data["unusable"].items():
         lines += ["", f"{provider}: installed but not usable here ({reason})."]
-    lines += ["", "### The targets", "", "PFV against the bare pass as a plain script runs it (the whole batch in one call on a session with",
-              "onnxruntime's default options), and folder runs against a plain loop that writes one PNG per image:", "",
-              *overhead.targets(data["results"], data["throughput"])]
-    if data.get("corpus"):
-        median = corpus.median(data["corpus"])
-        lines.append(f"| the export corpus ({len(data['corpus'])} models, batch {corpus.BATCH}): the median model's PFV / bare, one call, default "
-                     f"session | <= 1.10 | {median:.3f} | {'yes' if median <= 1.10 else '**no**'} |")
     measured = {r["provider"] for r in data["results"]}
     if "CUDA" not in measured:
         lines += ["", "No GPU provider was usable on this machine: the CUDA rows (I/O binding, device timings) come from a",
                   "machine with onnxruntime-gpu and a GPU (`pip install -e '.[gpu]'`, then `python -m benchmarks`)."]
+    lines += ["", "### The targets", "", "PFV against the bare pass as a plain script runs it (the whole batch in one call on a session with",
+              "onnxruntime's default options), and folder runs against a plain loop that writes one PNG per image:", "",
+              *overhead.targets(data["results"], data["throughput"], corpus.median(data["corpus"]) if data["corpus"] else None)]
     if data["weightings"]:
         lines += ["", "## Weightings: cost and relevance side by side", "",
                   "PFV over the bare forward pass (as above) with each weighting, at the largest batch above; for the models with",
@@ -193,13 +191,13 @@ def results_markdown(data: dict) -> str:
                   "forward passes on the CPU. Each",
                   "run is a process of its own, for its peak resident memory; medians of three runs in rotating order.", "",
                   throughput.HEADER, *[throughput.row(r) for r in data["throughput"]]]
-    if data.get("dask"):
+    if data["dask"]:
         lines += ["", "## On Dask", "",
                   "The atlas's scan of the 80 shipped dataset photos (a basis fitted beforehand) and evaluate's batches (with its",
                   "deletion and insertion curves) in one process, and on a local Dask cluster of two worker processes on the same",
                   "machine: the cluster's start and each worker's model loading count, as a user meets them. Medians of two runs.", "",
                   cluster.HEADER, *[cluster.row(r) for r in data["dask"]]]
-    if data.get("corpus"):
+    if data["corpus"]:
         lines += ["", "## Across the export corpus", "",
                   "Every model of `tests/corpus` (real exports from Keras, Paddle, timm, Hugging Face and plain torch, at small widths",
                   f"and input sizes, random weights) at batch {corpus.BATCH}, measured as the table above measures the bundled models.", "",

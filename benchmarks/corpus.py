@@ -7,10 +7,11 @@ values as the tests fill them): per model, and the median.
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
-import sys
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 from . import overhead
 
@@ -21,8 +22,7 @@ HEADER = "| model | PFV / bare, one call, default session | PFV / bare, same chu
 
 def measure(runs: int) -> list[dict]:
     """Each corpus model at batch :data:`BATCH`, the bundled photos as its input (``runs`` interleaved rounds)."""
-    sys.path.insert(0, str(TESTS))  # the corpus ships without its weights; the tests' helper fills them
-    from helpers import corpus
+    corpus = _tests_helper("corpus")  # the corpus ships without its weights; the tests' helper fills them
 
     rows = []
     for path in sorted(corpus.CORPUS.glob("*.onnx")):
@@ -31,6 +31,13 @@ def measure(runs: int) -> list[dict]:
             r = overhead.measure(path.stem, corpus.load(path.stem), BATCH, runs=runs)
         rows.append({"model": path.stem, "ratio_one_call": r.ratio_one_call, "ratio": r.ratio})
     return rows
+
+
+def _tests_helper(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"pfv_benchmark_{name}", TESTS / "helpers" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def median(rows: list[dict]) -> float:

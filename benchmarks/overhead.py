@@ -3,6 +3,7 @@ with PFV split by stage: preprocess, forward, decomposition, upsampling and weig
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
@@ -57,15 +58,15 @@ class Overhead:
         return (
             f"| {self.model} | {self.batch} | {self.provider} | {self.chunk} | {self.bare_one_call_s * 1e3:.1f} "
             f"| {self.bare_default_s * 1e3:.1f} | {self.bare_s * 1e3:.1f} | {self.pfv_s * 1e3:.1f} | **{self.ratio:.3f}** "
-            f"| {self.ratio_default:.3f} | {ms['forward']} | {ms['decomposition']} | {ms['weighting']} | {ms['preprocess']} "
+            f"| {self.ratio_default:.3f} | {self.ratio_one_call:.3f} | {ms['forward']} | {ms['decomposition']} | {ms['weighting']} | {ms['preprocess']} "
             f"| {ms['render']} | {ms['png_encode']} |"
         )
 
 
 HEADER = (
     "| model | batch | provider | chunk | bare, one call (ms) | bare, default session (ms) | bare (ms) | PFV (ms) | PFV / bare "
-    "| PFV / bare default | forward | decomposition | weighting | preprocess | render | PNG encode |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| PFV / bare default | PFV / bare default, one call | forward | decomposition | weighting | preprocess | render | PNG encode |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -165,16 +166,25 @@ TARGETS = {("mobilenet_v2", 32): 1.10, ("efficientnet_lite0", 32): 1.10, ("resne
 FOLDER_TARGET = 0.85
 
 
-def targets(rows: list[dict], folders: list[dict]) -> list[str]:
-    """The targets' table (markdown lines): each target, what was measured, met or not."""
+CORPUS_TARGET = 1.10  # the export corpus's median model, measured as the models above
+
+
+def targets(rows: list[dict], folders: list[dict], corpus_median: float | None) -> list[str]:
+    """The targets' table (markdown lines): each target, what was measured, met or not (rows measured
+    before the one-call default pass was are left out)."""
     lines = ["| what | target | measured | met |", "|---|---|---|---|"]
+
+    def line(what: str, target: str, measured: float, met: bool) -> None:
+        lines.append(f"| {what} | {target} | {measured:.3f} | {'yes' if met else '**no**'} |")
+
     for r in rows:
         target = TARGETS.get((r["model"], r["batch"]))
-        if target is not None and r["provider"] == "CPU":
-            measured = Overhead(**r).ratio_one_call
-            lines.append(f"| {r['model']}, batch {r['batch']}: PFV / bare, one call, default session | <= {target:.2f} | {measured:.3f} | {'yes' if measured <= target else '**no**'} |")
+        measured = Overhead(**r).ratio_one_call
+        if target is not None and r["provider"] == "CPU" and math.isfinite(measured):
+            line(f"{r['model']}, batch {r['batch']}: PFV / bare, one call, default session", f"<= {target:.2f}", measured, measured <= target)
     for f in folders:
         if f["mode"] == "explain-pfv":
-            lines.append(f"| {f['images']} photos: PFV pictures written / plain loop writing one PNG each | >= {FOLDER_TARGET:.2f} | {f['ratio']:.3f} | "
-                         f"{'yes' if f['ratio'] >= FOLDER_TARGET else '**no**'} |")
+            line(f"{f['images']} photos: PFV pictures written / plain loop writing one PNG each", f">= {FOLDER_TARGET:.2f}", f["ratio"], f["ratio"] >= FOLDER_TARGET)
+    if corpus_median is not None:
+        line("the export corpus: the median model's PFV / bare, one call, default session", f"<= {CORPUS_TARGET:.2f}", corpus_median, corpus_median <= CORPUS_TARGET)
     return lines

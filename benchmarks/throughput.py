@@ -3,7 +3,8 @@ preprocesses and runs the bare forward pass on the same files and writes one PNG
 second, peak memory).
 
 Each run is a subprocess of its own, so its peak resident memory is its own:
-``python -m benchmarks.throughput --mode explain|plain --folder DIR [--out DIR]`` prints one JSON line.
+``python -m benchmarks.throughput --mode plain|plain-chunked|explain|explain-pfv --folder DIR --out DIR`` prints
+one JSON line.
 """
 
 from __future__ import annotations

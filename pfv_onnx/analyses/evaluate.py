@@ -124,7 +124,7 @@ def evaluate(
     _check_arguments(fill, batch, steps)
     options = options or Options()
     # Every earlier tap, so that each weighting is made from the same forward pass.
-    tapped = options.replace(weighting="paper", hierarchical=False, activation_in_graph=False)
+    tapped = options.replace(weighting="paper", hierarchical=False, activation_in_graph=False, keep_logits=options.keep_logits or faithfulness)
     featurizer = Featurizer(model, tapped)
     size = featurizer.size
     if faithfulness:
@@ -149,7 +149,7 @@ def evaluate(
 
 def _check_curves(featurizer: Featurizer, steps: int) -> None:
     """Refuse, with one line, curves the model cannot give: no class scores, or more steps than pixels."""
-    require_scores(featurizer)
+    require_scores(featurizer.logits_output)
     if steps > featurizer.size[0] * featurizer.size[1]:
         raise PFVError(f"{steps} steps are more than the {featurizer.size[0]} x {featurizer.size[1]} pixels of the model's input")
 

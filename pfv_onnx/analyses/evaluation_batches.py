@@ -29,6 +29,7 @@ CHANNEL_SUM, EIGENCAM, CAM = "channel sum of F_N", "EigenCAM", "CAM (top class)"
 GAUSSIAN, RANDOM = "Gaussian (control)", "random (control)"
 CONTROLS = (GAUSSIAN, RANDOM)
 
+
 def picture_name(weighting: str) -> str:
     return f"PFV ({weighting})"
 
@@ -68,7 +69,7 @@ class Run:
     masks: Sequence[np.ndarray] | dict[int, np.ndarray]
     total: int
     progress: Callable[[int, int], None] | None = None
-    alongside: bool = False  # other processes share the cores (a Dask worker's)
+    alongside: bool = False  # other processes share the cores (a Dask worker's neighbours)
     per_image: list[dict[str, Any]] = field(default_factory=list)
     kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
     aucs: list[np.ndarray] = field(default_factory=list)  # per image (maps, 1 + others): ROC-AUC against its own mask, then the others'
@@ -106,10 +107,14 @@ class Run:
         return top
 
 
+# What a Dask task measured: its first position, and its run's per_image, aucs and kept.
+TaskScores = tuple[int, list[dict[str, Any]], list[np.ndarray], dict[str, list[np.ndarray]]]
+
+
 def run_on_dask(
     address: str, featurizer: Featurizer, tapped: Options, measure: Measure, scenes: list[Scene], batch: int, progress: Callable[[int, int], None] | None
 ) -> Run:
-    """The batches of :func:`evaluate` as Dask tasks (:mod:`pfv_onnx.analyses.on_dask`), one batch each, their
+    """The batches of :func:`~pfv_onnx.analyses.evaluate.evaluate` as Dask tasks (:mod:`pfv_onnx.analyses.on_dask`), one batch each, their
     scenes sent with them, each worker opening the model with the ``tapped`` options: what they measured,
     merged in order of position."""
     config = task_config(featurizer, tapped, [], "evaluate", keep_logits=tapped.keep_logits)
@@ -143,9 +148,6 @@ def _worker_scorer(config: str) -> Scorer:
     """The faithfulness scorer of a task's worker process, opened once per configuration."""
     data = json.loads(config)
     return Scorer(data["model"], worker_featurizer(config), Options.from_dict(data["options"]).threads)
-
-
-TaskScores = tuple[int, list[dict[str, Any]], list[np.ndarray], dict[str, list[np.ndarray]]]
 
 
 def _task(config: str, measure: Measure, start: int, part: list[Scene], masks: dict[int, np.ndarray], total: int) -> TaskScores:

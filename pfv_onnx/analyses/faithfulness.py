@@ -35,11 +35,13 @@ def fill_canvas(image: np.ndarray, fill: str, preset: Preset) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA * max(image.shape[:2]), borderType=cv2.BORDER_REFLECT)
 
 
-def require_scores(featurizer: Featurizer | None) -> None:
-    """Refuse, with one line, a model (``featurizer``'s) with no class scores among its outputs."""
-    if featurizer is None or featurizer.logits_output is None:
+def require_scores(output: str | None, outputs: Sequence[str] | None = None) -> str:
+    """``output``, the model's class scores; refused with one line when there are none (or they are not among
+    ``outputs``)."""
+    if output is None or (outputs is not None and output not in outputs):
         raise PFVError("the model has no class scores among its outputs: faithfulness needs them (use faithfulness=False)",
                        flags={"faithfulness=False": "--no-faithfulness"})
+    return output
 
 
 class Scorer:
@@ -49,9 +51,7 @@ class Scorer:
         resolved = bundled.resolve_model(model) if isinstance(model, (str, Path)) else model
         source = load_model(resolved)
         self.featurizer = featurizer
-        self.output = featurizer.logits_output
-        if self.output not in [o.name for o in source.graph.output]:
-            require_scores(None)
+        self.output = require_scores(featurizer.logits_output, [o.name for o in source.graph.output])
         self.session = Session(source, featurizer.providers, threads, spin=False, weights_dir=weights_folder(resolved, source))
 
     def probabilities(self, crops: np.ndarray, klass: int) -> np.ndarray:

@@ -319,8 +319,9 @@ class Featurizer:
                 from the graph and no ``maps``, only ``F_N``, ``A^b`` and the logits leave onnxruntime.
             relative: the features are for colours relative to the batch: with the statistics in the graph
                 (:attr:`statistics`), ``F_N`` stays in onnxruntime and only its statistics come back.
-            alongside: other threads work while it runs (a folder run's decoding and writing); ``None``: a
-                pass too small to choose a session for (it runs on the one held).
+            alongside: other threads or processes share the cores while it runs (a folder run's decoding
+                and writing, a Dask worker's neighbours); ``None``: a pass too small to choose a session for
+                (it runs on the one held).
         """
         spec, expected = self.input, self._image_shape
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:

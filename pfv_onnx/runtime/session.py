@@ -284,8 +284,10 @@ class SessionByUse:
     def for_pass(self, alongside: bool | None) -> Session:
         """The session for a pass that other threads work beside (``alongside``: a folder run's), or not;
         ``None``: whichever is held (a pass too small to be worth a new session)."""
-        spin = self.current.spin if alongside is None else self._light and not alongside
-        with self._lock:  # a stream's worker threads may ask while the main thread runs
+        if alongside is None:
+            return self.current
+        spin = self._light and not alongside
+        with self._lock:  # two threads of one process may each run passes
             if self.current.spin != spin:
                 self.current = self._made(spin=spin)
             return self.current
