@@ -35,7 +35,7 @@ from .results import AtlasResult, DebugResult, EvaluationResult, PFVResult, Sani
 from .runtime.features import Batch, Features
 from .runtime.featurizer import Featurizer, ImageLike, ModelLike
 from .util.console import plural
-from .util.progress import progress_bar
+from .util.progress import from_totals, progress_bar
 from .version import __version__
 
 Images = ImageLike | Sequence[ImageLike] | Batch
@@ -289,12 +289,6 @@ def evaluate(model: ModelLike = bundled.DEFAULT_MODEL, scenes: evaluation.Scenes
     True
     """
     with progress_bar() as bar:
-        shown = [0]
-
-        def advance(done: int, total: int) -> None:  # the images finished so far, as the bar's steps
-            bar(done - shown[0], total)
-            shown[0] = done
-
         found = evaluation.evaluate(model, scenes, options, batch=batch, steps=steps, fill=fill, faithfulness=faithfulness, seed=seed,
-                                    count=count, examples=examples, progress=progress or advance, dask=dask)
+                                    count=count, examples=examples, progress=progress or from_totals(bar), dask=dask)
     return promote(EvaluationResult, found)

@@ -20,7 +20,7 @@ from ..options import Options
 from ..pfv import evaluate
 from ..util.console import plural, say, warn
 from ..util.files import check_apart
-from ..util.progress import Progress
+from ..util.progress import from_totals, progress_bar
 
 
 def scenes_for(args: argparse.Namespace):
@@ -43,23 +43,11 @@ def run(args: argparse.Namespace, options: Options) -> int:
     """Exit 0 when the controls behave, 1 when they say the run is not trustworthy."""
     out = Path(args.out)  # checked and held by the command line (OUTPUTS)
     check_apart(out, datasets=[path for path in (args.images, args.masks, args.objects, args.backgrounds) if path])
-    bar: list[Progress] = []
-    shown = [0]
-
-    def progress(done: int, total: int) -> None:  # the images finished so far (a batch at a time on Dask)
-        if not bar:
-            bar.append(Progress(total, enabled=not args.quiet))
-        bar[0].update(done - shown[0])
-        shown[0] = done
-
-    try:
+    with progress_bar(enabled=not args.quiet) as bar:
         evaluation = evaluate(
             args.model, scenes_for(args), options, batch=args.batch or BATCH, steps=args.steps or STEPS, fill=args.fill,
-            faithfulness=not args.no_faithfulness, seed=args.seed, count=args.count or COMPOSITES, progress=progress, dask=args.dask,
+            faithfulness=not args.no_faithfulness, seed=args.seed, count=args.count or COMPOSITES, progress=from_totals(bar), dask=args.dask,
         )
-    finally:
-        if bar:
-            bar[0].close()
     evaluation.save(out, overwrite=True)  # the command line claimed the folder, refusing a used one without --overwrite
     summary = evaluation.summary
     if not args.quiet:

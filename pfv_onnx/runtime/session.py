@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 import importlib
 import threading
 from collections.abc import Callable, Sequence

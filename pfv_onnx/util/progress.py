@@ -63,6 +63,18 @@ def progress_bar(enabled: bool = True, unit: str = "images") -> Iterator[Callabl
             bar[0].close()
 
 
+def from_totals(update: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """A callback of the images finished so far and their total, ``(done, total)``, that passes ``update``
+    (a :func:`progress_bar` callback) what each call adds."""
+    shown = [0]
+
+    def call(done: int, total: int) -> None:
+        update(done - shown[0], total)
+        shown[0] = done
+
+    return call
+
+
 def _notebook_output() -> Any:
     """An output of the running notebook cell that can be redrawn (an IPython display handle), or ``None``
     outside a Jupyter kernel."""
